@@ -1,0 +1,134 @@
+/*
+ * buckets — the (stack, size) → counters map, in the manner of Go's
+ * buckhash: a fixed array of chain heads, chains that only ever grow at
+ * their head, and buckets that are never freed.
+ *
+ * Lookups take no lock. That is safe because a bucket is fully written
+ * (key and zeroed counters) before it is published with a release store on
+ * a chain head, and none of its key fields change afterwards; a reader that
+ * acquires the head sees a complete bucket. Inserts are serialised by
+ * insert_lock, which only protects against two threads creating the same
+ * key: the inserter looks again under the lock before publishing.
+ */
+#include "buckets.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../runtime/arena.h"
+
+/* Prime, as Go's buckHashSize: spreads the low bits of the hash. */
+#define HASH_HEADS 179999
+
+static bucket_t *_Atomic heads[HASH_HEADS];
+static bucket_t *_Atomic all_buckets;
+static pthread_mutex_t insert_lock = PTHREAD_MUTEX_INITIALIZER;
+static _Atomic uint64_t created;
+static _Atomic uint64_t dropped;
+
+static uint64_t mix(uint64_t h, uint64_t v) {
+  h ^= v + 0x9e3779b97f4a7c15ULL + (h << 6) + (h >> 2);
+  return h * 0xff51afd7ed558ccdULL;
+}
+
+static uint64_t key_hash(const uintptr_t *pcs, uint32_t n, uint64_t size) {
+  uint64_t h = mix(0, size);
+  for (uint32_t i = 0; i < n; i++)
+    h = mix(h, pcs[i]);
+  return h ^ (h >> 29);
+}
+
+static int key_equal(const bucket_t *b, uint64_t hash, const uintptr_t *pcs,
+                     uint32_t n, uint64_t size) {
+  return b->hash == hash && b->size == size && b->nframes == n &&
+         memcmp(b->pcs, pcs, n * sizeof *pcs) == 0;
+}
+
+static bucket_t *find(bucket_t *b, uint64_t hash, const uintptr_t *pcs,
+                      uint32_t n, uint64_t size) {
+  for (; b != NULL;
+       b = atomic_load_explicit(&b->next_in_chain, memory_order_acquire))
+    if (key_equal(b, hash, pcs, n, size))
+      return b;
+  return NULL;
+}
+
+static bucket_t *insert_locked(bucket_t *_Atomic *head, uint64_t hash,
+                               const uintptr_t *pcs, uint32_t n,
+                               uint64_t size) {
+  bucket_t *first = atomic_load_explicit(head, memory_order_relaxed);
+  bucket_t *b = find(first, hash, pcs, n, size);
+  if (b != NULL)
+    return b;
+  b = arena_alloc(sizeof *b + n * sizeof *pcs);
+  if (b == NULL)
+    return NULL;
+  b->hash = hash;
+  b->size = size;
+  b->nframes = n;
+  memcpy(b->pcs, pcs, n * sizeof *pcs);
+  atomic_store_explicit(&b->next_in_chain, first, memory_order_relaxed);
+  atomic_store_explicit(&b->next_in_all,
+                        atomic_load_explicit(&all_buckets, memory_order_relaxed),
+                        memory_order_relaxed);
+  atomic_store_explicit(head, b, memory_order_release);
+  atomic_store_explicit(&all_buckets, b, memory_order_release);
+  atomic_fetch_add_explicit(&created, 1, memory_order_relaxed);
+  return b;
+}
+
+bucket_t *bucket_get(const uintptr_t *pcs, uint32_t nframes, uint64_t size) {
+  if (nframes > BUCKET_MAX_FRAMES)
+    nframes = BUCKET_MAX_FRAMES;
+  uint64_t hash = key_hash(pcs, nframes, size);
+  bucket_t *_Atomic *head = &heads[hash % HASH_HEADS];
+  bucket_t *b = find(atomic_load_explicit(head, memory_order_acquire), hash,
+                     pcs, nframes, size);
+  if (b != NULL)
+    return b;
+  pthread_mutex_lock(&insert_lock);
+  b = insert_locked(head, hash, pcs, nframes, size);
+  pthread_mutex_unlock(&insert_lock);
+  if (b == NULL)
+    atomic_fetch_add_explicit(&dropped, 1, memory_order_relaxed);
+  return b;
+}
+
+size_t bucket_snapshot(bucket_count_t **out) {
+  size_t cap = atomic_load_explicit(&created, memory_order_acquire) + 64, n = 0;
+  bucket_count_t *v = malloc(cap * sizeof *v);
+  if (v == NULL)
+    return (size_t)-1;
+  bucket_t *b = atomic_load_explicit(&all_buckets, memory_order_acquire);
+  for (; b != NULL;
+       b = atomic_load_explicit(&b->next_in_all, memory_order_acquire)) {
+    if (n == cap) {
+      bucket_count_t *w = realloc(v, (cap *= 2) * sizeof *v);
+      if (w == NULL) {
+        free(v);
+        return (size_t)-1;
+      }
+      v = w;
+    }
+    /* Frees first: every free counted was preceded by its alloc, so the
+     * allocs read afterwards can only be larger. */
+    uint64_t frees = atomic_load_explicit(&b->frees, memory_order_acquire);
+    uint64_t allocs = atomic_load_explicit(&b->allocs, memory_order_relaxed);
+    v[n++] = (bucket_count_t){b, allocs, frees};
+  }
+  *out = v;
+  return n;
+}
+
+uint64_t bucket_total(void) {
+  return atomic_load_explicit(&created, memory_order_relaxed);
+}
+
+uint64_t bucket_dropped(void) {
+  return atomic_load_explicit(&dropped, memory_order_relaxed);
+}
+
+void bucket_fork_prepare(void) { pthread_mutex_lock(&insert_lock); }
+void bucket_fork_parent(void) { pthread_mutex_unlock(&insert_lock); }
+void bucket_fork_child(void) { pthread_mutex_init(&insert_lock, NULL); }

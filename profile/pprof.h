@@ -1,0 +1,38 @@
+/*
+ * pprof — turns bucket counters into a pprof Profile message shaped exactly
+ * like Go's heap profile: sample types alloc_objects/count,
+ * alloc_space/bytes, inuse_objects/count, inuse_space/bytes; period type
+ * space/bytes; one sample per bucket with a numeric label "bytes".
+ */
+#ifndef HEAPPROF_PPROF_H
+#define HEAPPROF_PPROF_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "buckets.h"
+#include "symbols.h"
+
+typedef struct pprof_options {
+  int64_t rate;           /* sampling rate the counts were taken at */
+  int allocs_view;        /* nonzero: default_sample_type = alloc_space */
+  int64_t time_nanos;     /* when the profile was taken */
+  int64_t duration_nanos; /* 0 unless a delta profile */
+  const char *const *comments;
+  size_t ncomments;
+} pprof_options_t;
+
+/* Un-sampled (objects, bytes) for `count` sampled objects of `size` bytes
+ * each, as Go's scaleHeapSample computes them. */
+void pprof_unsample(uint64_t count, uint64_t size, int64_t rate,
+                    int64_t *objects, int64_t *bytes);
+
+/*
+ * Encodes a profile of `n` bucket counts. `syms` may be NULL: locations
+ * then carry addresses only. On success returns 0 and a malloc'd buffer of
+ * the serialised (not gzipped) message; -1 when out of memory.
+ */
+int pprof_encode(const bucket_count_t *counts, size_t n, symbols_t *syms,
+                 const pprof_options_t *opt, uint8_t **out, size_t *len);
+
+#endif /* HEAPPROF_PPROF_H */

@@ -1,0 +1,223 @@
+/*
+ * config — parsing and checking the HEAPPROF_* environment.
+ *
+ * The defaults live here and nowhere else. Diagnostics are written with a
+ * single write(2) of a stack buffer: this runs inside the allocator's
+ * start-up, where stdio (which locks and allocates) is best avoided.
+ */
+#define _GNU_SOURCE
+#include "config.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include "../profile/buckets.h"
+#include "../profile/writer.h"
+
+#define DEFAULT_RATE 524288
+#define DEFAULT_OUT "heapprof.%p.%n.pb.gz"
+#define DEFAULT_SIGNAL SIGUSR2
+#define DEFAULT_DEPTH 64
+#define DEFAULT_MAX_MEM ((uint64_t)1 << 30)
+
+void config_warn(const char *fmt, ...) {
+  char line[512];
+  va_list ap;
+  va_start(ap, fmt);
+  int n = vsnprintf(line, sizeof line - 1, fmt, ap);
+  va_end(ap);
+  if (n < 0)
+    return;
+  if ((size_t)n > sizeof line - 2)
+    n = sizeof line - 2;
+  line[n] = '\n';
+  ssize_t ignored = write(STDERR_FILENO, line, (size_t)n + 1);
+  (void)ignored;
+}
+
+int config_parse_bytes(const char *s, uint64_t *out) {
+  if (s == NULL || *s < '0' || *s > '9')
+    return -1;
+  errno = 0;
+  char *end;
+  unsigned long long v = strtoull(s, &end, 10);
+  if (errno != 0)
+    return -1;
+  int shift = 0;
+  switch (*end) {
+  case 'k': case 'K': shift = 10; end++; break;
+  case 'm': case 'M': shift = 20; end++; break;
+  case 'g': case 'G': shift = 30; end++; break;
+  }
+  if (*end != '\0' || v > (UINT64_MAX >> shift) || (v << shift) > INT64_MAX)
+    return -1;
+  *out = v << shift;
+  return 0;
+}
+
+static const struct {
+  const char *name;
+  int sig;
+} signal_names[] = {
+    {"HUP", SIGHUP},   {"INT", SIGINT},   {"QUIT", SIGQUIT},
+    {"USR1", SIGUSR1}, {"USR2", SIGUSR2}, {"PIPE", SIGPIPE},
+    {"ALRM", SIGALRM}, {"TERM", SIGTERM}, {"CHLD", SIGCHLD},
+    {"CONT", SIGCONT}, {"TSTP", SIGTSTP}, {"TTIN", SIGTTIN},
+    {"TTOU", SIGTTOU}, {"URG", SIGURG},   {"XCPU", SIGXCPU},
+    {"XFSZ", SIGXFSZ}, {"VTALRM", SIGVTALRM}, {"PROF", SIGPROF},
+    {"WINCH", SIGWINCH}, {"IO", SIGIO},   {"PWR", SIGPWR},
+    {"SYS", SIGSYS},
+};
+
+static int catchable(int sig) {
+  return sig > 0 && sig < NSIG && sig != SIGKILL && sig != SIGSTOP &&
+         sig != SIGSEGV && sig != SIGBUS && sig != SIGFPE && sig != SIGILL &&
+         sig != SIGTRAP && sig != SIGABRT;
+}
+
+int config_parse_signal(const char *s, int *out) {
+  if (s == NULL || *s == '\0')
+    return -1;
+  if (strcmp(s, "0") == 0 || strcasecmp(s, "none") == 0) {
+    *out = 0;
+    return 0;
+  }
+  if (*s >= '0' && *s <= '9') {
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno != 0 || *end != '\0' || !catchable((int)v) || v >= NSIG)
+      return -1;
+    *out = (int)v;
+    return 0;
+  }
+  if (strncasecmp(s, "SIG", 3) == 0)
+    s += 3;
+  for (size_t i = 0; i < sizeof signal_names / sizeof *signal_names; i++) {
+    if (strcasecmp(s, signal_names[i].name) == 0) {
+      *out = signal_names[i].sig;
+      return 0;
+    }
+  }
+  return -1;
+}
+
+static void read_rate(hp_config_t *c) {
+  const char *v = secure_getenv("HEAPPROF_RATE");
+  uint64_t rate;
+  if (v == NULL)
+    return;
+  if (config_parse_bytes(v, &rate) == 0) {
+    c->rate = (int64_t)rate;
+    return;
+  }
+  config_warn("heapprof: HEAPPROF_RATE=\"%.64s\" is not valid: expected mean "
+              "bytes between samples (a whole number >= 0, K/M/G allowed; 1 = "
+              "every allocation, 0 = off); using %d", v, DEFAULT_RATE);
+}
+
+static void read_out(hp_config_t *c) {
+  const char *v = secure_getenv("HEAPPROF_OUT");
+  char probe[CONFIG_PATH_MAX];
+  if (v == NULL)
+    return;
+  if (*v != '\0' && strlen(v) < sizeof c->out &&
+      writer_expand(v, 1, 1, 1, probe, sizeof probe) == 0) {
+    strcpy(c->out, v);
+    c->out_set = 1;
+    return;
+  }
+  config_warn("heapprof: HEAPPROF_OUT=\"%.64s\" is not valid: expected a "
+              "non-empty path template (%%p pid, %%n sequence, %%t unix "
+              "seconds, %%%% a percent sign); using %s", v, DEFAULT_OUT);
+}
+
+static void read_signal(hp_config_t *c) {
+  const char *v = secure_getenv("HEAPPROF_SIGNAL");
+  if (v == NULL || config_parse_signal(v, &c->signal) == 0)
+    return;
+  config_warn("heapprof: HEAPPROF_SIGNAL=\"%.64s\" is not valid: expected a "
+              "catchable signal name or number (USR2, SIGUSR2, 12) or 0/none; "
+              "using USR2", v);
+}
+
+static void read_seed(hp_config_t *c) {
+  const char *v = secure_getenv("HEAPPROF_SEED");
+  char *end;
+  if (v == NULL)
+    return;
+  errno = 0;
+  unsigned long long s = strtoull(v, &end, 0);
+  if (*v >= '0' && *v <= '9' && errno == 0 && *end == '\0') {
+    c->seed = s;
+    c->seed_set = 1;
+    return;
+  }
+  config_warn("heapprof: HEAPPROF_SEED=\"%.64s\" is not valid: expected an "
+              "unsigned 64-bit number; using a random seed", v);
+}
+
+static void read_depth(hp_config_t *c) {
+  const char *v = secure_getenv("HEAPPROF_DEPTH");
+  char *end;
+  if (v == NULL)
+    return;
+  errno = 0;
+  long d = strtol(v, &end, 10);
+  if (*v >= '0' && *v <= '9' && errno == 0 && *end == '\0' && d >= 1 &&
+      d <= BUCKET_MAX_FRAMES) {
+    c->depth = (int)d;
+    return;
+  }
+  config_warn("heapprof: HEAPPROF_DEPTH=\"%.64s\" is not valid: expected a "
+              "stack depth from 1 to %d; using %d", v, BUCKET_MAX_FRAMES,
+              DEFAULT_DEPTH);
+}
+
+static void read_verbose(hp_config_t *c) {
+  const char *v = secure_getenv("HEAPPROF_VERBOSE");
+  if (v == NULL)
+    return;
+  if (strcmp(v, "0") == 0 || strcmp(v, "1") == 0) {
+    c->verbose = *v == '1';
+    return;
+  }
+  config_warn("heapprof: HEAPPROF_VERBOSE=\"%.64s\" is not valid: expected 0 "
+              "or 1; using 0", v);
+}
+
+static void read_max_mem(hp_config_t *c) {
+  const char *v = secure_getenv("HEAPPROF_MAX_MEM");
+  uint64_t bytes;
+  if (v == NULL)
+    return;
+  if (config_parse_bytes(v, &bytes) == 0 && bytes >= ((uint64_t)16 << 20)) {
+    c->max_mem = bytes;
+    return;
+  }
+  config_warn("heapprof: HEAPPROF_MAX_MEM=\"%.64s\" is not valid: expected "
+              "bytes of profiler memory, at least 16M (K/M/G allowed); using "
+              "1G", v);
+}
+
+void config_read(hp_config_t *c) {
+  memset(c, 0, sizeof *c);
+  c->rate = DEFAULT_RATE;
+  strcpy(c->out, DEFAULT_OUT);
+  c->signal = DEFAULT_SIGNAL;
+  c->depth = DEFAULT_DEPTH;
+  c->max_mem = DEFAULT_MAX_MEM;
+  read_rate(c);
+  read_out(c);
+  read_signal(c);
+  read_seed(c);
+  read_depth(c);
+  read_verbose(c);
+  read_max_mem(c);
+}

@@ -1,0 +1,44 @@
+/*
+ * config — the HEAPPROF_* environment, read once at start-up.
+ *
+ * Every variable is read with secure_getenv, so setuid/setgid and
+ * file-capability programs see none of them. A value that does not parse
+ * produces one line on stderr naming the variable and what it accepts, and
+ * the default is used; nothing here can stop the host program.
+ */
+#ifndef HEAPPROF_CONFIG_H
+#define HEAPPROF_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define CONFIG_PATH_MAX 4096
+
+typedef struct hp_config {
+  int64_t rate;                /* HEAPPROF_RATE, bytes (0 = off) */
+  char out[CONFIG_PATH_MAX];   /* HEAPPROF_OUT, a path template */
+  int out_set;                 /* HEAPPROF_OUT was given: dump at exit */
+  int signal;                  /* HEAPPROF_SIGNAL, 0 = none */
+  uint64_t seed;               /* HEAPPROF_SEED */
+  int seed_set;
+  int depth;                   /* HEAPPROF_DEPTH, frames */
+  int verbose;                 /* HEAPPROF_VERBOSE */
+  uint64_t max_mem;            /* HEAPPROF_MAX_MEM, bytes of profiler memory */
+} hp_config_t;
+
+/* Fills `c` from the environment, defaults where unset or invalid. */
+void config_read(hp_config_t *c);
+
+/* Parses a byte count: digits with an optional K, M or G suffix (powers of
+ * 1024). 0 or -1. */
+int config_parse_bytes(const char *s, uint64_t *out);
+
+/* Parses a signal: "USR2", "SIGUSR2", a number, or "0"/"none" (→ 0).
+ * Uncatchable and fault signals are refused. 0 or -1. */
+int config_parse_signal(const char *s, int *out);
+
+/* Writes one diagnostic line "heapprof: ...\n" to stderr with one write(2),
+ * without stdio or malloc. */
+void config_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+#endif /* HEAPPROF_CONFIG_H */

@@ -1,0 +1,320 @@
+/*
+ * control — start-up, the dump thread, signals, exit, fork and the API.
+ *
+ * Dumps never run in a signal handler: the handler writes one byte to a
+ * pipe and the dump thread, which has every signal blocked, does the work.
+ * dump_lock allows one dump at a time and is the only lock the dump path
+ * holds for long; it is never taken on the allocation path, and bucket
+ * counters are copied out without locks, so allocating threads are not
+ * held up by a dump. Symbolizing, encoding, compressing and writing all
+ * happen with no other profiler lock held.
+ *
+ * Every thread that runs a dump marks itself busy, so the memory the dump
+ * uses (libdw, protobuf-c, zlib) is forwarded unsampled.
+ */
+#define _GNU_SOURCE
+#include "control.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define HEAPPROF_BUILDING 1
+#include "heapprof.h"
+
+#include "../profile/buckets.h"
+#include "../profile/pprof.h"
+#include "../profile/symbols.h"
+#include "../profile/writer.h"
+#include "arena.h"
+#include "config.h"
+#include "sampled.h"
+#include "stack.h"
+#include "thread.h"
+
+_Atomic int64_t control_rate;
+_Atomic uint32_t control_epoch;
+int control_depth = 64;
+uint64_t control_seed;
+
+static hp_config_t cfg;
+static _Atomic uint64_t drops;
+static _Atomic uint64_t dump_seq;
+static pthread_mutex_t dump_lock = PTHREAD_MUTEX_INITIALIZER;
+static int wake_fds[2] = {-1, -1};
+static uint64_t forks;
+
+void control_count_drop(void) {
+  atomic_fetch_add_explicit(&drops, 1, memory_order_relaxed);
+}
+
+uint64_t control_drops(void) {
+  return atomic_load_explicit(&drops, memory_order_relaxed);
+}
+
+/* ---- making a profile ---- */
+
+static int64_t now_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* Encodes and gzips the current profile into a malloc'd buffer. */
+static int build_locked(heapprof_kind_t kind, uint8_t **gz, size_t *gzlen) {
+  bucket_count_t *counts;
+  size_t n = bucket_snapshot(&counts);
+  if (n == (size_t)-1)
+    return HEAPPROF_ENOMEM;
+  char version[64], dropped[96];
+  snprintf(version, sizeof version, "heapprof %s", HEAPPROF_VERSION_STRING);
+  uint64_t lost = control_drops() + bucket_dropped();
+  snprintf(dropped, sizeof dropped,
+           "heapprof dropped %llu samples (profiler memory cap reached)",
+           (unsigned long long)lost);
+  const char *comments[] = {version, dropped};
+  pprof_options_t opt = {
+      .rate = atomic_load(&control_rate),
+      .allocs_view = kind == HEAPPROF_ALLOCS,
+      .time_nanos = now_ns(),
+      .comments = comments,
+      .ncomments = lost > 0 ? 2 : 1,
+  };
+  symbols_t *syms = symbols_open();
+  uint8_t *raw = NULL;
+  size_t rawlen = 0;
+  int rc = pprof_encode(counts, n, syms, &opt, &raw, &rawlen);
+  free(counts);
+  if (syms != NULL)
+    symbols_close(syms);
+  if (rc != 0)
+    return HEAPPROF_ENOMEM;
+  rc = writer_gzip(raw, rawlen, gz, gzlen);
+  free(raw);
+  return rc == 0 ? 0 : HEAPPROF_ENOMEM;
+}
+
+/* Writes a profile to `path`, or to `fd` when path is NULL. */
+static int write_profile(const char *path, int fd, heapprof_kind_t kind) {
+  if (atomic_load(&control_epoch) == 0)
+    return HEAPPROF_EBUSY;
+  hp_self.busy++;
+  int saved = errno;
+  pthread_mutex_lock(&dump_lock);
+  uint8_t *gz = NULL;
+  size_t len = 0;
+  int rc = build_locked(kind, &gz, &len);
+  if (rc == 0) {
+    int w = path ? writer_write_file(path, gz, len)
+                 : writer_write_all(fd, gz, len);
+    rc = w == 0 ? 0 : HEAPPROF_EIO;
+  }
+  pthread_mutex_unlock(&dump_lock);
+  free(gz);
+  if (rc == HEAPPROF_EIO)
+    saved = errno;
+  hp_self.busy--;
+  errno = saved;
+  return rc;
+}
+
+/* Writes the next profile named by HEAPPROF_OUT; says why on failure. */
+static int dump_next(char *path_out, size_t path_len) {
+  char path[CONFIG_PATH_MAX];
+  uint64_t seq = atomic_fetch_add(&dump_seq, 1) + 1;
+  if (writer_expand(cfg.out, getpid(), seq, time(NULL), path, sizeof path))
+    return HEAPPROF_EINVAL;
+  int rc = write_profile(path, -1, HEAPPROF_HEAP);
+  if (rc == HEAPPROF_EIO)
+    config_warn("heapprof: cannot write profile %s: %s", path,
+                strerror(errno));
+  else if (rc != 0)
+    config_warn("heapprof: cannot write profile %s: %s", path,
+                heapprof_strerror(rc));
+  else if (cfg.verbose)
+    config_warn("heapprof: wrote %s", path);
+  if (path_out != NULL && path_len > 0) {
+    strncpy(path_out, path, path_len - 1);
+    path_out[path_len - 1] = '\0';
+  }
+  return rc;
+}
+
+/* ---- the dump thread and its signal ---- */
+
+static void on_signal(int sig) {
+  (void)sig;
+  int saved = errno;
+  ssize_t ignored = write(wake_fds[1], "d", 1);
+  (void)ignored;
+  errno = saved;
+}
+
+static void *dump_thread(void *arg) {
+  (void)arg;
+  hp_self.busy = 1; /* never sampled */
+  char buf[64];
+  for (;;) {
+    ssize_t r = read(wake_fds[0], buf, sizeof buf);
+    if (r > 0)
+      dump_next(NULL, 0);
+    else if (r == 0 || errno != EINTR)
+      return NULL;
+  }
+}
+
+static int start_dump_thread(void) {
+  if (pipe2(wake_fds, O_CLOEXEC) != 0)
+    return -1;
+  fcntl(wake_fds[1], F_SETFL, O_NONBLOCK);
+  sigset_t all, old;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &old);
+  pthread_t t;
+  int rc = pthread_create(&t, NULL, dump_thread, NULL);
+  pthread_sigmask(SIG_SETMASK, &old, NULL);
+  if (rc != 0)
+    return -1;
+  pthread_detach(t);
+  pthread_setname_np(t, "heapprof");
+  return 0;
+}
+
+/* Installs the dump signal unless the program already handles it. */
+static void install_signal(int sig) {
+  struct sigaction old, sa;
+  if (sig == 0 || sigaction(sig, NULL, &old) != 0)
+    return;
+  if (!(old.sa_flags & SA_SIGINFO) && old.sa_handler != SIG_DFL)
+    return;
+  if ((old.sa_flags & SA_SIGINFO) && old.sa_sigaction != NULL)
+    return;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = on_signal;
+  sa.sa_flags = SA_RESTART;
+  sigemptyset(&sa.sa_mask);
+  sigaction(sig, &sa, NULL);
+}
+
+/* ---- fork ---- */
+
+static void fork_prepare(void) {
+  pthread_mutex_lock(&dump_lock);
+  bucket_fork_prepare();
+  sampled_fork_prepare();
+  arena_fork_prepare();
+  forks++;
+}
+
+static void fork_parent(void) {
+  arena_fork_parent();
+  sampled_fork_parent();
+  bucket_fork_parent();
+  pthread_mutex_unlock(&dump_lock);
+}
+
+static void fork_child(void) {
+  arena_fork_child();
+  sampled_fork_child();
+  bucket_fork_child();
+  pthread_mutex_init(&dump_lock, NULL);
+  /* A different stream from the parent's, reproducible under a fixed seed. */
+  sampler_seed(&hp_self.rng, sampler_mix(control_seed, ~forks));
+  atomic_store(&dump_seq, 0);
+}
+
+/* ---- start and exit ---- */
+
+static uint64_t random_seed(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return sampler_mix((uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 30),
+                     (uint64_t)getpid());
+}
+
+__attribute__((constructor)) static void control_start(void) {
+  hp_self.busy++;
+  config_read(&cfg);
+  control_depth = cfg.depth;
+  control_seed = cfg.seed_set ? cfg.seed : random_seed();
+  arena_set_cap(cfg.max_mem);
+  if (cfg.rate > 0)
+    stack_init();
+  pthread_atfork(fork_prepare, fork_parent, fork_child);
+  if (cfg.signal != 0) {
+    if (start_dump_thread() == 0)
+      install_signal(cfg.signal);
+    else
+      config_warn("heapprof: cannot start the dump thread: %s; HEAPPROF_SIGNAL "
+                  "is ignored", strerror(errno));
+  }
+  atomic_store(&control_rate, cfg.rate);
+  atomic_store_explicit(&control_epoch, 1, memory_order_release);
+  if (cfg.verbose)
+    config_warn("heapprof: rate %lld, profiles to %s", (long long)cfg.rate,
+                cfg.out);
+  hp_self.busy--;
+}
+
+__attribute__((destructor)) static void control_stop(void) {
+  if (cfg.out_set && atomic_load(&control_epoch) != 0)
+    dump_next(NULL, 0);
+}
+
+/* ---- the public API ---- */
+
+HEAPPROF_EXTERN int heapprof_set_rate(long rate) {
+  if (rate < 0)
+    return HEAPPROF_EINVAL;
+  if (rate > 0 && atomic_load(&control_rate) == 0)
+    stack_init();
+  atomic_store(&control_rate, rate);
+  uint32_t e = atomic_load(&control_epoch);
+  if (e != 0) {
+    while (!atomic_compare_exchange_weak(&control_epoch, &e,
+                                         e + 1 == 0 ? 1 : e + 1))
+      ;
+    hp_self.bytes_left = 0; /* this thread redraws at its next allocation */
+  }
+  return 0;
+}
+
+HEAPPROF_EXTERN long heapprof_get_rate(void) {
+  return (long)atomic_load(&control_rate);
+}
+
+HEAPPROF_EXTERN int heapprof_write_profile(const char *path,
+                                           heapprof_kind_t kind) {
+  if (path == NULL || *path == '\0' ||
+      (kind != HEAPPROF_HEAP && kind != HEAPPROF_ALLOCS))
+    return HEAPPROF_EINVAL;
+  return write_profile(path, -1, kind);
+}
+
+HEAPPROF_EXTERN int heapprof_write_profile_fd(int fd, heapprof_kind_t kind) {
+  if (fd < 0 || (kind != HEAPPROF_HEAP && kind != HEAPPROF_ALLOCS))
+    return HEAPPROF_EINVAL;
+  return write_profile(NULL, fd, kind);
+}
+
+HEAPPROF_EXTERN int heapprof_dump(char *path_out, size_t path_len) {
+  return dump_next(path_out, path_len);
+}
+
+HEAPPROF_EXTERN const char *heapprof_strerror(int err) {
+  switch (err) {
+  case 0: return "success";
+  case HEAPPROF_EINVAL: return "invalid argument";
+  case HEAPPROF_ENOMEM: return "out of memory for the profile";
+  case HEAPPROF_EIO: return "cannot write the profile";
+  case HEAPPROF_EBUSY: return "the profiler is not started in this process";
+  case HEAPPROF_EOFF: return "profiling is off";
+  default: return "unknown heapprof error";
+  }
+}

@@ -1,0 +1,26 @@
+/*
+ * control — configuration, start-up, the dump thread and its triggers, the
+ * public API and fork handling: everything that decides *when* a profile
+ * is written and *how* the sampler is set.
+ */
+#ifndef HEAPPROF_CONTROL_H
+#define HEAPPROF_CONTROL_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+
+/* Sampling rate in bytes (0 = off); read by the slow path only. */
+extern _Atomic int64_t control_rate;
+/* Bumped whenever the rate changes: a thread whose epoch differs redraws
+ * its gap. 0 means "not started": nothing is sampled before start-up. */
+extern _Atomic uint32_t control_epoch;
+/* Maximum frames recorded per stack. */
+extern int control_depth;
+/* Per-process seed for the thread generators. */
+extern uint64_t control_seed;
+
+/* Samples that could not be recorded (profiler memory exhausted). */
+void control_count_drop(void);
+uint64_t control_drops(void);
+
+#endif /* HEAPPROF_CONTROL_H */

@@ -1,0 +1,79 @@
+/*
+ * stack — unw_backtrace with the profiler's own frames cut off.
+ *
+ * unw_backtrace is libunwind's fast tracer (it caches frame shapes per
+ * address, ~0.2 µs for a 26-frame stack here); the unw_step loop would be
+ * 70x slower and is never used on the sampling path. Our own frames are the
+ * leading ones whose address falls in this library's executable segments,
+ * learned once from dl_iterate_phdr, so the trim does not depend on how the
+ * compiler inlined the malloc wrappers.
+ */
+#define _GNU_SOURCE
+#include "stack.h"
+
+#include <link.h>
+#include <stddef.h>
+
+#define UNW_LOCAL_ONLY
+#include <libunwind.h>
+
+#include "../profile/buckets.h"
+
+#define MAX_SEGMENTS 4
+#define OWN_FRAMES_MAX 8
+
+static struct {
+  uintptr_t lo, hi;
+} own[MAX_SEGMENTS];
+static int nown;
+
+static int is_own(uintptr_t pc) {
+  for (int i = 0; i < nown; i++)
+    if (pc >= own[i].lo && pc < own[i].hi)
+      return 1;
+  return 0;
+}
+
+static int find_own(struct dl_phdr_info *info, size_t size, void *arg) {
+  (void)size;
+  uintptr_t probe = (uintptr_t)arg;
+  int mine = 0;
+  for (int i = 0; i < info->dlpi_phnum; i++) {
+    const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+    uintptr_t lo = info->dlpi_addr + ph->p_vaddr;
+    if (ph->p_type == PT_LOAD && probe >= lo && probe < lo + ph->p_memsz)
+      mine = 1;
+  }
+  if (!mine)
+    return 0;
+  for (int i = 0; i < info->dlpi_phnum && nown < MAX_SEGMENTS; i++) {
+    const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+    if (ph->p_type == PT_LOAD && (ph->p_flags & PF_X)) {
+      own[nown].lo = info->dlpi_addr + ph->p_vaddr;
+      own[nown].hi = own[nown].lo + ph->p_memsz;
+      nown++;
+    }
+  }
+  return 1;
+}
+
+void stack_init(void) {
+  if (nown == 0)
+    dl_iterate_phdr(find_own, (void *)(uintptr_t)&stack_capture);
+  uintptr_t warm[8];
+  stack_capture(warm, 8);
+}
+
+int stack_capture(uintptr_t *pcs, int max) {
+  void *raw[BUCKET_MAX_FRAMES + OWN_FRAMES_MAX];
+  if (max > BUCKET_MAX_FRAMES)
+    max = BUCKET_MAX_FRAMES;
+  int n = unw_backtrace(raw, max + OWN_FRAMES_MAX);
+  int skip = 0;
+  while (skip < n && is_own((uintptr_t)raw[skip]))
+    skip++;
+  int kept = n - skip < max ? n - skip : max;
+  for (int i = 0; i < kept; i++)
+    pcs[i] = (uintptr_t)raw[skip + i];
+  return kept;
+}

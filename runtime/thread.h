@@ -1,0 +1,24 @@
+/*
+ * thread — the allocation path's per-thread state.
+ *
+ * Initial-exec TLS: reaching it is one %fs-relative access that never calls
+ * __tls_get_addr (which may itself call malloc). The fast path touches only
+ * this block, so threads never share a written cache line.
+ */
+#ifndef HEAPPROF_THREAD_H
+#define HEAPPROF_THREAD_H
+
+#include <stdint.h>
+
+#include "sampler.h"
+
+typedef struct hp_thread {
+  int64_t bytes_left; /* bytes until this thread's next sample */
+  uint32_t busy;      /* > 0 inside the profiler: allocations not sampled */
+  uint32_t epoch;     /* the sampling epoch bytes_left was drawn in */
+  sampler_rng_t rng;
+} hp_thread_t;
+
+extern __thread hp_thread_t hp_self __attribute__((tls_model("initial-exec")));
+
+#endif /* HEAPPROF_THREAD_H */
