@@ -49,6 +49,7 @@ static _Atomic uint64_t dump_seq;
 static pthread_mutex_t dump_lock = PTHREAD_MUTEX_INITIALIZER;
 static int wake_fds[2] = {-1, -1};
 static uint64_t forks;
+static _Atomic int ever_on; /* sampling was on at some point */
 
 void control_count_drop(void) {
   atomic_fetch_add_explicit(&drops, 1, memory_order_relaxed);
@@ -247,7 +248,7 @@ __attribute__((constructor)) static void control_start(void) {
   if (cfg.rate > 0)
     stack_init();
   pthread_atfork(fork_prepare, fork_parent, fork_child);
-  if (cfg.signal != 0) {
+  if (cfg.signal != 0 && cfg.rate > 0) {
     if (start_dump_thread() == 0)
       install_signal(cfg.signal);
     else
@@ -255,6 +256,7 @@ __attribute__((constructor)) static void control_start(void) {
                   "is ignored", strerror(errno));
   }
   atomic_store(&control_rate, cfg.rate);
+  atomic_store(&ever_on, cfg.rate > 0);
   atomic_store_explicit(&control_epoch, 1, memory_order_release);
   if (cfg.verbose)
     config_warn("heapprof: rate %lld, profiles to %s", (long long)cfg.rate,
@@ -263,7 +265,9 @@ __attribute__((constructor)) static void control_start(void) {
 }
 
 __attribute__((destructor)) static void control_stop(void) {
-  if (cfg.out_set && atomic_load(&control_epoch) != 0)
+  /* HEAPPROF_RATE=0 is a pure pass-through: no file unless the program
+   * turned sampling on itself. */
+  if (cfg.out_set && atomic_load(&control_epoch) != 0 && ever_on)
     dump_next(NULL, 0);
 }
 
@@ -274,6 +278,8 @@ HEAPPROF_EXTERN int heapprof_set_rate(long rate) {
     return HEAPPROF_EINVAL;
   if (rate > 0 && atomic_load(&control_rate) == 0)
     stack_init();
+  if (rate > 0)
+    atomic_store(&ever_on, 1);
   atomic_store(&control_rate, rate);
   uint32_t e = atomic_load(&control_epoch);
   if (e != 0) {

@@ -7,6 +7,7 @@
 
 #include <dlfcn.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -40,6 +41,48 @@ static char **clean_env(void) {
   return env;
 }
 
+/* Reads all of fd into a malloc'd string. */
+static char *slurp(int fd) {
+  size_t len = 0, cap = 1 << 16;
+  char *buf = malloc(cap);
+  for (;;) {
+    if (len + 4096 > cap)
+      buf = realloc(buf, cap *= 2);
+    ssize_t r = read(fd, buf + len, cap - len - 1);
+    if (r < 0 && errno == EINTR)
+      continue;
+    if (r <= 0)
+      break;
+    len += (size_t)r;
+  }
+  buf[len] = '\0';
+  return buf;
+}
+
+int tl_run_env(char *const argv[], char *const env[], char **out, char **err) {
+  char outp[600], errp[600];
+  snprintf(outp, sizeof outp, "%s/run.out", tl_tmpdir());
+  snprintf(errp, sizeof errp, "%s/run.err", tl_tmpdir());
+  pid_t pid = fork();
+  if (pid < 0)
+    return -1;
+  if (pid == 0) {
+    freopen(outp, "w", stdout);
+    freopen(errp, "w", stderr);
+    execve(argv[0], argv, env);
+    _exit(127);
+  }
+  int status;
+  while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+    ;
+  int fo = open(outp, O_RDONLY), fe = open(errp, O_RDONLY);
+  *out = slurp(fo);
+  *err = slurp(fe);
+  close(fo);
+  close(fe);
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
 int tl_run(char *const argv[], char **out) {
   int fds[2];
   if (pipe(fds) != 0)
@@ -56,19 +99,7 @@ int tl_run(char *const argv[], char **out) {
     _exit(127);
   }
   close(fds[1]);
-  size_t len = 0, cap = 1 << 16;
-  char *buf = malloc(cap);
-  for (;;) {
-    if (len + 4096 > cap)
-      buf = realloc(buf, cap *= 2);
-    ssize_t r = read(fds[0], buf + len, cap - len - 1);
-    if (r < 0 && errno == EINTR)
-      continue;
-    if (r <= 0)
-      break;
-    len += (size_t)r;
-  }
-  buf[len] = '\0';
+  char *buf = slurp(fds[0]);
   close(fds[0]);
   int status;
   while (waitpid(pid, &status, 0) < 0 && errno == EINTR)

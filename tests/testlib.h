@@ -9,6 +9,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 #define CHECK(cond, ...)                                                       \
   do {                                                                         \
     if (!(cond))                                                               \
@@ -22,6 +26,10 @@ void tl_fail(const char *file, int line, const char *cond, const char *fmt,
  * returns its exit status (or -1) and, if `out` is given, its stdout as a
  * malloc'd string. stderr passes through. */
 int tl_run(char *const argv[], char **out);
+
+/* Runs argv with exactly `env`, capturing stdout and stderr separately
+ * (malloc'd); returns the exit status or -1. */
+int tl_run_env(char *const argv[], char *const env[], char **out, char **err);
 
 typedef struct tl_sample {
   int64_t v[4];         /* alloc_objects alloc_space inuse_objects inuse_space */
@@ -56,5 +64,9 @@ int tl_set_rate(long rate);
 
 /* A fresh directory under $TMPDIR for this test's files. */
 const char *tl_tmpdir(void);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif /* HEAPPROF_TESTLIB_H */
