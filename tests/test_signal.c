@@ -73,6 +73,9 @@ static void storm(const char *dir) {
   pthread_t t[THREADS];
   for (int i = 0; i < THREADS; i++)
     pthread_create(&t[i], NULL, churn, (void *)(uintptr_t)(i + 1));
+  /* Every profile must show the workers: let them allocate first. */
+  while (atomic_load(&rounds) < 200000)
+    sleep_ms(1);
   for (int s = 1; s <= SIGNALS; s++) {
     kill(getpid(), SIGUSR2);
     int n = wait_files(dir, s);

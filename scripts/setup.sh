@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Installs everything heapprof needs to build, test and run its demo, from
+# Debian packages. Safe to run again: it only calls apt-get when something
+# is missing. Needs root (or sudo) the first time on a fresh machine.
+set -euo pipefail
+
+packages=(
+  build-essential cmake pkg-config     # compilers and the build
+  libunwind-dev                        # stack capture (unw_backtrace)
+  libdw-dev libelf-dev                 # in-process symbolization
+  protobuf-c-compiler libprotobuf-c-dev # profile.proto → C
+  zlib1g-dev                           # gzip
+  golang-go                            # go tool pprof, used by every test
+  graphviz                             # go tool pprof -svg in the demo
+  python3                              # a real program the tests run under the profiler
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
+    missing+=("$p")
+done
+
+if ((${#missing[@]})); then
+  echo "setup: installing ${missing[*]}"
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  export DEBIAN_FRONTEND=noninteractive
+  $sudo apt-get update -qq
+  $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" </dev/null
+fi
+
+for tool in cmake cc c++ protoc-c go dot; do
+  command -v "$tool" >/dev/null || { echo "setup: $tool is still missing" >&2; exit 1; }
+done
