@@ -20,6 +20,10 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <time.h>
+#include <unistd.h>
+
+static void fail(int line, const char *fmt, ...)
+    __attribute__((noreturn, format(printf, 2, 3)));
 
 static void fail(int line, const char *fmt, ...) {
   va_list ap;
@@ -407,6 +411,35 @@ static void run_weak(const kind_t *kind) {
   model_free(&md);
 }
 
+/* The second growth trigger: keys move from chain to chain (fill one
+ * hash class, delete it, fill the next), so emptied overflow buckets pile
+ * up while len never passes 400, which 2^6 buckets hold at load 6.5. The
+ * map must still double, on "too many overflow buckets". */
+static void run_overflow_growth(const kind_t *weak) {
+  const size_t n = 400;
+  gomap_t *m = gomap_new(&weak->type, 0);
+  CHECK(m != NULL, "overflow growth: gomap_new");
+  unsigned char key[8];
+  for (size_t round = 0; round < 8; round++) {
+    size_t first = 4 * n * round + round % 4; /* id % 4 picks the class */
+    for (size_t id = first; id < first + 4 * n; id += 4) {
+      weak->make_key(id, 0, key);
+      CHECK(gomap_insert(m, key, &id) == 0, "overflow growth: insert");
+    }
+    CHECK(gomap_len(m) == n, "overflow growth: len %zu", gomap_len(m));
+    for (size_t id = first; id < first + 4 * n; id += 4) {
+      weak->make_key(id, 0, key);
+      size_t *v = gomap_lookup(m, key);
+      CHECK(v != NULL && *v == id, "overflow growth: id %zu", id);
+      CHECK(gomap_delete(m, key), "overflow growth: delete %zu", id);
+    }
+  }
+  gomap_stats_t s = stats_of(m);
+  CHECK(s.lg_buckets > 6, "overflow growth: still B=%u", s.lg_buckets);
+  printf("overflow-trigger: len <= %zu, B grew to %u: ok\n", n, s.lg_buckets);
+  gomap_free(m);
+}
+
 /* The showcase: 1,000,000 uint64 -> uint64 entries, all deleted, then a
  * rebuild. Prints the figures. */
 static void run_showcase(void) {
@@ -538,7 +571,7 @@ static size_t vm_bytes(void) {
   unsigned long pages = 0;
   CHECK(fscanf(f, "%lu", &pages) == 1, "cannot read /proc/self/statm");
   fclose(f);
-  return pages * 4096;
+  return pages * (size_t)sysconf(_SC_PAGESIZE);
 }
 
 static void check_keys(gomap_t *m, uint64_t lo, uint64_t hi) {
@@ -563,6 +596,7 @@ static void run_enomem(void) {
   CHECK(getrlimit(RLIMIT_AS, &saved) == 0, "getrlimit");
   capped = saved;
   capped.rlim_cur = vm_bytes() + (8u << 20);
+  CHECK(capped.rlim_cur <= saved.rlim_max, "RLIMIT_AS hard limit too low");
   CHECK(setrlimit(RLIMIT_AS, &capped) == 0, "setrlimit");
   uint64_t n = 0;
   int rc = 0;
@@ -604,6 +638,7 @@ int main(void) {
                   gomap_equal_u64},
                  3000, 1, u64_key, u64_id};
   run_weak(&weak);
+  run_overflow_growth(&weak);
 
   for (int c = 0; c < 2; c++) {
     free(strs[c]);
