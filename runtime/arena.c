@@ -16,6 +16,9 @@
 #include <sys/mman.h>
 
 #define CHUNK_BYTES ((size_t)1 << 20)
+/* Cache-line alignment: counters of two buckets never share a line, and
+ * the low 6 bits of a bucket's address are free for sampled.c's header. */
+#define ARENA_ALIGN 64
 
 static pthread_mutex_t chunk_lock = PTHREAD_MUTEX_INITIALIZER;
 /* Protected by chunk_lock: the unused tail of the current chunk. */
@@ -61,7 +64,7 @@ void arena_unmap(void *p, size_t bytes) {
 }
 
 void *arena_alloc(size_t bytes) {
-  bytes = (bytes + 15) & ~(size_t)15;
+  bytes = (bytes + ARENA_ALIGN - 1) & ~(size_t)(ARENA_ALIGN - 1);
   if (bytes > CHUNK_BYTES / 4)
     return arena_map(bytes); /* big and rare: a map of its own */
   pthread_mutex_lock(&chunk_lock);

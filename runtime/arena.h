@@ -9,7 +9,7 @@
 #include <stddef.h>
 
 /*
- * Permanent memory: 16-byte aligned, zeroed, never freed (buckets live
+ * Permanent memory: 64-byte aligned, zeroed, never freed (buckets live
  * forever). NULL once the cap would be exceeded.
  */
 void *arena_alloc(size_t bytes);

@@ -208,21 +208,18 @@ static void install_signal(int sig) {
 static void fork_prepare(void) {
   pthread_mutex_lock(&dump_lock);
   bucket_fork_prepare();
-  sampled_fork_prepare();
   arena_fork_prepare();
   forks++;
 }
 
 static void fork_parent(void) {
   arena_fork_parent();
-  sampled_fork_parent();
   bucket_fork_parent();
   pthread_mutex_unlock(&dump_lock);
 }
 
 static void fork_child(void) {
   arena_fork_child();
-  sampled_fork_child();
   bucket_fork_child();
   pthread_mutex_init(&dump_lock, NULL);
   /* A different stream from the parent's, reproducible under a fixed seed. */

@@ -1,18 +1,21 @@
 /*
  * interpose — the malloc family, forwarded to the next allocator.
  *
- * Each entry point calls the next allocator in link order (glibc, or a
- * jemalloc/tcmalloc loaded after us) and then spends one compare and one
- * subtract on the thread's sample countdown; only when an allocation
- * reaches the countdown's end does it leave for the out-of-line slow path,
- * which captures the stack and records the block. free() asks the sampled
- * map whether a block was sampled (two loads, no lock) before anything else.
+ * Each entry point spends one compare and one subtract on the thread's
+ * sample countdown and tail-calls the next allocator in link order (glibc,
+ * or a jemalloc/tcmalloc loaded after us). Only an allocation that reaches
+ * the countdown's end leaves for the out-of-line slow path, which decides
+ * whether to sample it and, if so, allocates it with a header and records
+ * it (sampled.h). free() reads the word below the pointer — on the cache
+ * line the next allocator's free reads anyway — and leaves the fast path
+ * only when it holds the block's tag.
  *
  * Bootstrap: `next` starts out pointing at stubs that resolve the real
  * functions with dlsym(RTLD_NEXT). dlsym itself may call calloc/malloc;
- * those recursive calls are served from a static buffer whose blocks are
- * recognised by address in free, realloc and malloc_usable_size and never
- * handed to the next allocator.
+ * those recursive calls are served from a static buffer. Its blocks carry
+ * the sampled tag (never the map bit), so free, realloc and
+ * malloc_usable_size send them to the slow path, which recognises them by
+ * address and never hands them to the next allocator.
  *
  * Reentrancy: while hp_self.busy is set (inside the slow path, the dump
  * thread, the API), allocations are forwarded and never sampled, so memory
@@ -25,6 +28,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/auxv.h>
 #include <unistd.h>
 
 #include "../profile/buckets.h"
@@ -72,8 +76,11 @@ static void *boot_alloc(size_t n, size_t align) {
       return NULL;
     }
   } while (!atomic_compare_exchange_weak(&boot_used, &used, end));
-  memcpy(boot_buf + start - sizeof n, &n, sizeof n);
-  return boot_buf + start; /* the buffer is zero and never reused */
+  char *p = boot_buf + start; /* the buffer is zero and never reused */
+  memcpy(p - sizeof n, &n, sizeof n);
+  uint64_t tag = sampled_tag((uintptr_t)p); /* route frees to the slow path */
+  memcpy(p - 2 * sizeof n, &tag, sizeof tag);
+  return p;
 }
 
 static size_t boot_size(const void *p) {
@@ -126,6 +133,14 @@ extern void __libc_free(void *);
 static SLOW void resolve(void) {
   int saved = errno;
   resolving = 1;
+  /* The tag key comes from the kernel's AT_RANDOM bytes: no syscall, and
+   * set before the first bootstrap block is tagged with it. */
+  uint64_t key;
+  const void *random16 = (const void *)getauxval(AT_RANDOM);
+  if (random16 != NULL) {
+    memcpy(&key, (const char *)random16 + 8, sizeof key);
+    sampled_init(key);
+  }
   next.calloc = lookup("calloc", __libc_calloc);
   next.realloc = lookup("realloc", __libc_realloc);
   next.posix_memalign = lookup("posix_memalign", NULL);
@@ -208,39 +223,26 @@ static SLOW size_t stub_malloc_usable_size(void *p) {
   return next.malloc_usable_size ? next.malloc_usable_size(p) : 0;
 }
 
-/* ---- the sampled slow paths ---- */
+/* ---- deciding and recording samples ---- */
 
 static _Atomic uint64_t thread_streams;
-
-/* Records `p`, just allocated with `n` bytes, as a sample. */
-static void record_alloc(void *p, size_t n) {
-  uintptr_t pcs[BUCKET_MAX_FRAMES];
-  int nframes = stack_capture(pcs, control_depth);
-  bucket_t *b = bucket_get(pcs, (uint32_t)nframes, n);
-  if (b == NULL || sampled_add(p, b) != 0) {
-    control_count_drop();
-    return;
-  }
-  bucket_note_alloc(b);
-}
 
 static uint64_t draw(hp_thread_t *t, int64_t rate) {
   return rate > 0 ? (uint64_t)sampler_gap(&t->rng, rate) : OFF_RECHECK_BYTES;
 }
 
 /*
- * Reached when an allocation of `n` bytes ran the countdown out (or the
- * thread has not drawn a gap in the current epoch). Returns `p`.
+ * Called when an allocation of `n` bytes ran the countdown out (or the
+ * thread has not drawn a gap in the current epoch): true if it is to be
+ * sampled. Either way the countdown is set for the next allocation.
  */
-static SLOW void *sample_slow(hp_thread_t *t, void *p, size_t n) {
+static SLOW int should_sample(hp_thread_t *t, size_t n) {
   if (t->busy) /* the countdown is left as it was: not ours to spend */
-    return p;
+    return 0;
   uint32_t epoch = atomic_load_explicit(&control_epoch, memory_order_acquire);
   if (epoch == 0) /* not started: look again at the next allocation */
-    return p;
-  int saved = errno;
+    return 0;
   int64_t rate = atomic_load_explicit(&control_rate, memory_order_relaxed);
-  t->busy++;
   if (t->epoch != epoch) {
     if (t->epoch == 0)
       sampler_seed(&t->rng, sampler_mix(control_seed,
@@ -249,52 +251,135 @@ static SLOW void *sample_slow(hp_thread_t *t, void *p, size_t n) {
     uint64_t gap = draw(t, rate);
     if (rate == 0 || n < gap) { /* the new gap does not end here */
       t->bytes_left = gap - (rate == 0 ? 0 : n);
-      goto out;
+      return 0;
     }
   }
-  if (rate > 0 && p != NULL)
-    record_alloc(p, n);
   t->bytes_left = draw(t, rate);
-out:
+  return rate > 0;
+}
+
+/* The bucket for a sampled allocation of `size` bytes made here. */
+static bucket_t *bucket_here(size_t size) {
+  uintptr_t pcs[BUCKET_MAX_FRAMES];
+  int nframes = stack_capture(pcs, control_depth);
+  return bucket_get(pcs, (uint32_t)nframes, size);
+}
+
+/* Marks `raw` + `align` as a sampled block of `b`; NULL (nothing marked)
+ * if the sampled map has no memory. */
+static void *mark(void *raw, size_t align, bucket_t *b) {
+  char *p = (char *)raw + align;
+  if (sampled_mark(p, b, (unsigned)__builtin_ctzl(align) - 4) != 0)
+    return NULL;
+  bucket_note_alloc(b);
+  return p;
+}
+
+enum raw_kind { RAW_MALLOC, RAW_CALLOC, RAW_ALIGNED };
+
+static void *raw_alloc(enum raw_kind how, size_t align, size_t total) {
+  void *raw = NULL;
+  switch (how) {
+  case RAW_MALLOC: return next.malloc(total);
+  case RAW_CALLOC: return next.calloc(1, total);
+  case RAW_ALIGNED: return next.posix_memalign(&raw, align, total) ? NULL : raw;
+  }
+  return NULL;
+}
+
+/*
+ * Allocates a sampled block: `size` bytes as the program asked (the bucket
+ * key), `alloc` bytes usable, aligned to `align` (a power of two ≥ 16),
+ * with its header below. NULL means nothing was allocated or recorded (the
+ * drop is counted when the profiler was short of memory): the caller then
+ * makes the ordinary allocation, so results and errno are the allocator's.
+ */
+static SLOW void *sampled_alloc(size_t size, size_t alloc, size_t align,
+                                enum raw_kind how) {
+  size_t total;
+  if (__builtin_add_overflow(alloc, align, &total))
+    return NULL;
+  hp_thread_t *t = &hp_self;
+  int saved = errno;
+  void *p = NULL;
+  t->busy++;
+  bucket_t *b = bucket_here(size);
+  void *raw = b != NULL ? raw_alloc(how, align, total) : NULL;
+  if (raw != NULL && (p = mark(raw, align, b)) == NULL)
+    next.free(raw);
+  if (b == NULL || (raw != NULL && p == NULL))
+    control_count_drop();
   t->busy--;
   errno = saved;
   return p;
 }
 
-/* Accounts one allocation of `n` bytes at `p` against the countdown. */
-static inline void *account(void *p, size_t n) {
-  hp_thread_t *t = &hp_self;
-  uint64_t left = t->bytes_left;
-  if (likely(n < left)) {
-    t->bytes_left = left - n;
-    return p;
-  }
-  return sample_slow(t, p, n);
-}
-
-static SLOW void free_slow(void *p) {
-  int saved = errno;
-  bucket_t *b = sampled_take(p);
-  if (b != NULL)
-    bucket_note_free(b);
-  next.free(p);
-  errno = saved;
+/* Frees live sampled block `p`: record first, then the allocator. */
+static void sampled_free(void *p) {
+  size_t offset;
+  bucket_t *b = sampled_unmark(p, &offset);
+  bucket_note_free(b);
+  next.free((char *)p - offset);
 }
 
 /* ---- the exported family ---- */
 
-EXPORT void *malloc(size_t n) { return account(next.malloc(n), n); }
+/* Charges `n` bytes to the countdown; false when they reach its end. */
+static inline int charge(hp_thread_t *t, size_t n) {
+  uint64_t left = t->bytes_left;
+  if (likely(n < left)) {
+    t->bytes_left = left - n;
+    return 1;
+  }
+  return 0;
+}
+
+static SLOW void *malloc_slow(size_t n) {
+  void *p;
+  if (should_sample(&hp_self, n) &&
+      (p = sampled_alloc(n, n, SAMPLED_HEADER, RAW_MALLOC)) != NULL)
+    return p;
+  return next.malloc(n);
+}
+
+EXPORT void *malloc(size_t n) {
+  if (likely(charge(&hp_self, n)))
+    return next.malloc(n);
+  return malloc_slow(n);
+}
+
+static SLOW void free_slow(void *p) {
+  int saved = errno;
+  if (boot_owns(p))
+    ; /* a bootstrap block: never given to the next allocator */
+  else if (sampled_is(p))
+    sampled_free(p);
+  else
+    next.free(p);
+  errno = saved;
+}
 
 EXPORT void free(void *p) {
   if (unlikely(sampled_maybe(p)))
     free_slow(p);
-  else if (likely(!boot_owns(p)))
+  else
     next.free(p);
 }
 
+static SLOW void *calloc_slow(size_t c, size_t n) {
+  size_t bytes;
+  void *p;
+  if (!__builtin_mul_overflow(c, n, &bytes) && should_sample(&hp_self, bytes) &&
+      (p = sampled_alloc(bytes, bytes, SAMPLED_HEADER, RAW_CALLOC)) != NULL)
+    return p;
+  return next.calloc(c, n);
+}
+
 EXPORT void *calloc(size_t c, size_t n) {
-  void *p = next.calloc(c, n);
-  return p != NULL ? account(p, c * n) : p;
+  size_t bytes;
+  if (likely(!__builtin_mul_overflow(c, n, &bytes) && charge(&hp_self, bytes)))
+    return next.calloc(c, n);
+  return calloc_slow(c, n);
 }
 
 static SLOW void *boot_realloc(void *p, size_t n) {
@@ -306,28 +391,81 @@ static SLOW void *boot_realloc(void *p, size_t n) {
   return q;
 }
 
-/* Settles the record of sampled block `p` after next.realloc returned `q`:
- * the old block is gone unless realloc failed (then `p` is untouched). */
-static SLOW void realloc_settle(void *p, void *q, size_t n, bucket_t *b) {
-  int saved = errno;
-  if (q == NULL && n != 0 && sampled_add(p, b) == 0) {
-    errno = saved;
-    return; /* failed: p lives on, recorded again */
+/* Moves a block to a new allocation `q` (NULL: failed, `p` untouched). */
+static void *move(void *p, size_t old, void *q, size_t n, int p_sampled) {
+  if (q == NULL || p == NULL)
+    return q;
+  memcpy(q, p, old < n ? old : n);
+  if (p_sampled)
+    sampled_free(p);
+  else
+    next.free(p);
+  return q;
+}
+
+/* Grows or shrinks sampled block `p` in place-capable next.realloc, as a
+ * new sample of `b`. NULL: failed, `p` still recorded and untouched. */
+static void *realloc_sampled(void *p, size_t n, bucket_t *b) {
+  size_t offset;
+  bucket_t *old = sampled_unmark(p, &offset);
+  char *raw = next.realloc((char *)p - offset, n + SAMPLED_HEADER);
+  if (raw == NULL) {
+    sampled_mark(p, old, 0); /* the region exists: this cannot fail */
+    return NULL;
   }
-  bucket_note_free(b);
-  errno = saved;
+  bucket_note_free(old);
+  void *q = mark(raw, SAMPLED_HEADER, b);
+  if (q == NULL) { /* cannot record: hand it out as an ordinary block */
+    memmove(raw, raw + SAMPLED_HEADER, n);
+    control_count_drop();
+    return raw;
+  }
+  return q;
+}
+
+/* realloc when the old block may be sampled or the new one is to be. */
+static SLOW void *realloc_slow(void *p, size_t n) {
+  if (boot_owns(p))
+    return boot_realloc(p, n);
+  hp_thread_t *t = &hp_self;
+  int saved = errno, old_sampled = p != NULL && sampled_is(p);
+  int new_sampled = !charge(t, n) && n != 0 && should_sample(t, n) &&
+                    n <= SIZE_MAX - 4096;
+  size_t offset = 0, old_size = 0;
+  if (old_sampled)
+    old_size = sampled_peek(p, &offset)->size;
+  void *q = NULL;
+  if (new_sampled && old_sampled && offset == SAMPLED_HEADER) {
+    t->busy++;
+    bucket_t *b = bucket_here(n);
+    t->busy--;
+    errno = saved;
+    if (b != NULL)
+      return realloc_sampled(p, n, b);
+    control_count_drop();
+  } else if (new_sampled) {
+    q = sampled_alloc(n, n, SAMPLED_HEADER, RAW_MALLOC);
+  }
+  if (q != NULL) /* into a new sampled block */
+    return move(p, old_sampled ? old_size : p ? next.malloc_usable_size(p) : 0,
+                q, n, old_sampled);
+  if (!old_sampled)
+    return next.realloc(p, n);
+  if (n == 0) { /* the allocator's realloc(p, 0), on the raw block */
+    bucket_note_free(sampled_unmark(p, &offset));
+    return next.realloc((char *)p - offset, 0);
+  }
+  return move(p, old_size, next.malloc(n), n, 1);
 }
 
 EXPORT void *realloc(void *p, size_t n) {
-  if (unlikely(boot_owns(p)))
-    return boot_realloc(p, n);
-  bucket_t *old = NULL;
-  if (unlikely(sampled_maybe(p)))
-    old = sampled_take(p);
-  void *q = next.realloc(p, n);
-  if (unlikely(old != NULL))
-    realloc_settle(p, q, n, old);
-  return q != NULL ? account(q, n) : q;
+  hp_thread_t *t = &hp_self;
+  uint64_t left = t->bytes_left;
+  if (likely(n < left && !sampled_maybe(p))) {
+    t->bytes_left = left - n;
+    return next.realloc(p, n);
+  }
+  return realloc_slow(p, n);
 }
 
 EXPORT void *reallocarray(void *p, size_t c, size_t n) {
@@ -339,35 +477,71 @@ EXPORT void *reallocarray(void *p, size_t c, size_t n) {
   return realloc(p, bytes);
 }
 
+/* A sampled aligned block, or NULL for the ordinary path. `align` must be a
+ * power of two; anything else is left to the allocator to judge. */
+static SLOW void *aligned_slow(size_t align, size_t size, size_t alloc) {
+  if (align == 0 || (align & (align - 1)) != 0 || align > ((size_t)1 << 40) ||
+      !should_sample(&hp_self, size))
+    return NULL;
+  return sampled_alloc(size, alloc, align < SAMPLED_HEADER ? SAMPLED_HEADER : align,
+                       RAW_ALIGNED);
+}
+
 EXPORT int posix_memalign(void **out, size_t align, size_t n) {
-  int rc = next.posix_memalign(out, align, n);
-  if (rc == 0)
-    account(*out, n);
-  return rc;
+  void *p;
+  if (unlikely(!charge(&hp_self, n)) && align % sizeof(void *) == 0 &&
+      (p = aligned_slow(align, n, n)) != NULL) {
+    *out = p;
+    return 0;
+  }
+  return next.posix_memalign(out, align, n);
 }
 
 EXPORT void *aligned_alloc(size_t align, size_t n) {
-  void *p = next.aligned_alloc(align, n);
-  return p != NULL ? account(p, n) : p;
+  void *p;
+  if (unlikely(!charge(&hp_self, n)) && (p = aligned_slow(align, n, n)) != NULL)
+    return p;
+  return next.aligned_alloc(align, n);
 }
 
 EXPORT void *memalign(size_t align, size_t n) {
-  void *p = next.memalign(align, n);
-  return p != NULL ? account(p, n) : p;
+  void *p;
+  if (unlikely(!charge(&hp_self, n)) && (p = aligned_slow(align, n, n)) != NULL)
+    return p;
+  return next.memalign(align, n);
 }
 
+static size_t page_size(void) { return (size_t)sysconf(_SC_PAGESIZE); }
+
 EXPORT void *valloc(size_t n) {
-  void *p = next.valloc(n);
-  return p != NULL ? account(p, n) : p;
+  void *p;
+  if (unlikely(!charge(&hp_self, n)) &&
+      (p = aligned_slow(page_size(), n, n)) != NULL)
+    return p;
+  return next.valloc(n);
 }
 
 EXPORT void *pvalloc(size_t n) {
-  void *p = next.pvalloc(n);
-  return p != NULL ? account(p, n) : p;
+  void *p;
+  size_t page = page_size(), rounded = n == 0 ? page : (n + page - 1) & ~(page - 1);
+  if (unlikely(!charge(&hp_self, n)) && rounded >= n &&
+      (p = aligned_slow(page, n, rounded)) != NULL)
+    return p;
+  return next.pvalloc(n);
+}
+
+static SLOW size_t usable_slow(void *p) {
+  size_t offset;
+  if (boot_owns(p))
+    return boot_size(p);
+  if (!sampled_is(p))
+    return next.malloc_usable_size(p);
+  sampled_peek(p, &offset);
+  return next.malloc_usable_size((char *)p - offset) - offset;
 }
 
 EXPORT size_t malloc_usable_size(void *p) {
-  if (unlikely(boot_owns(p)))
-    return boot_size(p);
+  if (unlikely(sampled_maybe(p)))
+    return usable_slow(p);
   return next.malloc_usable_size(p);
 }

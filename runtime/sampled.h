@@ -1,65 +1,71 @@
 /*
- * sampled — which live blocks were sampled, and the bucket each belongs to.
+ * sampled — how a sampled block is laid out, recorded and recognised.
  *
- * Invariant: a sampled block has exactly one record from its allocation
- * until its free, and its bit in the sampled map is set exactly while the
- * record exists. The record is removed, and the bit cleared, before the
- * underlying allocator sees the free, so an address handed out again is
- * never mistaken for the old block.
+ * A sampled block is allocated `offset` bytes larger than asked (16, or the
+ * requested alignment when that is larger) and handed out at raw + offset,
+ * with a 16-byte header just below the pointer:
  *
- * free() asks sampled_maybe() first: two dependent loads, no lock, no hash.
- * Only a set bit leads to the locked record table.
+ *     p[-2]  tag: a keyed hash of p's address (random key per process)
+ *     p[-1]  the block's bucket | lg(offset / 16) in the low 6 bits
+ *
+ * Invariant: a sampled block's header is intact and its bit in the sampled
+ * map is set exactly from its allocation until its free; both are cleared
+ * before the underlying allocator sees the free, so an address handed out
+ * again is never mistaken for the old block. The header is the block's one
+ * record.
+ *
+ * free() asks sampled_maybe() first. For an unsampled block, p[-2] is the
+ * underlying allocator's own chunk header (glibc's prev_size), on the cache
+ * line its free is about to read anyway: the check costs no extra memory
+ * access. A matching tag is only a hint — user data can match by chance —
+ * and the map confirms it exactly. Pointers in the first 16 bytes of a page
+ * are never read below (the page before may be unmapped); the map answers
+ * for them directly.
  */
 #ifndef HEAPPROF_SAMPLED_H
 #define HEAPPROF_SAMPLED_H
 
-#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "../profile/buckets.h"
 
-/*
- * The sampled map: one bit per 8-byte granule of the 47-bit user address
- * space (malloc results are at least 8-byte aligned, so two live blocks
- * never share a granule). Level one has an entry per 128 MiB region; level
- * two is a 2 MiB bitmap per region, mapped when the first sampled block
- * lands in the region and kept; its untouched pages cost no memory.
- */
-#define SAMPLED_REGION_SHIFT 27
-#define SAMPLED_REGIONS ((size_t)1 << (47 - SAMPLED_REGION_SHIFT))
-#define SAMPLED_GRANULE_SHIFT 3
+#define SAMPLED_HEADER 16
+#define SAMPLED_PAGE 4096
 
-extern _Atomic(uint64_t *) sampled_regions[SAMPLED_REGIONS];
+extern uint64_t sampled_key;
 
-/* True if `p` may be a sampled block (false: certainly not). */
-static inline int sampled_maybe(const void *p) {
-  uintptr_t a = (uintptr_t)p;
-  size_t region = a >> SAMPLED_REGION_SHIFT;
-  if (__builtin_expect(region >= SAMPLED_REGIONS, 0))
-    return 1; /* beyond the map: let the table decide */
-  uint64_t *bits =
-      atomic_load_explicit(&sampled_regions[region], memory_order_acquire);
-  if (bits == NULL)
-    return 0;
-  size_t bit = (a & (((uintptr_t)1 << SAMPLED_REGION_SHIFT) - 1)) >>
-               SAMPLED_GRANULE_SHIFT;
-  uint64_t word = atomic_load_explicit((_Atomic uint64_t *)&bits[bit >> 6],
-                                       memory_order_relaxed);
-  return (word >> (bit & 63)) & 1;
+static inline uint64_t sampled_tag(uintptr_t a) {
+  return (a * 0x9e3779b97f4a7c15ULL) ^ sampled_key;
 }
 
-/* Records `p` as a live sampled block of `b`. -1 if out of memory. */
-int sampled_add(void *p, bucket_t *b);
+/* False: `p` is certainly not a sampled block. True: ask sampled_is(). */
+static inline int sampled_maybe(const void *p) {
+  uintptr_t a = (uintptr_t)p;
+  if (__builtin_expect((a & (SAMPLED_PAGE - 1)) >= SAMPLED_HEADER, 1))
+    return ((const uint64_t *)p)[-2] == sampled_tag(a);
+  return a != 0;
+}
 
-/* Removes and returns the record of `p`; NULL if `p` has none. */
-bucket_t *sampled_take(void *p);
+/* Sets the per-process tag key. Once, before the first sample. */
+void sampled_init(uint64_t key);
+
+/* Exactly whether `p` is a live sampled block. */
+int sampled_is(const void *p);
+
+/* Writes the header of new sampled block `p` (raw allocation at p - offset,
+ * offset = 16 << lg_offset) and sets its bit. -1 if the map has no memory:
+ * the block then stays an ordinary one and the caller undoes the offset. */
+int sampled_mark(void *p, bucket_t *b, unsigned lg_offset);
+
+/* Clears the bit and header of live sampled block `p`; returns its bucket
+ * and the distance from the raw allocation to p. */
+bucket_t *sampled_unmark(void *p, size_t *offset);
+
+/* The bucket and offset of live sampled block `p`, leaving it recorded. */
+bucket_t *sampled_peek(const void *p, size_t *offset);
 
 /* The number of live sampled blocks. */
 size_t sampled_live(void);
-
-void sampled_fork_prepare(void);
-void sampled_fork_parent(void);
-void sampled_fork_child(void);
 
 #endif /* HEAPPROF_SAMPLED_H */
