@@ -20,11 +20,14 @@ static double now(void) {
   return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
 }
 
+/* A volatile pointer: without it the compiler deletes malloc/free pairs. */
+static void *volatile sink;
+
 static __attribute__((noipa)) double leaf(void) {
   double a = now();
   for (int i = 0; i < N; i++) {
-    void *p = malloc(64 + (size_t)(i & 7) * 8);
-    free(p);
+    sink = malloc(64 + (size_t)(i & 7) * 8);
+    free(sink);
   }
   return (now() - a) / N * 1e9;
 }
