@@ -934,9 +934,27 @@ static void source_line(symbols_t *s, Dwfl_Module *dwmod, Dwarf_Addr addr,
   out->file = intern_path(s, dwfl_line_comp_dir(row), file);
   out->line = out->file && line > 0 ? line : 0;
 }
+/* A symbol name without its ELF symbol version ("__libc_start_main@@GLIBC_2.34"
+ * → "__libc_start_main"): the version is linker detail that only clutters
+ * a profile. The result lives in a static buffer until the next call. */
+static const char *unversioned(const char *name) {
+  static char buf[512];
+  const char *at = name ? strchr(name, '@') : NULL;
+  if (at == NULL || at == name || (size_t)(at - name) >= sizeof buf)
+    return name;
+  memcpy(buf, name, (size_t)(at - name));
+  buf[at - name] = '\0';
+  return buf;
+}
+
 
 static void resolve(symbols_t *s, uint64_t addr, symbols_frame_t *out) {
   out->mapping = mapping_index(s, addr);
+  /* Code outside every file-backed executable mapping (JIT, anonymous
+   * pages in a hole inside a module's address range) is nobody's: libdwfl
+   * would name it after the module whose range spans the hole. */
+  if (out->mapping < 0)
+    return;
   Dwfl_Module *dwmod = dwfl_addrmodule(s->dwfl, addr);
   void **userdata;
   if (dwmod == NULL ||
@@ -945,7 +963,7 @@ static void resolve(symbols_t *s, uint64_t addr, symbols_frame_t *out) {
   struct module *mod = *userdata;
   if (!mod->symbols_indexed)
     index_symbols(mod, dwmod);
-  out->function = intern(&s->strings, function_at(mod, addr));
+  out->function = intern(&s->strings, unversioned(function_at(mod, addr)));
   source_line(s, dwmod, addr, out);
 }
 

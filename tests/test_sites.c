@@ -104,8 +104,12 @@ static void run_exact(const char *path) {
   expect(&p, "site_realloc", 11, 16 + 32 * 1023, 1, 16384);
   expect(&p, "site_aligned", 10, 25600, 10, 25600);
   expect(&p, "site_partly", 200, 60000, 50, 15000);
-  for (size_t i = 0; i < p.nsamples; i++)
+  for (size_t i = 0; i < p.nsamples; i++) {
     CHECK(p.samples[i].bytes >= 0, "sample %zu has no bytes label", i);
+    for (size_t j = 0; j < p.samples[i].nlocs; j++)
+      CHECK(strchr(p.samples[i].funcs[j], '@') == NULL,
+            "symbol version left in a name: %s", p.samples[i].funcs[j]);
+  }
   tl_free_profile(&p);
   sink = grown;
 }
