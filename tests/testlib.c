@@ -210,7 +210,11 @@ void tl_read_profile(const char *path, tl_profile_t *p) {
   p->nsamples = npend;
   free(pend);
   free(text);
-  /* location names are kept alive with the profile (small, test-only) */
+  p->names = malloc((nlocs + 1) * sizeof *p->names);
+  for (size_t i = 0; i < nlocs; i++)
+    p->names[i] = locs[i].func; /* the samples point at these */
+  p->nnames = nlocs;
+  free(locs);
 }
 
 size_t tl_site(const tl_profile_t *p, const char *func, int64_t v[4]) {
@@ -249,6 +253,9 @@ void tl_free_profile(tl_profile_t *p) {
     free(p->samples[i].funcs);
   free(p->samples);
   free(p->raw);
+  for (size_t i = 0; i < p->nnames; i++)
+    free(p->names[i]);
+  free(p->names);
   memset(p, 0, sizeof *p);
 }
 

@@ -43,6 +43,8 @@ typedef struct tl_profile {
   size_t nsamples;
   int64_t period;
   char *raw;            /* the whole -raw text */
+  char **names;         /* location function names (owned) */
+  size_t nnames;
 } tl_profile_t;
 
 /* Reads `path` with `go tool pprof -raw`; aborts the test if pprof fails. */
