@@ -36,6 +36,7 @@
 #include "config.h"
 #include "sampled.h"
 #include "stack.h"
+#include "stats.h"
 #include "thread.h"
 
 _Atomic int64_t control_rate;
@@ -101,10 +102,14 @@ static int build_locked(heapprof_kind_t kind, uint8_t **gz, size_t *gzlen) {
   return rc == 0 ? 0 : HEAPPROF_ENOMEM;
 }
 
-/* Writes a profile to `path`, or to `fd` when path is NULL. */
+/* Writes a profile to `path`, or to `fd` when path is NULL. The thread's
+ * allocation counts are put back afterwards: what the dump allocates is the
+ * profiler's, not the program's. */
 static int write_profile(const char *path, int fd, heapprof_kind_t kind) {
   if (atomic_load(&control_epoch) == 0)
     return HEAPPROF_EBUSY;
+  hp_thread_t *t = &hp_self;
+  uint64_t mallocs = t->mallocs, frees = t->frees, bytes = t->bytes;
   hp_self.busy++;
   int saved = errno;
   pthread_mutex_lock(&dump_lock);
@@ -121,6 +126,7 @@ static int write_profile(const char *path, int fd, heapprof_kind_t kind) {
   if (rc == HEAPPROF_EIO)
     saved = errno;
   hp_self.busy--;
+  t->mallocs = mallocs, t->frees = frees, t->bytes = bytes;
   errno = saved;
   return rc;
 }
@@ -207,6 +213,7 @@ static void install_signal(int sig) {
 
 static void fork_prepare(void) {
   pthread_mutex_lock(&dump_lock);
+  stats_fork_prepare();
   bucket_fork_prepare();
   arena_fork_prepare();
   forks++;
@@ -215,12 +222,14 @@ static void fork_prepare(void) {
 static void fork_parent(void) {
   arena_fork_parent();
   bucket_fork_parent();
+  stats_fork_parent();
   pthread_mutex_unlock(&dump_lock);
 }
 
 static void fork_child(void) {
   arena_fork_child();
   bucket_fork_child();
+  stats_fork_child();
   pthread_mutex_init(&dump_lock, NULL);
   /* A different stream from the parent's, reproducible under a fixed seed. */
   sampler_seed(&hp_self.rng, sampler_mix(control_seed, ~forks));
@@ -242,6 +251,7 @@ __attribute__((constructor)) static void control_start(void) {
   control_depth = cfg.depth;
   control_seed = cfg.seed_set ? cfg.seed : random_seed();
   arena_set_cap(cfg.max_mem);
+  stats_init();
   if (cfg.rate > 0)
     stack_init();
   pthread_atfork(fork_prepare, fork_parent, fork_child);

@@ -36,6 +36,7 @@
 #include "sampled.h"
 #include "sampler.h"
 #include "stack.h"
+#include "stats.h"
 #include "thread.h"
 
 #define EXPORT __attribute__((visibility("default")))
@@ -237,10 +238,15 @@ static uint64_t draw(hp_thread_t *t, int64_t rate) {
  * sampled. Either way the countdown is set for the next allocation.
  */
 static SLOW int should_sample(hp_thread_t *t, size_t n) {
-  if (t->busy) /* the countdown is left as it was: not ours to spend */
-    return 0;
   uint32_t epoch = atomic_load_explicit(&control_epoch, memory_order_acquire);
   if (epoch == 0) /* not started: look again at the next allocation */
+    return 0;
+  if (unlikely(!t->registered)) {
+    t->busy++;
+    stats_thread_register(t);
+    t->busy--;
+  }
+  if (t->busy) /* the countdown is left as it was: not ours to spend */
     return 0;
   int64_t rate = atomic_load_explicit(&control_rate, memory_order_relaxed);
   if (t->epoch != epoch) {
@@ -324,6 +330,12 @@ static void sampled_free(void *p) {
 
 /* ---- the exported family ---- */
 
+/* Counts one allocation of `n` bytes for heapprof_read_stats. */
+static inline void count_alloc(hp_thread_t *t, size_t n) {
+  t->mallocs++;
+  t->bytes += n;
+}
+
 /* Charges `n` bytes to the countdown; false when they reach its end. */
 static inline int charge(hp_thread_t *t, size_t n) {
   uint64_t left = t->bytes_left;
@@ -343,7 +355,9 @@ static SLOW void *malloc_slow(size_t n) {
 }
 
 EXPORT void *malloc(size_t n) {
-  if (likely(charge(&hp_self, n)))
+  hp_thread_t *t = &hp_self;
+  count_alloc(t, n);
+  if (likely(charge(t, n)))
     return next.malloc(n);
   return malloc_slow(n);
 }
@@ -360,6 +374,7 @@ static SLOW void free_slow(void *p) {
 }
 
 EXPORT void free(void *p) {
+  hp_self.frees += p != NULL;
   if (unlikely(sampled_maybe(p)))
     free_slow(p);
   else
@@ -377,7 +392,10 @@ static SLOW void *calloc_slow(size_t c, size_t n) {
 
 EXPORT void *calloc(size_t c, size_t n) {
   size_t bytes;
-  if (likely(!__builtin_mul_overflow(c, n, &bytes) && charge(&hp_self, bytes)))
+  hp_thread_t *t = &hp_self;
+  int overflow = __builtin_mul_overflow(c, n, &bytes);
+  count_alloc(t, overflow ? 0 : bytes);
+  if (likely(!overflow && charge(t, bytes)))
     return next.calloc(c, n);
   return calloc_slow(c, n);
 }
@@ -461,11 +479,22 @@ static SLOW void *realloc_slow(void *p, size_t n) {
 EXPORT void *realloc(void *p, size_t n) {
   hp_thread_t *t = &hp_self;
   uint64_t left = t->bytes_left;
+  void *q;
   if (likely(n < left && !sampled_maybe(p))) {
     t->bytes_left = left - n;
-    return next.realloc(p, n);
+    q = next.realloc(p, n);
+  } else {
+    q = realloc_slow(p, n);
   }
-  return realloc_slow(p, n);
+  /* A realloc is a free of the old block and an allocation of the new;
+   * realloc(p, 0) that returns NULL (glibc) only frees. */
+  if (q != NULL) {
+    count_alloc(t, n);
+    t->frees += p != NULL;
+  } else if (n == 0 && p != NULL) {
+    t->frees++;
+  }
+  return q;
 }
 
 EXPORT void *reallocarray(void *p, size_t c, size_t n) {
@@ -488,6 +517,7 @@ static SLOW void *aligned_slow(size_t align, size_t size, size_t alloc) {
 }
 
 EXPORT int posix_memalign(void **out, size_t align, size_t n) {
+  count_alloc(&hp_self, n);
   void *p;
   if (unlikely(!charge(&hp_self, n)) && align % sizeof(void *) == 0 &&
       (p = aligned_slow(align, n, n)) != NULL) {
@@ -498,6 +528,7 @@ EXPORT int posix_memalign(void **out, size_t align, size_t n) {
 }
 
 EXPORT void *aligned_alloc(size_t align, size_t n) {
+  count_alloc(&hp_self, n);
   void *p;
   if (unlikely(!charge(&hp_self, n)) && (p = aligned_slow(align, n, n)) != NULL)
     return p;
@@ -505,6 +536,7 @@ EXPORT void *aligned_alloc(size_t align, size_t n) {
 }
 
 EXPORT void *memalign(size_t align, size_t n) {
+  count_alloc(&hp_self, n);
   void *p;
   if (unlikely(!charge(&hp_self, n)) && (p = aligned_slow(align, n, n)) != NULL)
     return p;
@@ -514,6 +546,7 @@ EXPORT void *memalign(size_t align, size_t n) {
 static size_t page_size(void) { return (size_t)sysconf(_SC_PAGESIZE); }
 
 EXPORT void *valloc(size_t n) {
+  count_alloc(&hp_self, n);
   void *p;
   if (unlikely(!charge(&hp_self, n)) &&
       (p = aligned_slow(page_size(), n, n)) != NULL)
@@ -522,6 +555,7 @@ EXPORT void *valloc(size_t n) {
 }
 
 EXPORT void *pvalloc(size_t n) {
+  count_alloc(&hp_self, n);
   void *p;
   size_t page = page_size(), rounded = n == 0 ? page : (n + page - 1) & ~(page - 1);
   if (unlikely(!charge(&hp_self, n)) && rounded >= n &&

@@ -13,9 +13,15 @@
 #include "sampler.h"
 
 typedef struct hp_thread {
-  int64_t bytes_left; /* bytes until this thread's next sample */
-  uint32_t busy;      /* > 0 inside the profiler: allocations not sampled */
-  uint32_t epoch;     /* the sampling epoch bytes_left was drawn in */
+  uint64_t bytes_left; /* bytes until this thread's next sample */
+  uint32_t busy;       /* > 0 inside the profiler: allocations not sampled */
+  uint32_t epoch;      /* the sampling epoch bytes_left was drawn in */
+  /* Exact counts for heapprof_read_stats: written only by this thread,
+   * read by others (stats.c) without locks. */
+  uint64_t mallocs;    /* allocation calls */
+  uint64_t frees;      /* frees of non-NULL pointers */
+  uint64_t bytes;      /* bytes those allocations asked for */
+  int registered;      /* known to stats.c */
   sampler_rng_t rng;
 } hp_thread_t;
 

@@ -1,0 +1,153 @@
+/*
+ * stats — heapprof_read_stats().
+ *
+ * Counting costs the allocation path two increments on malloc and one on
+ * free, in the thread's own TLS block: no shared cache line is written.
+ * Reading sums the live threads' blocks under reg_lock, plus the totals of
+ * threads that have exited. A thread enters the registry at its first slow
+ * path (every thread's first allocation takes it); a pthread key destructor
+ * folds its counts into the totals and takes it out when it exits, while
+ * its TLS is still valid. Counts are read without the owner's cooperation:
+ * each is a single aligned 64-bit word, so a reader sees some recent value,
+ * never a torn one.
+ *
+ * The allocator's view (bytes in use, bytes from the OS) comes from glibc's
+ * mallinfo2 when glibc is the next allocator; another allocator reports 0
+ * there rather than glibc's numbers for an arena nobody uses.
+ */
+#define _GNU_SOURCE
+#include "stats.h"
+
+#include <dlfcn.h>
+#include <malloc.h>
+#include <pthread.h>
+#include <string.h>
+
+#define HEAPPROF_BUILDING 1
+#include "heapprof.h"
+
+#include "../profile/buckets.h"
+#include "../profile/pprof.h"
+#include "arena.h"
+#include "control.h"
+#include "sampled.h"
+
+typedef struct node {
+  hp_thread_t *thread; /* NULL: free for reuse */
+  struct node *next;
+} node_t;
+
+static pthread_mutex_t reg_lock = PTHREAD_MUTEX_INITIALIZER;
+/* Protected by reg_lock: */
+static node_t *nodes;
+static uint64_t gone_mallocs, gone_frees, gone_bytes;
+
+static pthread_key_t exit_key;
+static int have_key;
+static struct mallinfo2 (*allocator_info)(void);
+
+static uint64_t load(const uint64_t *v) {
+  return __atomic_load_n(v, __ATOMIC_RELAXED);
+}
+
+static void on_thread_exit(void *arg) {
+  node_t *n = arg;
+  pthread_mutex_lock(&reg_lock);
+  gone_mallocs += load(&n->thread->mallocs);
+  gone_frees += load(&n->thread->frees);
+  gone_bytes += load(&n->thread->bytes);
+  n->thread = NULL;
+  pthread_mutex_unlock(&reg_lock);
+}
+
+void stats_init(void) {
+  have_key = pthread_key_create(&exit_key, on_thread_exit) == 0;
+  void *next_malloc = dlsym(RTLD_NEXT, "malloc");
+  if (next_malloc != NULL && next_malloc == dlsym(RTLD_NEXT, "__libc_malloc"))
+    allocator_info = (struct mallinfo2 (*)(void))dlsym(RTLD_NEXT, "mallinfo2");
+}
+
+void stats_thread_register(hp_thread_t *t) {
+  t->registered = 1;
+  pthread_mutex_lock(&reg_lock);
+  node_t *n = nodes;
+  while (n != NULL && n->thread != NULL)
+    n = n->next;
+  if (n == NULL && (n = arena_alloc(sizeof *n)) != NULL) {
+    n->next = nodes;
+    nodes = n;
+  }
+  if (n != NULL)
+    n->thread = t;
+  pthread_mutex_unlock(&reg_lock);
+  if (n != NULL && have_key)
+    pthread_setspecific(exit_key, n);
+}
+
+/* The sampled in-use estimate, un-sampled as the heap profile does it. */
+static void sampled_inuse(heapprof_stats_t *s) {
+  bucket_count_t *counts;
+  size_t n = bucket_snapshot(&counts);
+  if (n == (size_t)-1)
+    return;
+  for (size_t i = 0; i < n; i++) {
+    int64_t objects, bytes;
+    pprof_unsample(counts[i].allocs - counts[i].frees, counts[i].bucket->size,
+                   s->rate, &objects, &bytes);
+    s->sampled_inuse_objects += (uint64_t)objects;
+    s->sampled_inuse_bytes += (uint64_t)bytes;
+  }
+  free(counts);
+  s->buckets = n;
+}
+
+HEAPPROF_EXTERN int heapprof_read_stats(heapprof_stats_t *s) {
+  if (s == NULL)
+    return HEAPPROF_EINVAL;
+  hp_thread_t *t = &hp_self; /* our own allocations here are not counted */
+  uint64_t mallocs = t->mallocs, frees = t->frees, bytes = t->bytes;
+  t->busy++;
+  memset(s, 0, sizeof *s);
+  pthread_mutex_lock(&reg_lock);
+  s->mallocs = gone_mallocs;
+  s->frees = gone_frees;
+  s->total_alloc_bytes = gone_bytes;
+  for (node_t *n = nodes; n != NULL; n = n->next) {
+    if (n->thread == NULL)
+      continue;
+    s->mallocs += load(&n->thread->mallocs);
+    s->frees += load(&n->thread->frees);
+    s->total_alloc_bytes += load(&n->thread->bytes);
+  }
+  pthread_mutex_unlock(&reg_lock);
+  if (allocator_info != NULL) {
+    struct mallinfo2 mi = allocator_info();
+    s->heap_inuse_bytes = mi.uordblks + mi.hblkhd;
+    s->heap_sys_bytes = mi.arena + mi.hblkhd;
+  }
+  s->rate = atomic_load(&control_rate);
+  sampled_inuse(s);
+  s->live_samples = sampled_live();
+  s->profiler_bytes = arena_bytes();
+  s->dropped_samples = control_drops() + bucket_dropped();
+  t->busy--;
+  t->mallocs = mallocs, t->frees = frees, t->bytes = bytes;
+  return 0;
+}
+
+void stats_fork_prepare(void) { pthread_mutex_lock(&reg_lock); }
+void stats_fork_parent(void) { pthread_mutex_unlock(&reg_lock); }
+
+/* Only the forking thread lives on in the child: the others' counts (their
+ * TLS is still mapped here) become totals, and their nodes are freed. */
+void stats_fork_child(void) {
+  pthread_mutex_init(&reg_lock, NULL);
+  for (node_t *n = nodes; n != NULL; n = n->next) {
+    if (n->thread == NULL || n->thread == &hp_self)
+      continue;
+    gone_mallocs += n->thread->mallocs;
+    gone_frees += n->thread->frees;
+    gone_bytes += n->thread->bytes;
+    n->thread = NULL;
+  }
+}

@@ -1,0 +1,24 @@
+/*
+ * stats — runtime statistics in the spirit of Go's runtime.ReadMemStats:
+ * exact allocation counts summed over threads, the allocator's own view of
+ * the heap, and the profiler's estimate and bookkeeping.
+ */
+#ifndef HEAPPROF_STATS_H
+#define HEAPPROF_STATS_H
+
+#include "thread.h"
+
+/* Creates the thread-exit key and finds the allocator's statistics call.
+ * Once, at start-up. */
+void stats_init(void);
+
+/* Adds thread `t` to the registry (its counts are summed from then on, and
+ * folded into the totals when it exits). Once per thread, from the slow
+ * path, with t->busy set. */
+void stats_thread_register(hp_thread_t *t);
+
+void stats_fork_prepare(void);
+void stats_fork_parent(void);
+void stats_fork_child(void);
+
+#endif /* HEAPPROF_STATS_H */
