@@ -42,6 +42,44 @@ static void same_output(char *const argv[], char *const extra[]) {
   free(o1), free(e1), free(o2), free(e2);
 }
 
+/* With HEAPPROF_OUT set, a normal exit leaves one complete profile. */
+static void exit_profile(char *preload) {
+  char out[1024], path[1024];
+  snprintf(out, sizeof out, "HEAPPROF_OUT=%s/exit.%%n.pb.gz", tl_tmpdir());
+  snprintf(path, sizeof path, "%s/exit.1.pb.gz", tl_tmpdir());
+  char *env[] = {"PATH=/usr/bin:/bin", preload, out, NULL};
+  char *py[] = {"/usr/bin/python3", "-c", "x = [str(i) * 10 for i in range(100000)]", NULL};
+  char *o, *e;
+  CHECK(tl_run_env(py, env, &o, &e) == 0 && *e == '\0', "python3: %s", e);
+  tl_profile_t p;
+  tl_read_profile(path, &p);
+  CHECK(p.nsamples > 0, "the exit profile has no samples");
+  printf("exit profile: %zu samples\n", p.nsamples);
+  tl_free_profile(&p);
+  unlink(path);
+  free(o), free(e);
+}
+
+/* A profile that cannot be written: one line on stderr saying why, and the
+ * program's own output and status are untouched. */
+static void failed_write(char *preload) {
+  char *env[] = {"PATH=/usr/bin:/bin", preload,
+                 "HEAPPROF_OUT=/nonexistent-dir/x.%n.pb.gz", NULL};
+  /* python3 leaves through exit(), which runs the exit dump (sh would
+   * use _exit, which runs nothing). */
+  char *py[] = {"/usr/bin/python3", "-c", "print('out'); raise SystemExit(7)",
+                NULL};
+  char *o, *e;
+  int rc = tl_run_env(py, env, &o, &e);
+  CHECK(rc == 7 && strcmp(o, "out\n") == 0, "status %d, stdout %s", rc, o);
+  CHECK(strstr(e, "heapprof: cannot write profile /nonexistent-dir/x.1.pb.gz: "
+                  "No such file or directory\n") == e &&
+            strchr(e, '\n') == e + strlen(e) - 1,
+        "want one line saying why, got:\n%s", e);
+  printf("failed write reported: %s", e);
+  free(o), free(e);
+}
+
 int main(int argc, char **argv) {
   CHECK(argc == 2, "usage: test_quiet LIBHEAPPROF");
   char preload[1024], out[1024];
@@ -65,6 +103,8 @@ int main(int argc, char **argv) {
   }
   CHECK(entries(tl_tmpdir()) == 0,
         "the profiler left files in the working directory");
+  exit_profile(preload);
+  failed_write(preload);
   printf("ok\n");
   return 0;
 }
