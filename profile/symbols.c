@@ -742,17 +742,26 @@ static void index_symbols(struct module *mod, Dwfl_Module *dwmod) {
   mod->fns = fit ? fit : mod->fns;
 }
 
-/* Index of the first symbol above `pc`. */
-static size_t symbols_above(const struct fn_symbol *v, size_t n, uint64_t pc) {
+/* Index of the first element of sorted array `base` (n elements of
+ * `stride` bytes) whose uint64_t at `key_offset` is above `pc`. */
+static size_t first_above(const void *base, size_t n, size_t stride,
+                          size_t key_offset, uint64_t pc) {
   size_t lo = 0, hi = n;
   while (lo < hi) {
     size_t mid = lo + (hi - lo) / 2;
-    if (v[mid].addr <= pc)
+    uint64_t key;
+    memcpy(&key, (const char *)base + mid * stride + key_offset, sizeof key);
+    if (key <= pc)
       lo = mid + 1;
     else
       hi = mid;
   }
   return lo;
+}
+
+/* Index of the first symbol above `pc`. */
+static size_t symbols_above(const struct fn_symbol *v, size_t n, uint64_t pc) {
+  return first_above(v, n, sizeof *v, offsetof(struct fn_symbol, addr), pc);
 }
 
 /* How far back a lookup looks for an enclosing entry when the nearest one
@@ -831,15 +840,8 @@ static const struct cu_index *cu_index_of(struct cu_table *t, Dwarf_Die *cu) {
 
 /* Index of the first range starting above `pc`. */
 static size_t ranges_above(const struct fn_range *v, size_t n, Dwarf_Addr pc) {
-  size_t lo = 0, hi = n;
-  while (lo < hi) {
-    size_t mid = lo + (hi - lo) / 2;
-    if (v[mid].low <= pc)
-      lo = mid + 1;
-    else
-      hi = mid;
-  }
-  return lo;
+  _Static_assert(sizeof(Dwarf_Addr) == sizeof(uint64_t), "64-bit addresses");
+  return first_above(v, n, sizeof *v, offsetof(struct fn_range, low), pc);
 }
 
 /* The concrete function DIE whose code holds `pc`. */
