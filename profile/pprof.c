@@ -18,6 +18,8 @@
 #include "pprof.h"
 
 #include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -85,6 +87,16 @@ static uint64_t *idmap_slot(idmap_t *m, uint64_t key, int *found) {
     m->used++;
   }
   return &m->vals[i];
+}
+
+/* The value for `key`, or NULL when absent (nothing is inserted). */
+static const uint64_t *idmap_find(const idmap_t *m, uint64_t key) {
+  if (m->keys == NULL)
+    return NULL;
+  size_t i = hash64(key + 1) & m->mask;
+  while (m->keys[i] != 0 && m->keys[i] != key + 1)
+    i = (i + 1) & m->mask;
+  return m->keys[i] != 0 ? &m->vals[i] : NULL;
 }
 
 static void idmap_free(idmap_t *m) {
@@ -273,7 +285,22 @@ void pprof_unsample(uint64_t count, uint64_t size, int64_t rate,
   *bytes = (int64_t)((double)count * (double)size * scale);
 }
 
-static void add_sample(builder_t *b, const bucket_count_t *c, int64_t rate,
+/* The four values of bucket count `c`, less `base` when given. */
+static int sample_values(const bucket_count_t *c, const bucket_count_t *base,
+                         int64_t rate, int64_t v[4]) {
+  uint64_t size = c->bucket->size, a0 = base ? base->allocs : 0;
+  uint64_t f0 = base ? base->frees : 0;
+  int64_t o0, b0;
+  pprof_unsample(c->allocs - a0, size, rate, &v[0], &v[1]);
+  pprof_unsample(c->allocs - c->frees, size, rate, &v[2], &v[3]);
+  pprof_unsample(a0 - f0, size, rate, &o0, &b0);
+  v[2] -= o0; /* in-use change over the window: may be negative */
+  v[3] -= b0;
+  return v[0] || v[1] || v[2] || v[3];
+}
+
+static void add_sample(builder_t *b, const bucket_count_t *c,
+                       const bucket_count_t *base, int64_t rate,
                        int64_t bytes_key) {
   const bucket_t *bk = c->bucket;
   Sample *s = malloc(sizeof *s);
@@ -301,8 +328,7 @@ static void add_sample(builder_t *b, const bucket_count_t *c, int64_t rate,
   }
   s->location_id = ids;
   s->n_location_id = nids;
-  pprof_unsample(c->allocs, bk->size, rate, &vals[0], &vals[1]);
-  pprof_unsample(c->allocs - c->frees, bk->size, rate, &vals[2], &vals[3]);
+  sample_values(c, base, rate, vals);
   s->value = vals;
   s->n_value = 4;
   perftools__profiles__label__init(label);
@@ -439,12 +465,119 @@ int pprof_encode(const bucket_count_t *counts, size_t n, symbols_t *syms,
   set_header(&b, opt);
   add_mappings(&b);
   int64_t bytes_key = intern(&b, "bytes");
-  for (size_t i = 0; i < n && !b.failed; i++)
-    if (counts[i].allocs > 0)
-      add_sample(&b, &counts[i], opt->rate, bytes_key);
+  idmap_t base_index = {0};
+  for (size_t i = 0; i < opt->nbase && !b.failed; i++) {
+    int found;
+    uint64_t *slot = idmap_slot(&base_index, (uintptr_t)opt->base[i].bucket, &found);
+    if (slot == NULL)
+      b.failed = 1;
+    else
+      *slot = i;
+  }
+  for (size_t i = 0; i < n && !b.failed; i++) {
+    const bucket_count_t *base = NULL;
+    int64_t v[4];
+    const uint64_t *at = idmap_find(&base_index, (uintptr_t)counts[i].bucket);
+    if (at != NULL)
+      base = &opt->base[*at]; /* else: new in the window, counts from zero */
+    if (sample_values(&counts[i], base, opt->rate, v))
+      add_sample(&b, &counts[i], base, opt->rate, bytes_key);
+  }
+  idmap_free(&base_index);
   if (!b.failed)
     set_mapping_flags(&b);
   int rc = b.failed ? -1 : pack(&b, out, len);
   free_profile(&b);
   return rc;
+}
+
+/* ---- Go's legacy text format ---- */
+
+/* Appends printf output to a growing buffer. */
+typedef struct text {
+  char *buf;
+  size_t len, cap;
+  int failed;
+} text_t;
+
+static void put(text_t *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void put(text_t *t, const char *fmt, ...) {
+  for (int tries = 0; tries < 2 && !t->failed; tries++) {
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(t->buf + t->len, t->cap - t->len, fmt, ap);
+    va_end(ap);
+    if (n < 0) {
+      t->failed = 1;
+      return;
+    }
+    if ((size_t)n < t->cap - t->len) {
+      t->len += (size_t)n;
+      return;
+    }
+    size_t cap = (t->cap + (size_t)n + 1) * 2;
+    char *w = realloc(t->buf, cap);
+    if (w == NULL)
+      t->failed = 1;
+    else
+      t->buf = w, t->cap = cap;
+  }
+}
+
+static void put_maps(text_t *t) {
+  FILE *f = fopen("/proc/self/maps", "re");
+  char line[4352];
+  if (f == NULL)
+    return;
+  put(t, "\nMAPPED_LIBRARIES:\n");
+  while (fgets(line, sizeof line, f) != NULL)
+    put(t, "%s", line);
+  fclose(f);
+}
+
+char *pprof_text(const bucket_count_t *counts, size_t n, symbols_t *syms,
+                 int64_t rate, size_t *len) {
+  text_t t = {malloc(1 << 16), 0, 1 << 16, 0};
+  if (t.buf == NULL)
+    return NULL;
+  uint64_t io = 0, ib = 0, ao = 0, ab = 0;
+  for (size_t i = 0; i < n; i++) {
+    uint64_t size = counts[i].bucket->size;
+    io += counts[i].allocs - counts[i].frees;
+    ib += (counts[i].allocs - counts[i].frees) * size;
+    ao += counts[i].allocs;
+    ab += counts[i].allocs * size;
+  }
+  put(&t, "heap profile: %llu: %llu [%llu: %llu] @ heap/%lld\n",
+      (unsigned long long)io, (unsigned long long)ib, (unsigned long long)ao,
+      (unsigned long long)ab, (long long)(2 * rate));
+  for (size_t i = 0; i < n; i++) {
+    const bucket_t *bk = counts[i].bucket;
+    uint64_t live = counts[i].allocs - counts[i].frees;
+    put(&t, "%llu: %llu [%llu: %llu] @", (unsigned long long)live,
+        (unsigned long long)(live * bk->size),
+        (unsigned long long)counts[i].allocs,
+        (unsigned long long)(counts[i].allocs * bk->size));
+    for (uint32_t f = 0; f < bk->nframes; f++)
+      put(&t, " %#llx", (unsigned long long)bk->pcs[f]);
+    put(&t, "\n");
+    for (uint32_t f = 0; f < bk->nframes && syms != NULL; f++) {
+      symbols_frame_t fr;
+      symbols_lookup(syms, bk->pcs[f] - 1, &fr);
+      if (fr.function == NULL)
+        continue;
+      put(&t, "#\t%#llx\t%s", (unsigned long long)(bk->pcs[f] - 1), fr.function);
+      if (fr.file != NULL)
+        put(&t, "\t%s:%lld", fr.file, (long long)fr.line);
+      put(&t, "\n");
+    }
+    put(&t, "\n");
+  }
+  put_maps(&t);
+  if (t.failed) {
+    free(t.buf);
+    return NULL;
+  }
+  *len = t.len;
+  return t.buf;
 }

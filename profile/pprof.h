@@ -20,6 +20,10 @@ typedef struct pprof_options {
   int64_t duration_nanos; /* 0 unless a delta profile */
   const char *const *comments;
   size_t ncomments;
+  /* A delta profile (Go's ?seconds=N): counts taken earlier, subtracted
+   * bucket by bucket; a bucket missing from base counts from zero. */
+  const bucket_count_t *base;
+  size_t nbase;
 } pprof_options_t;
 
 /* Un-sampled (objects, bytes) for `count` sampled objects of `size` bytes
@@ -34,5 +38,15 @@ void pprof_unsample(uint64_t count, uint64_t size, int64_t rate,
  */
 int pprof_encode(const bucket_count_t *counts, size_t n, symbols_t *syms,
                  const pprof_options_t *opt, uint8_t **out, size_t *len);
+
+/*
+ * Go's legacy text heap format (/debug/pprof/heap?debug=1): a header with
+ * totals and 2·rate, one line per bucket with raw sampled counts and its
+ * return addresses, '#' lines naming each frame, and the process's memory
+ * map so that pprof can find the binaries. A malloc'd NUL-terminated
+ * string, or NULL when out of memory. `syms` may be NULL.
+ */
+char *pprof_text(const bucket_count_t *counts, size_t n, symbols_t *syms,
+                 int64_t rate, size_t *len);
 
 #endif /* HEAPPROF_PPROF_H */

@@ -61,6 +61,24 @@ int config_parse_bytes(const char *s, uint64_t *out) {
   return 0;
 }
 
+int config_parse_seconds(const char *s, int64_t *out) {
+  if (s == NULL || *s < '0' || *s > '9')
+    return -1;
+  errno = 0;
+  char *end;
+  unsigned long long v = strtoull(s, &end, 10);
+  unsigned long long unit = 1;
+  switch (*end) {
+  case 's': end++; break;
+  case 'm': unit = 60; end++; break;
+  case 'h': unit = 3600; end++; break;
+  }
+  if (errno != 0 || *end != '\0' || v == 0 || v > (1ULL << 40) / unit)
+    return -1;
+  *out = (int64_t)(v * unit);
+  return 0;
+}
+
 static const struct {
   const char *name;
   int sig;
@@ -206,6 +224,42 @@ static void read_max_mem(hp_config_t *c) {
               "1G", v);
 }
 
+static void read_interval(hp_config_t *c) {
+  const char *v = secure_getenv("HEAPPROF_INTERVAL");
+  if (v == NULL || config_parse_seconds(v, &c->interval) == 0)
+    return;
+  c->interval = 0;
+  config_warn("heapprof: HEAPPROF_INTERVAL=\"%.64s\" is not valid: expected "
+              "seconds between profiles, at least 1 (s/m/h suffixes allowed: "
+              "30, 5m, 1h); no periodic profiles", v);
+}
+
+static void read_growth(hp_config_t *c) {
+  const char *v = secure_getenv("HEAPPROF_GROWTH");
+  uint64_t bytes;
+  if (v == NULL)
+    return;
+  if (config_parse_bytes(v, &bytes) == 0 && bytes > 0) {
+    c->growth = (int64_t)bytes;
+    return;
+  }
+  config_warn("heapprof: HEAPPROF_GROWTH=\"%.64s\" is not valid: expected "
+              "bytes of in-use growth between profiles, above 0 (K/M/G "
+              "allowed: 64M, 1G); no growth profiles", v);
+}
+
+static void read_peak(hp_config_t *c) {
+  const char *v = secure_getenv("HEAPPROF_PEAK");
+  if (v == NULL)
+    return;
+  if (strcmp(v, "0") == 0 || strcmp(v, "1") == 0) {
+    c->peak = *v == '1';
+    return;
+  }
+  config_warn("heapprof: HEAPPROF_PEAK=\"%.64s\" is not valid: expected 0 "
+              "or 1; peak tracking off", v);
+}
+
 void config_read(hp_config_t *c) {
   memset(c, 0, sizeof *c);
   c->rate = DEFAULT_RATE;
@@ -220,4 +274,7 @@ void config_read(hp_config_t *c) {
   read_depth(c);
   read_verbose(c);
   read_max_mem(c);
+  read_interval(c);
+  read_growth(c);
+  read_peak(c);
 }

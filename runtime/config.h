@@ -24,6 +24,9 @@ typedef struct hp_config {
   int depth;                   /* HEAPPROF_DEPTH, frames */
   int verbose;                 /* HEAPPROF_VERBOSE */
   uint64_t max_mem;            /* HEAPPROF_MAX_MEM, bytes of profiler memory */
+  int64_t interval;            /* HEAPPROF_INTERVAL, seconds (0 = off) */
+  int64_t growth;              /* HEAPPROF_GROWTH, bytes (0 = off) */
+  int peak;                    /* HEAPPROF_PEAK */
 } hp_config_t;
 
 /* Fills `c` from the environment, defaults where unset or invalid. */
@@ -32,6 +35,10 @@ void config_read(hp_config_t *c);
 /* Parses a byte count: digits with an optional K, M or G suffix (powers of
  * 1024). 0 or -1. */
 int config_parse_bytes(const char *s, uint64_t *out);
+
+/* Parses a duration in whole seconds: digits with an optional s, m or h
+ * suffix; at least 1 second. 0 or -1. */
+int config_parse_seconds(const char *s, int64_t *out);
 
 /* Parses a signal: "USR2", "SIGUSR2", a number, or "0"/"none" (→ 0).
  * Uncatchable and fault signals are refused. 0 or -1. */

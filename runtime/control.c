@@ -34,6 +34,7 @@
 #include "../profile/writer.h"
 #include "arena.h"
 #include "config.h"
+#include "dumper.h"
 #include "sampled.h"
 #include "stack.h"
 #include "stats.h"
@@ -48,7 +49,6 @@ static hp_config_t cfg;
 static _Atomic uint64_t drops;
 static _Atomic uint64_t dump_seq;
 static pthread_mutex_t dump_lock = PTHREAD_MUTEX_INITIALIZER;
-static int wake_fds[2] = {-1, -1};
 static uint64_t forks;
 static _Atomic int ever_on; /* sampling was on at some point */
 
@@ -68,14 +68,23 @@ static int64_t now_ns(void) {
   return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
-/* Encodes and gzips the current profile into a malloc'd buffer. */
-static int build_locked(heapprof_kind_t kind, uint8_t **gz, size_t *gzlen) {
-  bucket_count_t *counts;
-  size_t n = bucket_snapshot(&counts);
-  if (n == (size_t)-1)
-    return HEAPPROF_ENOMEM;
+/* The counts a profile of `kind` shows: the buckets now, or the copy kept
+ * at the high-water mark. */
+static int counts_for(heapprof_kind_t kind, bucket_count_t **counts,
+                      size_t *n) {
+  int64_t peak_bytes;
+  if (kind == HEAPPROF_PEAK)
+    return dumper_peak(counts, n, &peak_bytes) == 0 ? 0 : HEAPPROF_EOFF;
+  *n = bucket_snapshot(counts);
+  return *n == (size_t)-1 ? HEAPPROF_ENOMEM : 0;
+}
+
+/* Encodes and gzips `counts` into a malloc'd buffer. */
+static int encode(const bucket_count_t *counts, size_t n, heapprof_kind_t kind,
+                  uint8_t **gz, size_t *gzlen) {
   char version[64], dropped[96];
-  snprintf(version, sizeof version, "heapprof %s", HEAPPROF_VERSION_STRING);
+  snprintf(version, sizeof version, "heapprof %s%s", HEAPPROF_VERSION_STRING,
+           kind == HEAPPROF_PEAK ? " peak in-use profile" : "");
   uint64_t lost = control_drops() + bucket_dropped();
   snprintf(dropped, sizeof dropped,
            "heapprof dropped %llu samples (profiler memory cap reached)",
@@ -92,7 +101,6 @@ static int build_locked(heapprof_kind_t kind, uint8_t **gz, size_t *gzlen) {
   uint8_t *raw = NULL;
   size_t rawlen = 0;
   int rc = pprof_encode(counts, n, syms, &opt, &raw, &rawlen);
-  free(counts);
   if (syms != NULL)
     symbols_close(syms);
   if (rc != 0)
@@ -110,34 +118,53 @@ static int write_profile(const char *path, int fd, heapprof_kind_t kind) {
     return HEAPPROF_EBUSY;
   hp_thread_t *t = &hp_self;
   uint64_t mallocs = t->mallocs, frees = t->frees, bytes = t->bytes;
-  hp_self.busy++;
+  t->busy++;
   int saved = errno;
   pthread_mutex_lock(&dump_lock);
+  bucket_count_t *counts = NULL;
+  size_t n = 0;
   uint8_t *gz = NULL;
   size_t len = 0;
-  int rc = build_locked(kind, &gz, &len);
+  int rc = counts_for(kind, &counts, &n);
+  if (rc == 0)
+    rc = encode(counts, n, kind, &gz, &len);
   if (rc == 0) {
     int w = path ? writer_write_file(path, gz, len)
                  : writer_write_all(fd, gz, len);
     rc = w == 0 ? 0 : HEAPPROF_EIO;
+    if (rc != 0)
+      saved = errno;
   }
   pthread_mutex_unlock(&dump_lock);
+  free(counts);
   free(gz);
-  if (rc == HEAPPROF_EIO)
-    saved = errno;
-  hp_self.busy--;
+  t->busy--;
   t->mallocs = mallocs, t->frees = frees, t->bytes = bytes;
   errno = saved;
   return rc;
 }
 
+/* "dir/app.1.pb.gz" → "dir/app.1.peak.pb.gz" (or "….peak" appended). */
+static int add_suffix(char *path, size_t cap, const char *suffix) {
+  static const char ext[] = ".pb.gz";
+  size_t len = strlen(path), slen = strlen(suffix), elen = sizeof ext - 1;
+  if (len + slen + 1 > cap)
+    return -1;
+  char *at = len >= elen && strcmp(path + len - elen, ext) == 0
+                 ? path + len - elen : path + len;
+  memmove(at + slen, at, strlen(at) + 1);
+  memcpy(at, suffix, slen);
+  return 0;
+}
+
 /* Writes the next profile named by HEAPPROF_OUT; says why on failure. */
-static int dump_next(char *path_out, size_t path_len) {
+static int dump_next(heapprof_kind_t kind, char *path_out, size_t path_len) {
   char path[CONFIG_PATH_MAX];
   uint64_t seq = atomic_fetch_add(&dump_seq, 1) + 1;
-  if (writer_expand(cfg.out, getpid(), seq, time(NULL), path, sizeof path))
+  if (writer_expand(cfg.out, getpid(), seq, time(NULL), path, sizeof path) ||
+      (kind == HEAPPROF_PEAK && add_suffix(path, sizeof path, ".peak")))
     return HEAPPROF_EINVAL;
-  int rc = write_profile(path, -1, HEAPPROF_HEAP);
+  int rc = write_profile(path, -1, kind);
   if (rc == HEAPPROF_EIO)
     config_warn("heapprof: cannot write profile %s: %s", path,
                 strerror(errno));
@@ -153,66 +180,13 @@ static int dump_next(char *path_out, size_t path_len) {
   return rc;
 }
 
-/* ---- the dump thread and its signal ---- */
-
-static void on_signal(int sig) {
-  (void)sig;
-  int saved = errno;
-  ssize_t ignored = write(wake_fds[1], "d", 1);
-  (void)ignored;
-  errno = saved;
-}
-
-static void *dump_thread(void *arg) {
-  (void)arg;
-  hp_self.busy = 1; /* never sampled */
-  char buf[64];
-  for (;;) {
-    ssize_t r = read(wake_fds[0], buf, sizeof buf);
-    if (r > 0)
-      dump_next(NULL, 0);
-    else if (r == 0 || errno != EINTR)
-      return NULL;
-  }
-}
-
-static int start_dump_thread(void) {
-  if (pipe2(wake_fds, O_CLOEXEC) != 0)
-    return -1;
-  fcntl(wake_fds[1], F_SETFL, O_NONBLOCK);
-  sigset_t all, old;
-  sigfillset(&all);
-  pthread_sigmask(SIG_SETMASK, &all, &old);
-  pthread_t t;
-  int rc = pthread_create(&t, NULL, dump_thread, NULL);
-  pthread_sigmask(SIG_SETMASK, &old, NULL);
-  if (rc != 0)
-    return -1;
-  pthread_detach(t);
-  pthread_setname_np(t, "heapprof");
-  return 0;
-}
-
-/* Installs the dump signal unless the program already handles it. */
-static void install_signal(int sig) {
-  struct sigaction old, sa;
-  if (sig == 0 || sigaction(sig, NULL, &old) != 0)
-    return;
-  if (!(old.sa_flags & SA_SIGINFO) && old.sa_handler != SIG_DFL)
-    return;
-  if ((old.sa_flags & SA_SIGINFO) && old.sa_sigaction != NULL)
-    return;
-  memset(&sa, 0, sizeof sa);
-  sa.sa_handler = on_signal;
-  sa.sa_flags = SA_RESTART;
-  sigemptyset(&sa.sa_mask);
-  sigaction(sig, &sa, NULL);
-}
+int control_dump(int kind) { return dump_next((heapprof_kind_t)kind, NULL, 0); }
 
 /* ---- fork ---- */
 
 static void fork_prepare(void) {
   pthread_mutex_lock(&dump_lock);
+  dumper_fork_prepare();
   stats_fork_prepare();
   bucket_fork_prepare();
   arena_fork_prepare();
@@ -223,6 +197,7 @@ static void fork_parent(void) {
   arena_fork_parent();
   bucket_fork_parent();
   stats_fork_parent();
+  dumper_fork_parent();
   pthread_mutex_unlock(&dump_lock);
 }
 
@@ -230,6 +205,7 @@ static void fork_child(void) {
   arena_fork_child();
   bucket_fork_child();
   stats_fork_child();
+  dumper_fork_child();
   pthread_mutex_init(&dump_lock, NULL);
   /* A different stream from the parent's, reproducible under a fixed seed. */
   sampler_seed(&hp_self.rng, sampler_mix(control_seed, ~forks));
@@ -255,13 +231,9 @@ __attribute__((constructor)) static void control_start(void) {
   if (cfg.rate > 0)
     stack_init();
   pthread_atfork(fork_prepare, fork_parent, fork_child);
-  if (cfg.signal != 0 && cfg.rate > 0) {
-    if (start_dump_thread() == 0)
-      install_signal(cfg.signal);
-    else
-      config_warn("heapprof: cannot start the dump thread: %s; HEAPPROF_SIGNAL "
-                  "is ignored", strerror(errno));
-  }
+  if (cfg.rate > 0 && dumper_start(&cfg) != 0)
+    config_warn("heapprof: cannot start the dump thread: %s; signal, interval "
+                "and growth profiles are off", strerror(errno));
   atomic_store(&control_rate, cfg.rate);
   atomic_store(&ever_on, cfg.rate > 0);
   atomic_store_explicit(&control_epoch, 1, memory_order_release);
@@ -274,8 +246,12 @@ __attribute__((constructor)) static void control_start(void) {
 __attribute__((destructor)) static void control_stop(void) {
   /* HEAPPROF_RATE=0 is a pure pass-through: no file unless the program
    * turned sampling on itself. */
-  if (cfg.out_set && atomic_load(&control_epoch) != 0 && ever_on)
-    dump_next(NULL, 0);
+  if (atomic_load(&control_epoch) == 0 || !ever_on)
+    return;
+  if (cfg.out_set)
+    dump_next(HEAPPROF_HEAP, NULL, 0);
+  if (cfg.peak)
+    dump_next(HEAPPROF_PEAK, NULL, 0);
 }
 
 /* ---- the public API ---- */
@@ -295,6 +271,9 @@ HEAPPROF_EXTERN int heapprof_set_rate(long rate) {
       ;
     hp_self.bytes_left = 0; /* this thread redraws at its next allocation */
   }
+  hp_self.busy++;
+  dumper_recount(); /* the estimate's weights depend on the rate */
+  hp_self.busy--;
   return 0;
 }
 
@@ -302,22 +281,26 @@ HEAPPROF_EXTERN long heapprof_get_rate(void) {
   return (long)atomic_load(&control_rate);
 }
 
+static int valid_kind(heapprof_kind_t kind) {
+  return kind == HEAPPROF_HEAP || kind == HEAPPROF_ALLOCS ||
+         kind == HEAPPROF_PEAK;
+}
+
 HEAPPROF_EXTERN int heapprof_write_profile(const char *path,
                                            heapprof_kind_t kind) {
-  if (path == NULL || *path == '\0' ||
-      (kind != HEAPPROF_HEAP && kind != HEAPPROF_ALLOCS))
+  if (path == NULL || *path == '\0' || !valid_kind(kind))
     return HEAPPROF_EINVAL;
   return write_profile(path, -1, kind);
 }
 
 HEAPPROF_EXTERN int heapprof_write_profile_fd(int fd, heapprof_kind_t kind) {
-  if (fd < 0 || (kind != HEAPPROF_HEAP && kind != HEAPPROF_ALLOCS))
+  if (fd < 0 || !valid_kind(kind))
     return HEAPPROF_EINVAL;
   return write_profile(NULL, fd, kind);
 }
 
 HEAPPROF_EXTERN int heapprof_dump(char *path_out, size_t path_len) {
-  return dump_next(path_out, path_len);
+  return dump_next(HEAPPROF_HEAP, path_out, path_len);
 }
 
 HEAPPROF_EXTERN const char *heapprof_strerror(int err) {
@@ -327,7 +310,7 @@ HEAPPROF_EXTERN const char *heapprof_strerror(int err) {
   case HEAPPROF_ENOMEM: return "out of memory for the profile";
   case HEAPPROF_EIO: return "cannot write the profile";
   case HEAPPROF_EBUSY: return "the profiler is not started in this process";
-  case HEAPPROF_EOFF: return "profiling is off";
+  case HEAPPROF_EOFF: return "profiling (or peak tracking) is off";
   default: return "unknown heapprof error";
   }
 }

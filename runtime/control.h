@@ -19,6 +19,10 @@ extern int control_depth;
 /* Per-process seed for the thread generators. */
 extern uint64_t control_seed;
 
+/* Writes the next profile named by HEAPPROF_OUT (a peak profile gets
+ * ".peak" before ".pb.gz"); failures are reported on stderr. */
+int control_dump(int kind);
+
 /* Samples that could not be recorded (profiler memory exhausted). */
 void control_count_drop(void);
 uint64_t control_drops(void);

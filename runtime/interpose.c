@@ -33,6 +33,7 @@
 
 #include "../profile/buckets.h"
 #include "control.h"
+#include "dumper.h"
 #include "sampled.h"
 #include "sampler.h"
 #include "stack.h"
@@ -264,6 +265,17 @@ static SLOW int should_sample(hp_thread_t *t, size_t n) {
   return rate > 0;
 }
 
+/* A sampled block of `b` came (note_alloc) or went (note_free). */
+static void note_alloc(bucket_t *b) {
+  bucket_note_alloc(b);
+  dumper_note(b->size, +1);
+}
+
+static void note_free(bucket_t *b) {
+  bucket_note_free(b);
+  dumper_note(b->size, -1);
+}
+
 /* The bucket for a sampled allocation of `size` bytes made here. */
 static bucket_t *bucket_here(size_t size) {
   uintptr_t pcs[BUCKET_MAX_FRAMES];
@@ -277,7 +289,7 @@ static void *mark(void *raw, size_t align, bucket_t *b) {
   char *p = (char *)raw + align;
   if (sampled_mark(p, b, (unsigned)__builtin_ctzl(align) - 4) != 0)
     return NULL;
-  bucket_note_alloc(b);
+  note_alloc(b);
   return p;
 }
 
@@ -324,7 +336,7 @@ static SLOW void *sampled_alloc(size_t size, size_t alloc, size_t align,
 static void sampled_free(void *p) {
   size_t offset;
   bucket_t *b = sampled_unmark(p, &offset);
-  bucket_note_free(b);
+  note_free(b);
   next.free((char *)p - offset);
 }
 
@@ -431,7 +443,7 @@ static void *realloc_sampled(void *p, size_t n, bucket_t *b) {
     sampled_mark(p, old, 0); /* the region exists: this cannot fail */
     return NULL;
   }
-  bucket_note_free(old);
+  note_free(old);
   void *q = mark(raw, SAMPLED_HEADER, b);
   if (q == NULL) { /* cannot record: hand it out as an ordinary block */
     memmove(raw, raw + SAMPLED_HEADER, n);
@@ -470,7 +482,7 @@ static SLOW void *realloc_slow(void *p, size_t n) {
   if (!old_sampled)
     return next.realloc(p, n);
   if (n == 0) { /* the allocator's realloc(p, 0), on the raw block */
-    bucket_note_free(sampled_unmark(p, &offset));
+    note_free(sampled_unmark(p, &offset));
     return next.realloc((char *)p - offset, 0);
   }
   return move(p, old_size, next.malloc(n), n, 1);
