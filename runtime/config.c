@@ -260,6 +260,21 @@ static void read_peak(hp_config_t *c) {
               "or 1; peak tracking off", v);
 }
 
+/* The address is checked where it is used (http.c), with the socket. */
+static void read_http(hp_config_t *c) {
+  const char *v = secure_getenv("HEAPPROF_HTTP");
+  const char *r = secure_getenv("HEAPPROF_HTTP_REMOTE");
+  if (v != NULL && strlen(v) < sizeof c->http)
+    strcpy(c->http, v);
+  else if (v != NULL)
+    config_warn("heapprof: HEAPPROF_HTTP is too long; no HTTP server");
+  if (r != NULL && (strcmp(r, "0") == 0 || strcmp(r, "1") == 0))
+    c->http_remote = *r == '1';
+  else if (r != NULL)
+    config_warn("heapprof: HEAPPROF_HTTP_REMOTE=\"%.64s\" is not valid: "
+                "expected 0 or 1; using 0 (loopback only)", r);
+}
+
 void config_read(hp_config_t *c) {
   memset(c, 0, sizeof *c);
   c->rate = DEFAULT_RATE;
@@ -277,4 +292,5 @@ void config_read(hp_config_t *c) {
   read_interval(c);
   read_growth(c);
   read_peak(c);
+  read_http(c);
 }

@@ -35,6 +35,7 @@
 #include "arena.h"
 #include "config.h"
 #include "dumper.h"
+#include "http.h"
 #include "sampled.h"
 #include "stack.h"
 #include "stats.h"
@@ -79,9 +80,12 @@ static int counts_for(heapprof_kind_t kind, bucket_count_t **counts,
   return *n == (size_t)-1 ? HEAPPROF_ENOMEM : 0;
 }
 
-/* Encodes and gzips `counts` into a malloc'd buffer. */
-static int encode(const bucket_count_t *counts, size_t n, heapprof_kind_t kind,
-                  uint8_t **gz, size_t *gzlen) {
+/* Encodes and gzips `counts` (less `base`, over `duration_ns`, for a delta
+ * profile) into a malloc'd buffer. */
+static int encode_delta(const bucket_count_t *counts, size_t n,
+                        heapprof_kind_t kind, const bucket_count_t *base,
+                        size_t nbase, int64_t duration_ns, uint8_t **gz,
+                        size_t *gzlen) {
   char version[64], dropped[96];
   snprintf(version, sizeof version, "heapprof %s%s", HEAPPROF_VERSION_STRING,
            kind == HEAPPROF_PEAK ? " peak in-use profile" : "");
@@ -96,7 +100,12 @@ static int encode(const bucket_count_t *counts, size_t n, heapprof_kind_t kind,
       .time_nanos = now_ns(),
       .comments = comments,
       .ncomments = lost > 0 ? 2 : 1,
+      .base = base,
+      .nbase = nbase,
+      .duration_nanos = duration_ns,
   };
+  if (duration_ns > 0)
+    opt.time_nanos -= duration_ns; /* a delta is dated by its start */
   symbols_t *syms = symbols_open();
   uint8_t *raw = NULL;
   size_t rawlen = 0;
@@ -108,6 +117,11 @@ static int encode(const bucket_count_t *counts, size_t n, heapprof_kind_t kind,
   rc = writer_gzip(raw, rawlen, gz, gzlen);
   free(raw);
   return rc == 0 ? 0 : HEAPPROF_ENOMEM;
+}
+
+static int encode(const bucket_count_t *counts, size_t n, heapprof_kind_t kind,
+                  uint8_t **gz, size_t *gzlen) {
+  return encode_delta(counts, n, kind, NULL, 0, 0, gz, gzlen);
 }
 
 /* Writes a profile to `path`, or to `fd` when path is NULL. The thread's
@@ -180,6 +194,73 @@ static int dump_next(heapprof_kind_t kind, char *path_out, size_t path_len) {
   return rc;
 }
 
+static int text_body(heapprof_kind_t kind, uint8_t **body, size_t *len) {
+  bucket_count_t *counts;
+  size_t n;
+  int rc = counts_for(kind, &counts, &n);
+  if (rc != 0)
+    return rc;
+  symbols_t *syms = symbols_open();
+  *body = (uint8_t *)pprof_text(counts, n, syms, atomic_load(&control_rate), len);
+  if (syms != NULL)
+    symbols_close(syms);
+  free(counts);
+  return *body != NULL ? 0 : HEAPPROF_ENOMEM;
+}
+
+/* A delta profile: the buckets now, less the buckets `seconds` ago. The
+ * wait happens before dump_lock is taken. */
+static int delta_body(heapprof_kind_t kind, int seconds, uint8_t **body,
+                      size_t *len) {
+  bucket_count_t *before, *after;
+  size_t nb = bucket_snapshot(&before), na;
+  if (nb == (size_t)-1)
+    return HEAPPROF_ENOMEM;
+  struct timespec t0, t1, wait = {seconds, 0};
+  clock_gettime(CLOCK_MONOTONIC, &t0);
+  while (nanosleep(&wait, &wait) != 0 && errno == EINTR)
+    ;
+  clock_gettime(CLOCK_MONOTONIC, &t1);
+  int64_t ns = (int64_t)(t1.tv_sec - t0.tv_sec) * 1000000000 +
+               (t1.tv_nsec - t0.tv_nsec);
+  pthread_mutex_lock(&dump_lock);
+  int rc = (na = bucket_snapshot(&after)) == (size_t)-1 ? HEAPPROF_ENOMEM : 0;
+  if (rc == 0)
+    rc = encode_delta(after, na, kind, before, nb, ns, body, len);
+  pthread_mutex_unlock(&dump_lock);
+  if (rc == 0)
+    free(after);
+  free(before);
+  return rc;
+}
+
+int control_body(int kind, int text, int seconds, uint8_t **body,
+                 size_t *len) {
+  hp_thread_t *t = &hp_self;
+  uint64_t mallocs = t->mallocs, frees = t->frees, bytes = t->bytes;
+  t->busy++;
+  int rc;
+  if (seconds > 0) {
+    rc = delta_body((heapprof_kind_t)kind, seconds, body, len);
+  } else if (text) {
+    pthread_mutex_lock(&dump_lock);
+    rc = text_body((heapprof_kind_t)kind, body, len);
+    pthread_mutex_unlock(&dump_lock);
+  } else {
+    bucket_count_t *counts = NULL;
+    size_t n = 0;
+    pthread_mutex_lock(&dump_lock);
+    rc = counts_for((heapprof_kind_t)kind, &counts, &n);
+    if (rc == 0)
+      rc = encode(counts, n, (heapprof_kind_t)kind, body, len);
+    pthread_mutex_unlock(&dump_lock);
+    free(counts);
+  }
+  t->busy--;
+  t->mallocs = mallocs, t->frees = frees, t->bytes = bytes;
+  return rc;
+}
+
 int control_dump(int kind) { return dump_next((heapprof_kind_t)kind, NULL, 0); }
 
 /* ---- fork ---- */
@@ -206,6 +287,7 @@ static void fork_child(void) {
   bucket_fork_child();
   stats_fork_child();
   dumper_fork_child();
+  http_fork_child();
   pthread_mutex_init(&dump_lock, NULL);
   /* A different stream from the parent's, reproducible under a fixed seed. */
   sampler_seed(&hp_self.rng, sampler_mix(control_seed, ~forks));
@@ -234,6 +316,8 @@ __attribute__((constructor)) static void control_start(void) {
   if (cfg.rate > 0 && dumper_start(&cfg) != 0)
     config_warn("heapprof: cannot start the dump thread: %s; signal, interval "
                 "and growth profiles are off", strerror(errno));
+  if (cfg.rate > 0 && cfg.http[0] != '\0')
+    http_start(cfg.http, cfg.http_remote);
   atomic_store(&control_rate, cfg.rate);
   atomic_store(&ever_on, cfg.rate > 0);
   atomic_store_explicit(&control_epoch, 1, memory_order_release);

@@ -7,6 +7,7 @@
 #define HEAPPROF_CONTROL_H
 
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdint.h>
 
 /* Sampling rate in bytes (0 = off); read by the slow path only. */
@@ -22,6 +23,14 @@ extern uint64_t control_seed;
 /* Writes the next profile named by HEAPPROF_OUT (a peak profile gets
  * ".peak" before ".pb.gz"); failures are reported on stderr. */
 int control_dump(int kind);
+
+/*
+ * A profile as an HTTP body (malloc'd): gzipped proto of `kind`, or Go's
+ * debug=1 text when `text`, or a delta over the next `seconds` when > 0
+ * (the call sleeps that long). 0 or a negative HEAPPROF_E* code.
+ */
+int control_body(int kind, int text, int seconds, uint8_t **body,
+                 size_t *len);
 
 /* Samples that could not be recorded (profiler memory exhausted). */
 void control_count_drop(void);

@@ -1,0 +1,157 @@
+/*
+ * test_http — /debug/pprof over HTTP from a live process, read by the real
+ * `go tool pprof`, and the server's answers to bad clients.
+ *
+ * usage: test_http TARGET LIBHEAPPROF
+ * Starts TARGET under the profiler with HEAPPROF_HTTP=127.0.0.1:0, learns
+ * the port from its stderr line, and checks: heap, allocs, ?seconds=2 and
+ * ?debug=1 through go tool pprof; then garbage, a huge head, a wrong Host,
+ * a wrong method, an unknown path, a bad query and a client that sends
+ * nothing each get their 4xx — and the server still answers afterwards.
+ */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "testlib.h"
+
+static int port;
+
+static pid_t start_target(const char *target, const char *lib, int *stdin_fd) {
+  int in[2], err[2];
+  CHECK(pipe(in) == 0 && pipe(err) == 0, "pipe");
+  pid_t pid = fork();
+  if (pid == 0) {
+    dup2(in[0], 0);
+    dup2(err[1], 2);
+    close(in[1]), close(err[0]);
+    char preload[1024];
+    snprintf(preload, sizeof preload, "LD_PRELOAD=%s", lib);
+    char *env[] = {preload, "HEAPPROF_HTTP=127.0.0.1:0", "HEAPPROF_SIGNAL=none",
+                   "HEAPPROF_RATE=65536", NULL};
+    execle(target, target, (char *)NULL, env);
+    _exit(127);
+  }
+  close(in[0]), close(err[1]);
+  char line[256] = {0};
+  size_t n = 0;
+  while (n < sizeof line - 1 && read(err[0], line + n, 1) == 1 && line[n] != '\n')
+    n++;
+  CHECK(sscanf(line, "heapprof: serving http://127.0.0.1:%d/", &port) == 1,
+        "no port line on the target's stderr: '%s'", line);
+  *stdin_fd = in[1];
+  return pid;
+}
+
+/* Sends `req` raw and returns the status code of the answer (0: none). */
+static int raw_request(const char *req, size_t len, int send_nothing) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  CHECK(connect(fd, (struct sockaddr *)&a, sizeof a) == 0, "connect: %s",
+        strerror(errno));
+  if (!send_nothing)
+    for (size_t off = 0; off < len;) {
+      ssize_t w = send(fd, req + off, len - off, MSG_NOSIGNAL);
+      if (w <= 0)
+        break; /* the server may close early on an oversized head */
+      off += (size_t)w;
+    }
+  char buf[512] = {0};
+  ssize_t r = recv(fd, buf, sizeof buf - 1, 0);
+  close(fd);
+  int status = 0;
+  if (r > 0)
+    sscanf(buf, "HTTP/1.1 %d", &status);
+  return status;
+}
+
+static int get(const char *path, const char *host) {
+  char req[1024];
+  int n = snprintf(req, sizeof req, "GET %s HTTP/1.1\r\nHost: %s\r\n\r\n", path,
+                   host);
+  return raw_request(req, (size_t)n, 0);
+}
+
+static char *pprof(const char *flag, const char *path) {
+  char url[256];
+  snprintf(url, sizeof url, "http://127.0.0.1:%d%s", port, path);
+  char *out;
+  char *args[] = {"go", "tool", "pprof", (char *)flag, url, NULL};
+  int rc = tl_run(args, &out);
+  CHECK(rc == 0, "go tool pprof %s %s failed:\n%s", flag, url, out);
+  return out;
+}
+
+static void fetch_profiles(void) {
+  char *out = pprof("-raw", "/debug/pprof/heap");
+  CHECK(strstr(out, "served_leak") != NULL, "heap: no served_leak:\n%s", out);
+  free(out);
+  out = pprof("-top", "/debug/pprof/allocs");
+  CHECK(strstr(out, "Type: alloc_space") != NULL, "allocs view:\n%s", out);
+  free(out);
+  out = pprof("-raw", "/debug/pprof/heap?seconds=2");
+  CHECK(strstr(out, "Duration: 2") != NULL && strstr(out, "served_leak"),
+        "delta profile:\n%s", out);
+  free(out);
+  out = pprof("-top", "/debug/pprof/heap?debug=1");
+  CHECK(strstr(out, "served_leak") != NULL, "debug=1 via pprof:\n%s", out);
+  free(out);
+  printf("ok: heap, allocs, seconds=2 and debug=1 read by go tool pprof\n");
+}
+
+static void bad_clients(void) {
+  char host[64];
+  snprintf(host, sizeof host, "127.0.0.1:%d", port);
+  static const char garbage[] = "\x16\x03\x01 hello there\r\n\r\n";
+  CHECK(raw_request(garbage, sizeof garbage - 1, 0) == 400, "garbage");
+  size_t big = 20000;
+  char *huge = malloc(big + 64);
+  int n = snprintf(huge, big, "GET /debug/pprof/heap HTTP/1.1\r\nHost: %s\r\nX: ", host);
+  memset(huge + n, 'a', big - (size_t)n);
+  memcpy(huge + big - 4, "\r\n\r\n", 4);
+  CHECK(raw_request(huge, big, 0) == 431, "huge head");
+  free(huge);
+  CHECK(get("/debug/pprof/heap", "evil.example:80") == 403, "DNS rebinding Host");
+  CHECK(get("/debug/pprof/heap", "localhost:1") == 403, "wrong port in Host");
+  static const char no_host[] = "GET /debug/pprof/heap HTTP/1.1\r\n\r\n";
+  CHECK(raw_request(no_host, sizeof no_host - 1, 0) == 400, "HTTP/1.1 without Host");
+  char post[256];
+  n = snprintf(post, sizeof post, "POST /debug/pprof/heap HTTP/1.1\r\nHost: %s\r\n\r\n", host);
+  CHECK(raw_request(post, (size_t)n, 0) == 405, "POST");
+  CHECK(get("/etc/passwd", host) == 404, "unknown path");
+  CHECK(get("/debug/pprof/heap?seconds=abc", host) == 400, "bad seconds");
+  CHECK(get("/debug/pprof/heap?seconds=100000", host) == 400, "huge seconds");
+  CHECK(get("/debug/pprof/peak", host) == 404, "peak without HEAPPROF_PEAK");
+  /* A client that sends nothing is cut off; the next one is served. */
+  CHECK(raw_request(NULL, 0, 1) == 408, "silent client");
+  CHECK(get("/debug/pprof/", "localhost") == 200, "index after the bad clients");
+  printf("ok: every bad client got its 4xx, and the server kept serving\n");
+}
+
+int main(int argc, char **argv) {
+  CHECK(argc == 3, "usage: test_http TARGET LIBHEAPPROF");
+  int in;
+  pid_t pid = start_target(argv[1], argv[2], &in);
+  struct timespec settle = {0, 500000000}; /* let it allocate a while */
+  nanosleep(&settle, NULL);
+  fetch_profiles();
+  bad_clients();
+  char *out = pprof("-raw", "/debug/pprof/heap");
+  free(out);
+  close(in); /* the target exits when its stdin closes */
+  int status;
+  CHECK(waitpid(pid, &status, 0) == pid && WIFEXITED(status) &&
+            WEXITSTATUS(status) == 0, "the target did not exit cleanly");
+  printf("ok\n");
+  return 0;
+}
