@@ -1,0 +1,319 @@
+/*
+ * heapprof — the command line: run a program under the profiler, or ask a
+ * running one for a profile and wait until it is complete.
+ *
+ *   heapprof run [options] -- CMD [ARGS...]
+ *   heapprof dump PID [--timeout SECONDS]
+ *
+ * `run` sets LD_PRELOAD (heapprof first) and the HEAPPROF_* variables, says
+ * where the profiles will go, and execs CMD: the program keeps its pid.
+ * `dump` reads the target's HEAPPROF_OUT and HEAPPROF_SIGNAL from
+ * /proc/PID/environ, sends the signal, and prints the path of the first new
+ * complete profile (profiles appear by rename, so one that exists is whole).
+ * Option values are checked by the library's own parsers (runtime/config.c),
+ * so the command and the environment accept exactly the same forms.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <glob.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "heapprof.h"
+#include "writer.h"
+
+#define DEFAULT_OUT "heapprof.%p.%n.pb.gz"
+
+static void die(int status, const char *fmt, ...) __attribute__((noreturn, format(printf, 2, 3)));
+static void die(int status, const char *fmt, ...) {
+  va_list ap;
+  fputs("heapprof: ", stderr);
+  va_start(ap, fmt);
+  vfprintf(stderr, fmt, ap);
+  va_end(ap);
+  fputc('\n', stderr);
+  exit(status);
+}
+
+static const char usage_main[] =
+    "usage: heapprof run [options] -- CMD [ARGS...]   run CMD under the profiler\n"
+    "       heapprof dump PID [--timeout SECONDS]      write a profile of PID now\n"
+    "       heapprof --version\n"
+    "`heapprof run --help` and `heapprof dump --help` list the options.\n";
+
+static const char usage_run[] =
+    "usage: heapprof run [options] -- CMD [ARGS...]\n"
+    "Runs CMD with libheapprof preloaded; profiles go to --out (default\n"
+    "heapprof.%p.%n.pb.gz), one at exit and one per trigger.\n"
+    "  --rate BYTES       mean bytes between samples; 1 = every allocation (HEAPPROF_RATE)\n"
+    "  --out TEMPLATE     profile paths: %p pid, %n sequence, %t time (HEAPPROF_OUT)\n"
+    "  --http ADDR        serve /debug/pprof/ on ADDR, e.g. 127.0.0.1:6060 (HEAPPROF_HTTP)\n"
+    "  --interval SECS    a profile every SECS seconds (HEAPPROF_INTERVAL)\n"
+    "  --growth BYTES     a profile per BYTES of in-use growth (HEAPPROF_GROWTH)\n"
+    "  --peak             keep and write the high-water-mark profile (HEAPPROF_PEAK)\n"
+    "  --signal SIG       the dump signal, or none (HEAPPROF_SIGNAL)\n"
+    "  --seed N           fix the sampler's seed (HEAPPROF_SEED)\n"
+    "  --depth N          stack frames kept, 1-256 (HEAPPROF_DEPTH)\n";
+
+static const char usage_dump[] =
+    "usage: heapprof dump PID [--timeout SECONDS]\n"
+    "Sends PID its dump signal and waits (30 s by default) for the new\n"
+    "profile; prints its path. Exit status 0 if it appeared, 1 if not.\n";
+
+/* ---- run ---- */
+
+/* `tmpl` with %p filled in and the other % sequences kept, for telling the
+ * user where profiles will go. -1 if the template is malformed. */
+static int writer_expand_pid(const char *tmpl, pid_t pid, char *out, size_t cap) {
+  char probe[CONFIG_PATH_MAX];
+  if (writer_expand(tmpl, pid, 1, 0, probe, sizeof probe) != 0)
+    return -1;
+  size_t at = 0;
+  for (const char *c = tmpl; *c && at + 16 < cap; c++) {
+    if (c[0] == '%' && c[1] == 'p')
+      at += (size_t)snprintf(out + at, cap - at, "%d", (int)pid), c++;
+    else
+      out[at++] = *c;
+  }
+  out[at] = '\0';
+  return 0;
+}
+
+/* libheapprof.so next to this binary's ../lib, else where it was installed. */
+static void find_library(char *out, size_t cap) {
+  char self[PATH_MAX];
+  ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+  if (n > 0) {
+    self[n] = '\0';
+    char *slash = strrchr(self, '/');
+    if (slash != NULL) {
+      *slash = '\0';
+      snprintf(out, cap, "%s/../lib/libheapprof.so", self);
+      if (access(out, R_OK) == 0)
+        return;
+    }
+  }
+  snprintf(out, cap, "%s/libheapprof.so", HEAPPROF_INSTALL_LIBDIR);
+  if (access(out, R_OK) != 0)
+    die(1, "cannot find libheapprof.so next to this program or in %s",
+        HEAPPROF_INSTALL_LIBDIR);
+}
+
+/* An option's value, checked by `valid`; sets `var` to it. */
+static void set_checked(const char *opt, const char *value, const char *var,
+                        int valid, const char *accepts) {
+  if (value == NULL)
+    die(2, "%s needs a value (%s)", opt, accepts);
+  if (!valid)
+    die(2, "%s %s: expected %s", opt, value, accepts);
+  setenv(var, value, 1);
+}
+
+static void parse_run_option(char **argv, int *i) {
+  const char *opt = argv[*i], *v = argv[*i + 1];
+  uint64_t bytes;
+  int64_t secs;
+  int sig;
+  if (strcmp(opt, "--peak") == 0) {
+    setenv("HEAPPROF_PEAK", "1", 1);
+    return;
+  }
+  (*i)++;
+  if (strcmp(opt, "--rate") == 0)
+    set_checked(opt, v, "HEAPPROF_RATE", v && config_parse_bytes(v, &bytes) == 0,
+                "bytes, K/M/G allowed; 1 = every allocation, 0 = off");
+  else if (strcmp(opt, "--out") == 0)
+    set_checked(opt, v, "HEAPPROF_OUT", v && *v, "a path template");
+  else if (strcmp(opt, "--http") == 0)
+    set_checked(opt, v, "HEAPPROF_HTTP", v && strchr(v, ':'), "HOST:PORT");
+  else if (strcmp(opt, "--interval") == 0)
+    set_checked(opt, v, "HEAPPROF_INTERVAL",
+                v && config_parse_seconds(v, &secs) == 0, "seconds (30, 5m, 1h)");
+  else if (strcmp(opt, "--growth") == 0)
+    set_checked(opt, v, "HEAPPROF_GROWTH",
+                v && config_parse_bytes(v, &bytes) == 0 && bytes > 0,
+                "bytes above 0 (64M, 1G)");
+  else if (strcmp(opt, "--signal") == 0)
+    set_checked(opt, v, "HEAPPROF_SIGNAL", v && config_parse_signal(v, &sig) == 0,
+                "a signal name or number, or none");
+  else if (strcmp(opt, "--seed") == 0)
+    set_checked(opt, v, "HEAPPROF_SEED", v && *v >= '0' && *v <= '9', "a number");
+  else if (strcmp(opt, "--depth") == 0)
+    set_checked(opt, v, "HEAPPROF_DEPTH", v && atoi(v) >= 1 && atoi(v) <= 256,
+                "1 to 256");
+  else
+    die(2, "unknown option %s for run (see heapprof run --help)", opt);
+}
+
+static int cmd_run(int argc, char **argv) {
+  int i = 0;
+  for (; i < argc && strcmp(argv[i], "--") != 0; i++) {
+    if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+      fputs(usage_run, stdout);
+      return 0;
+    }
+    parse_run_option(argv, &i);
+  }
+  if (i >= argc - 1)
+    die(2, "run needs a command after -- (see heapprof run --help)");
+  char **cmd = &argv[i + 1];
+  char lib[PATH_MAX + 32], preload[2 * PATH_MAX];
+  find_library(lib, sizeof lib);
+  const char *old = getenv("LD_PRELOAD");
+  snprintf(preload, sizeof preload, "%s%s%s", lib, old && *old ? ":" : "",
+           old ? old : "");
+  setenv("LD_PRELOAD", preload, 1);
+  if (getenv("HEAPPROF_OUT") == NULL)
+    setenv("HEAPPROF_OUT", DEFAULT_OUT, 1); /* so the exit profile is written */
+  char where[CONFIG_PATH_MAX];
+  const char *tmpl = getenv("HEAPPROF_OUT");
+  if (writer_expand_pid(tmpl, getpid(), where, sizeof where) != 0)
+    die(2, "--out %s: expected a path template (%%p %%n %%t %%%%)", tmpl);
+  fprintf(stderr, "heapprof: running %s (pid %d); profiles to %s%s%s\n",
+          cmd[0], (int)getpid(), where, getenv("HEAPPROF_HTTP") ? "; http " : "",
+          getenv("HEAPPROF_HTTP") ? getenv("HEAPPROF_HTTP") : "");
+  execvp(cmd[0], cmd);
+  die(127, "cannot run %s: %s", cmd[0], strerror(errno));
+}
+
+/* ---- dump ---- */
+
+/* The value of `name` in PID's environment, or NULL. */
+static char *target_env(pid_t pid, const char *name, char *buf, size_t cap) {
+  char path[64];
+  snprintf(path, sizeof path, "/proc/%d/environ", (int)pid);
+  FILE *f = fopen(path, "re");
+  if (f == NULL)
+    die(1, "cannot read %s: %s", path, strerror(errno));
+  size_t n = fread(buf, 1, cap - 1, f);
+  fclose(f);
+  buf[n] = '\0';
+  size_t len = strlen(name);
+  for (char *v = buf; v < buf + n; v += strlen(v) + 1)
+    if (strncmp(v, name, len) == 0 && v[len] == '=')
+      return v + len + 1;
+  return NULL;
+}
+
+static int has_heapprof(pid_t pid) {
+  char path[64], line[4352];
+  snprintf(path, sizeof path, "/proc/%d/maps", (int)pid);
+  FILE *f = fopen(path, "re");
+  int found = 0;
+  while (f != NULL && !found && fgets(line, sizeof line, f) != NULL)
+    found = strstr(line, "/libheapprof.so") != NULL;
+  if (f != NULL)
+    fclose(f);
+  return found;
+}
+
+/* A glob pattern for PID's profiles: %p the pid, %n and %t any digits. A
+ * relative template is relative to the target's working directory. */
+static void pattern_for(pid_t pid, const char *tmpl, char *out, size_t cap) {
+  size_t at = 0;
+  if (tmpl[0] != '/')
+    at = (size_t)snprintf(out, cap, "/proc/%d/cwd/", (int)pid);
+  for (const char *c = tmpl; *c && at + 24 < cap; c++) {
+    if (*c == '%' && (c[1] == 'n' || c[1] == 't'))
+      out[at++] = '*', c++;
+    else if (*c == '%' && c[1] == 'p')
+      at += (size_t)snprintf(out + at, cap - at, "%d", (int)pid), c++;
+    else if (*c == '%' && c[1] == '%')
+      out[at++] = '%', c++;
+    else if (*c == '*' || *c == '?' || *c == '[' || *c == '\\')
+      out[at++] = '\\', out[at++] = *c;
+    else
+      out[at++] = *c;
+  }
+  out[at] = '\0';
+}
+
+static int is_profile(const char *path) {
+  return strstr(path, ".tmp.") == NULL && strstr(path, ".peak.") == NULL;
+}
+
+static int cmd_dump(int argc, char **argv) {
+  if (argc >= 1 && (strcmp(argv[0], "--help") == 0 || strcmp(argv[0], "-h") == 0)) {
+    fputs(usage_dump, stdout);
+    return 0;
+  }
+  long timeout = 30;
+  if (argc == 3 && strcmp(argv[1], "--timeout") == 0) {
+    char *end;
+    timeout = strtol(argv[2], &end, 10);
+    if (*end != '\0' || timeout < 1 || timeout > 86400)
+      die(2, "--timeout %s: expected seconds from 1 to 86400", argv[2]);
+  } else if (argc != 1) {
+    die(2, "dump needs PID [--timeout SECONDS] (see heapprof dump --help)");
+  }
+  char *end;
+  long pid = strtol(argv[0], &end, 10);
+  if (*end != '\0' || pid <= 0 || pid > INT_MAX)
+    die(2, "%s is not a process id", argv[0]);
+  if (kill((pid_t)pid, 0) != 0)
+    die(1, "no process %ld: %s", pid, strerror(errno));
+  if (!has_heapprof((pid_t)pid))
+    die(1, "process %ld has no libheapprof.so loaded", pid);
+  static char envbuf[1 << 20];
+  const char *tmpl = target_env((pid_t)pid, "HEAPPROF_OUT", envbuf, sizeof envbuf);
+  char out[CONFIG_PATH_MAX];
+  snprintf(out, sizeof out, "%s", tmpl ? tmpl : DEFAULT_OUT);
+  const char *signame = target_env((pid_t)pid, "HEAPPROF_SIGNAL", envbuf, sizeof envbuf);
+  int sig = SIGUSR2;
+  if (signame != NULL && config_parse_signal(signame, &sig) != 0)
+    sig = SIGUSR2;
+  if (sig == 0)
+    die(1, "process %ld has HEAPPROF_SIGNAL=%s: it does not dump on a signal",
+        pid, signame);
+  char pattern[CONFIG_PATH_MAX + 64];
+  pattern_for((pid_t)pid, out, pattern, sizeof pattern);
+  glob_t before;
+  if (glob(pattern, 0, NULL, &before) != 0)
+    before.gl_pathc = 0;
+  if (kill((pid_t)pid, sig) != 0)
+    die(1, "cannot signal %ld: %s", pid, strerror(errno));
+  struct timespec start, now, pause = {0, 20000000};
+  clock_gettime(CLOCK_MONOTONIC, &start);
+  do {
+    glob_t g;
+    if (glob(pattern, 0, NULL, &g) == 0) {
+      for (size_t i = 0; i < g.gl_pathc; i++) {
+        int old = 0;
+        for (size_t j = 0; j < before.gl_pathc && !old; j++)
+          old = strcmp(g.gl_pathv[i], before.gl_pathv[j]) == 0;
+        if (!old && is_profile(g.gl_pathv[i])) {
+          char real[PATH_MAX];
+          puts(realpath(g.gl_pathv[i], real) ? real : g.gl_pathv[i]);
+          return 0;
+        }
+      }
+      globfree(&g);
+    }
+    nanosleep(&pause, NULL);
+    clock_gettime(CLOCK_MONOTONIC, &now);
+  } while (now.tv_sec - start.tv_sec < timeout);
+  die(1, "no new profile matching %s from %ld within %ld s", out, pid, timeout);
+}
+
+int main(int argc, char **argv) {
+  if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+    fputs(usage_main, argc < 2 ? stderr : stdout);
+    return argc < 2 ? 2 : 0;
+  }
+  if (strcmp(argv[1], "--version") == 0) {
+    printf("heapprof %s\n", HEAPPROF_VERSION_STRING);
+    return 0;
+  }
+  if (strcmp(argv[1], "run") == 0)
+    return cmd_run(argc - 2, argv + 2);
+  if (strcmp(argv[1], "dump") == 0)
+    return cmd_dump(argc - 2, argv + 2);
+  die(2, "unknown command %s (heapprof run | dump | --help)", argv[1]);
+}
