@@ -35,6 +35,7 @@
 #include <unistd.h>
 
 #include "../profile/pprof.h"
+#include "config.h"
 #include "control.h"
 #include "thread.h"
 
@@ -251,15 +252,26 @@ int dumper_start(const hp_config_t *c) {
   return 0;
 }
 
+_Atomic int dumper_restart_pending;
+
+void dumper_restart(void) {
+  if (atomic_exchange(&dumper_restart_pending, 0) && start_thread() != 0)
+    config_warn("heapprof: cannot start the dump thread in child %d: %s",
+                (int)getpid(), strerror(errno));
+}
+
 void dumper_fork_prepare(void) { pthread_mutex_lock(&peak_lock); }
 void dumper_fork_parent(void) { pthread_mutex_unlock(&peak_lock); }
 
-/* The child has no dump thread: its wake pipe would reach nobody, so the
- * child closes it. Its own API and exit dumps still work. */
+/* The parent's dump thread did not come along: the child closes the
+ * parent's wake pipe and starts a thread of its own at its first
+ * allocation, which the zeroed countdown sends to the slow path. */
 void dumper_fork_child(void) {
   pthread_mutex_init(&peak_lock, NULL);
   if (wake_fds[0] >= 0) {
     close(wake_fds[0]), close(wake_fds[1]);
     wake_fds[0] = wake_fds[1] = -1;
+    atomic_store(&dumper_restart_pending, 1);
+    hp_self.bytes_left = 0;
   }
 }

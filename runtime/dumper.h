@@ -34,6 +34,12 @@ void dumper_recount(void);
  * caller frees). 0, or -1 when peak tracking is off or nothing was kept. */
 int dumper_peak(bucket_count_t **out, size_t *n, int64_t *peak_bytes);
 
+/* Set in a forked child whose parent had a dump thread: the child's first
+ * allocation starts its own (dumper_restart), so that a child that only
+ * execs never pays for a thread. */
+extern _Atomic int dumper_restart_pending;
+void dumper_restart(void);
+
 void dumper_fork_prepare(void);
 void dumper_fork_parent(void);
 void dumper_fork_child(void);

@@ -249,6 +249,12 @@ static SLOW int should_sample(hp_thread_t *t, size_t n) {
   }
   if (t->busy) /* the countdown is left as it was: not ours to spend */
     return 0;
+  if (unlikely(atomic_load_explicit(&dumper_restart_pending,
+                                    memory_order_relaxed))) {
+    t->busy++;
+    dumper_restart(); /* a forked child's first allocation */
+    t->busy--;
+  }
   int64_t rate = atomic_load_explicit(&control_rate, memory_order_relaxed);
   if (t->epoch != epoch) {
     if (t->epoch == 0)
