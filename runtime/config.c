@@ -260,6 +260,35 @@ static void read_peak(hp_config_t *c) {
               "or 1; peak tracking off", v);
 }
 
+static void read_leakwatch(hp_config_t *c) {
+  const char *v = secure_getenv("HEAPPROF_LEAKWATCH");
+  char period[32];
+  if (v == NULL)
+    return;
+  const char *colon = strchr(v, ':');
+  long rises = 5;
+  if (colon != NULL) {
+    char *end;
+    rises = strtol(colon + 1, &end, 10);
+    if (*end != '\0' || colon[1] < '0' || colon[1] > '9')
+      rises = -1;
+  }
+  size_t plen = colon ? (size_t)(colon - v) : strlen(v);
+  if (plen < sizeof period && rises >= 2 && rises <= 1000) {
+    memcpy(period, v, plen);
+    period[plen] = '\0';
+    if (config_parse_seconds(period, &c->leak_period) == 0) {
+      c->leak_rises = (int)rises;
+      return;
+    }
+  }
+  c->leak_period = 0;
+  config_warn("heapprof: HEAPPROF_LEAKWATCH=\"%.64s\" is not valid: expected "
+              "SECONDS[:RISES] (check every SECONDS, warn after RISES "
+              "consecutive rises, 2-1000, default 5: 60, 30s:10); leak watch "
+              "off", v);
+}
+
 /* The address is checked where it is used (http.c), with the socket. */
 static void read_http(hp_config_t *c) {
   const char *v = secure_getenv("HEAPPROF_HTTP");
@@ -293,4 +322,5 @@ void config_read(hp_config_t *c) {
   read_growth(c);
   read_peak(c);
   read_http(c);
+  read_leakwatch(c);
 }

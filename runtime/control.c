@@ -261,6 +261,10 @@ int control_body(int kind, int text, int seconds, uint8_t **body,
   return rc;
 }
 
+int control_dump_path(int kind, char *path, size_t cap) {
+  return dump_next((heapprof_kind_t)kind, path, cap);
+}
+
 int control_dump(int kind) { return dump_next((heapprof_kind_t)kind, NULL, 0); }
 
 /* ---- fork ---- */

@@ -24,6 +24,10 @@ extern uint64_t control_seed;
  * ".peak" before ".pb.gz"); failures are reported on stderr. */
 int control_dump(int kind);
 
+/* control_dump, also giving the path written (NUL-terminated, truncated
+ * to `cap`). */
+int control_dump_path(int kind, char *path, size_t cap);
+
 /*
  * A profile as an HTTP body (malloc'd): gzipped proto of `kind`, or Go's
  * debug=1 text when `text`, or a delta over the next `seconds` when > 0

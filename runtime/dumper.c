@@ -12,6 +12,11 @@
  * equals the profile's inuse_space total. One threshold, the lower of the
  * next growth dump and the next peak step, is compared on each move.
  *
+ * Leak watch: every HEAPPROF_LEAKWATCH period the thread looks at the
+ * estimate; after K rises in a row it compares the buckets with a copy
+ * taken when the rise began, names the sites that grew most in one stderr
+ * line, writes a profile, and starts counting again.
+ *
  * Peak: when the estimate passes the previous high-water mark by a step
  * (1/32 of it, at least 1 MiB), the allocating thread that got there copies
  * the bucket counts at once — the profile as it stands at that moment —
@@ -28,6 +33,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,6 +41,7 @@
 #include <unistd.h>
 
 #include "../profile/pprof.h"
+#include "../profile/symbols.h"
 #include "config.h"
 #include "control.h"
 #include "thread.h"
@@ -157,6 +164,113 @@ int dumper_peak(bucket_count_t **out, size_t *n, int64_t *bytes) {
   return rc;
 }
 
+/* ---- leak watch ---- */
+
+static struct {
+  int64_t last;          /* the estimate at the previous look */
+  int rises;             /* consecutive rises so far */
+  bucket_count_t *base;  /* counts when the rise began */
+  size_t nbase;
+} watch = {-1, 0, NULL, 0};
+
+typedef struct growth {
+  const char *site;
+  int64_t bytes;
+} growth_t;
+
+/* Adds `bytes` to the entry for `site` among the `n` kept (largest first
+ * after sorting); sites beyond the array's room are dropped. */
+static void add_growth(growth_t *g, size_t *n, size_t cap, const char *site,
+                       int64_t bytes) {
+  for (size_t i = 0; i < *n; i++)
+    if (strcmp(g[i].site, site) == 0) {
+      g[i].bytes += bytes;
+      return;
+    }
+  if (*n < cap)
+    g[(*n)++] = (growth_t){site, bytes};
+}
+
+static int by_growth(const void *a, const void *b) {
+  int64_t x = ((const growth_t *)a)->bytes, y = ((const growth_t *)b)->bytes;
+  return (x < y) - (x > y);
+}
+
+static int by_bucket(const void *a, const void *b) {
+  uintptr_t x = (uintptr_t)((const bucket_count_t *)a)->bucket;
+  uintptr_t y = (uintptr_t)((const bucket_count_t *)b)->bucket;
+  return (x > y) - (x < y);
+}
+
+static int64_t inuse_bytes(const bucket_count_t *c, int64_t rate) {
+  int64_t objects, bytes;
+  pprof_unsample(c->allocs - c->frees, c->bucket->size, rate, &objects, &bytes);
+  return bytes;
+}
+
+/* One stderr line: how much in-use grew over the rise, and where. */
+static void report_leak(int64_t now, const char *path) {
+  bucket_count_t *counts;
+  size_t n = bucket_snapshot(&counts);
+  if (n == (size_t)-1)
+    return;
+  int64_t rate = atomic_load(&control_rate);
+  symbols_t *syms = symbols_open();
+  growth_t g[256];
+  size_t ng = 0;
+  for (size_t i = 0; i < n; i++) {
+    const bucket_count_t *was = bsearch(&counts[i], watch.base, watch.nbase,
+                                        sizeof *watch.base, by_bucket);
+    int64_t before = was != NULL ? inuse_bytes(was, rate) : 0;
+    int64_t grew = inuse_bytes(&counts[i], rate) - before;
+    symbols_frame_t fr = {0};
+    if (grew > 0 && syms != NULL && counts[i].bucket->nframes > 0)
+      symbols_lookup(syms, counts[i].bucket->pcs[0] - 1, &fr);
+    if (grew > 0)
+      add_growth(g, &ng, 256, fr.function ? fr.function : "?", grew);
+  }
+  qsort(g, ng, sizeof *g, by_growth);
+  char sites[256] = "";
+  for (size_t i = 0, at = 0; i < ng && i < 3 && at < sizeof sites; i++)
+    at += (size_t)snprintf(sites + at, sizeof sites - at, "%s%s +%.1f MB",
+                           i ? ", " : "", g[i].site, (double)g[i].bytes / 1e6);
+  config_warn("heapprof: leak watch: in-use grew for %d intervals of %llds to "
+              "%.1f MB; growing most: %s; profile %s", watch.rises,
+              (long long)cfg->leak_period, (double)now / 1e6,
+              ng ? sites : "(no site)", path);
+  if (syms != NULL)
+    symbols_close(syms);
+  free(counts);
+}
+
+/* Keeps the counts now, sorted by bucket for report_leak's lookups. */
+static void rebase(void) {
+  free(watch.base);
+  watch.nbase = bucket_snapshot(&watch.base);
+  if (watch.nbase == (size_t)-1)
+    watch.base = NULL, watch.nbase = 0;
+  else
+    qsort(watch.base, watch.nbase, sizeof *watch.base, by_bucket);
+}
+
+static void leak_tick(void) {
+  int64_t now = dumper_inuse();
+  if (watch.last >= 0 && now > watch.last) {
+    watch.rises++;
+  } else {
+    watch.rises = 0;
+    rebase();
+  }
+  watch.last = now;
+  if (watch.rises < cfg->leak_rises)
+    return;
+  char path[CONFIG_PATH_MAX] = "";
+  control_dump_path(0 /* HEAPPROF_HEAP */, path, sizeof path);
+  report_leak(now, path);
+  watch.rises = 0;
+  rebase();
+}
+
 /* ---- the thread ---- */
 
 static void on_signal(int sig) {
@@ -170,17 +284,26 @@ static int64_t now_ms(void) {
   return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* Milliseconds until `next` (ms on the monotonic clock), 0 if past,
+ * -1 if `period` is off; capped at an hour. */
+static int until(int64_t period, int64_t next) {
+  if (period <= 0)
+    return -1;
+  int64_t left = next - now_ms();
+  return left < 0 ? 0 : left > 3600000 ? 3600000 : (int)left;
+}
+
 static void *dump_thread(void *arg) {
   (void)arg;
   hp_self.busy = 1; /* never sampled */
   int64_t period = cfg->interval * 1000, next = now_ms() + period;
+  int64_t watch_period = cfg->leak_period * 1000;
+  int64_t watch_next = now_ms() + watch_period;
   char buf[64];
   for (;;) {
-    int timeout = -1;
-    if (period > 0) {
-      int64_t left = next - now_ms();
-      timeout = left < 0 ? 0 : left > 3600000 ? 3600000 : (int)left;
-    }
+    int timeout = until(period, next), w = until(watch_period, watch_next);
+    if (w >= 0 && (timeout < 0 || w < timeout))
+      timeout = w;
     struct pollfd p = {wake_fds[0], POLLIN, 0};
     int r = poll(&p, 1, timeout);
     if (r < 0 && errno != EINTR)
@@ -202,6 +325,10 @@ static void *dump_thread(void *arg) {
       next += period;
       if (next < now_ms()) /* a slow dump: no burst to catch up */
         next = now_ms() + period;
+    }
+    if (watch_period > 0 && now_ms() >= watch_next) {
+      leak_tick();
+      watch_next = now_ms() + watch_period;
     }
   }
 }
@@ -244,7 +371,8 @@ static void install_signal(int sig) {
 int dumper_start(const hp_config_t *c) {
   cfg = c;
   rearm();
-  if (c->signal == 0 && c->interval == 0 && c->growth == 0)
+  if (c->signal == 0 && c->interval == 0 && c->growth == 0 &&
+      c->leak_period == 0)
     return 0;
   if (start_thread() != 0)
     return -1;

@@ -6,6 +6,9 @@
  *                         (HEAPPROF_OUT) that pprof reads, no temp files left
  *   test_signal own       the program installs its own USR2 handler: it
  *                         runs, and no profile appears
+ *   test_signal flood     1,000 signals a millisecond apart while the
+ *                         threads allocate: no deadlock, every file that
+ *                         appears parses, no temp file is left
  */
 #define _GNU_SOURCE
 #include <dirent.h>
@@ -101,6 +104,40 @@ static void storm(const char *dir) {
          SIGNALS, atomic_load(&rounds), THREADS);
 }
 
+static void flood(const char *dir) {
+  pthread_t t[THREADS];
+  for (int i = 0; i < THREADS; i++)
+    pthread_create(&t[i], NULL, churn, (void *)(uintptr_t)(i + 1));
+  for (int s = 0; s < 1000; s++) {
+    kill(getpid(), SIGUSR2);
+    sleep_ms(1);
+  }
+  /* Signals that arrive during a dump are answered by it: wait until the
+   * files stop coming (2 s without a new one), at most 60 s. */
+  int n = 0, temps, quiet = 0;
+  for (int i = 0; i < 600 && quiet < 20; i++) {
+    sleep_ms(100);
+    int now = count_files(dir, "sig.", &temps);
+    quiet = now == n ? quiet + 1 : 0;
+    n = now;
+  }
+  CHECK(quiet >= 20, "profiles still coming after 60 s");
+  atomic_store(&stop, 1);
+  for (int i = 0; i < THREADS; i++)
+    pthread_join(t[i], NULL);
+  CHECK(n >= 1 && count_files(dir, "sig.", &temps) == n && temps == 0,
+        "%d profiles, %d temp files", n, temps);
+  for (int s = 1; s <= n; s++) {
+    char path[600];
+    snprintf(path, sizeof path, "%s/sig.%d.pb.gz", dir, s);
+    tl_profile_t p;
+    tl_read_profile(path, &p);
+    tl_free_profile(&p);
+  }
+  printf("ok: 1000 signals answered by %d complete profiles during %ld "
+         "allocations\n", n, atomic_load(&rounds));
+}
+
 static volatile sig_atomic_t own_ran;
 static void own_handler(int sig) {
   (void)sig;
@@ -121,9 +158,11 @@ static void own(const char *dir) {
 }
 
 int main(int argc, char **argv) {
-  CHECK(argc == 3, "usage: test_signal storm|own DIR");
+  CHECK(argc == 3, "usage: test_signal storm|own|flood DIR");
   if (strcmp(argv[1], "storm") == 0)
     storm(argv[2]);
+  else if (strcmp(argv[1], "flood") == 0)
+    flood(argv[2]);
   else
     own(argv[2]);
   return 0;

@@ -155,14 +155,55 @@ static void peak(const char *dir, const char *self) {
   printf("ok\n");
 }
 
+static __attribute__((noipa)) void *leak_site(size_t n) {
+  void *p = malloc(n);
+  __asm__ volatile("" ::: "memory");
+  return p;
+}
+
+/* The child: grows at leak_site for ~3.5 s, past HEAPPROF_LEAKWATCH=1:2. */
+static void leak_child(void) {
+  for (int i = 0; i < 350; i++) {
+    leak_site(100000);
+    sleep_ms(10);
+  }
+  exit(0);
+}
+
+static void leak(const char *dir, const char *self) {
+  char out[1024], preload[1024];
+  snprintf(out, sizeof out, "HEAPPROF_OUT=%s/p.%%n.pb.gz", dir);
+  snprintf(preload, sizeof preload, "LD_PRELOAD=%s", getenv("LD_PRELOAD"));
+  char *env[] = {"PATH=/usr/bin:/bin", preload, out, "HEAPPROF_LEAKWATCH=1:2",
+                 "HEAPPROF_SIGNAL=none", NULL};
+  char *args[] = {(char *)self, "leak-child", (char *)dir, NULL};
+  char *o, *e;
+  CHECK(tl_run_env(args, env, &o, &e) == 0, "child failed: %s", e);
+  char path[1024];
+  CHECK(sscanf(e, "heapprof: leak watch: in-use grew for 2 intervals of 1s to "
+                  "%*f MB; growing most: leak_site +%*f MB; profile %1023s",
+               path) == 1, "want a leak-watch line naming leak_site, got:\n%s",
+        e);
+  tl_profile_t p;
+  tl_read_profile(path, &p);
+  int64_t v[4];
+  CHECK(tl_site(&p, "leak_site", v) > 0, "the leak profile lacks leak_site");
+  tl_free_profile(&p);
+  printf("ok: %s", e);
+}
+
 int main(int argc, char **argv) {
-  CHECK(argc == 3, "usage: test_triggers interval|growth|peak|peak-child DIR");
+  CHECK(argc == 3, "usage: test_triggers interval|growth|peak|leak DIR");
   if (strcmp(argv[1], "interval") == 0)
     interval(argv[2]);
   else if (strcmp(argv[1], "growth") == 0)
     growth(argv[2]);
   else if (strcmp(argv[1], "peak") == 0)
     peak(argv[2], argv[0]);
+  else if (strcmp(argv[1], "leak") == 0)
+    leak(argv[2], argv[0]);
+  else if (strcmp(argv[1], "leak-child") == 0)
+    leak_child();
   else
     peak_child();
   return 0;
