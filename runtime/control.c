@@ -267,6 +267,20 @@ int control_dump_path(int kind, char *path, size_t cap) {
 
 int control_dump(int kind) { return dump_next((heapprof_kind_t)kind, NULL, 0); }
 
+int control_spawn(const char *name, void *(*fn)(void *)) {
+  sigset_t all, old;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &old);
+  pthread_t t;
+  int rc = pthread_create(&t, NULL, fn, NULL);
+  pthread_sigmask(SIG_SETMASK, &old, NULL);
+  if (rc == 0) {
+    pthread_detach(t);
+    pthread_setname_np(t, name);
+  }
+  return rc;
+}
+
 /* ---- fork ---- */
 
 static void fork_prepare(void) {

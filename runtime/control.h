@@ -36,6 +36,10 @@ int control_dump_path(int kind, char *path, size_t cap);
 int control_body(int kind, int text, int seconds, uint8_t **body,
                  size_t *len);
 
+/* Starts a detached thread named `name` running `fn`, with every signal
+ * blocked (signals belong to the program's threads). 0 or an errno. */
+int control_spawn(const char *name, void *(*fn)(void *));
+
 /* Samples that could not be recorded (profiler memory exhausted). */
 void control_count_drop(void);
 uint64_t control_drops(void);

@@ -336,20 +336,13 @@ static void *dump_thread(void *arg) {
 static int start_thread(void) {
   if (pipe2(wake_fds, O_CLOEXEC | O_NONBLOCK) != 0)
     return -1;
-  sigset_t all, old;
-  sigfillset(&all);
-  pthread_sigmask(SIG_SETMASK, &all, &old);
-  pthread_t t;
-  int rc = pthread_create(&t, NULL, dump_thread, NULL);
-  pthread_sigmask(SIG_SETMASK, &old, NULL);
+  int rc = control_spawn("heapprof", dump_thread);
   if (rc != 0) {
     close(wake_fds[0]), close(wake_fds[1]);
     wake_fds[0] = wake_fds[1] = -1;
     errno = rc;
     return -1;
   }
-  pthread_detach(t);
-  pthread_setname_np(t, "heapprof");
   return 0;
 }
 

@@ -478,20 +478,13 @@ void http_start(const char *addr, int remote_ok) {
   }
   note_served(fd);
   listen_fd = fd;
-  sigset_t all, old;
-  sigfillset(&all);
-  pthread_sigmask(SIG_SETMASK, &all, &old);
-  pthread_t t;
-  int rc = pthread_create(&t, NULL, serve, NULL);
-  pthread_sigmask(SIG_SETMASK, &old, NULL);
+  int rc = control_spawn("heapprof-http", serve);
   if (rc != 0) {
     config_warn("heapprof: cannot start the HTTP thread: %s", strerror(rc));
     close(fd);
     listen_fd = -1;
     return;
   }
-  pthread_detach(t);
-  pthread_setname_np(t, "heapprof-http");
   if (strstr(addr, ":0") == addr + strlen(addr) - 2)
     config_warn("heapprof: serving http://%s:%d/debug/pprof/", served_host,
                 served_port);
