@@ -260,33 +260,42 @@ static void read_peak(hp_config_t *c) {
               "or 1; peak tracking off", v);
 }
 
+/* HEAPPROF_LEAKWATCH=SECONDS[:LOOKS[:LIVE]] */
+static int parse_leakwatch(const char *v, hp_config_t *c) {
+  char buf[96], *looks, *live;
+  if (strlen(v) >= sizeof buf)
+    return -1;
+  strcpy(buf, v);
+  looks = strchr(buf, ':');
+  live = looks ? strchr(looks + 1, ':') : NULL;
+  if (looks)
+    *looks++ = '\0';
+  if (live)
+    *live++ = '\0';
+  char *end;
+  long n = looks ? strtol(looks, &end, 10) : 5;
+  uint64_t level = 0;
+  if ((looks && (*looks < '0' || *looks > '9' || *end != '\0')) || n < 2 ||
+      n > 1000 || (live && (config_parse_bytes(live, &level) != 0 || level == 0)))
+    return -1;
+  if (config_parse_seconds(buf, &c->leak_period) != 0)
+    return -1;
+  c->leak_rises = (int)n;
+  c->leak_live = level;
+  return 0;
+}
+
 static void read_leakwatch(hp_config_t *c) {
   const char *v = secure_getenv("HEAPPROF_LEAKWATCH");
-  char period[32];
-  if (v == NULL)
+  if (v == NULL || parse_leakwatch(v, c) == 0)
     return;
-  const char *colon = strchr(v, ':');
-  long rises = 5;
-  if (colon != NULL) {
-    char *end;
-    rises = strtol(colon + 1, &end, 10);
-    if (*end != '\0' || colon[1] < '0' || colon[1] > '9')
-      rises = -1;
-  }
-  size_t plen = colon ? (size_t)(colon - v) : strlen(v);
-  if (plen < sizeof period && rises >= 2 && rises <= 1000) {
-    memcpy(period, v, plen);
-    period[plen] = '\0';
-    if (config_parse_seconds(period, &c->leak_period) == 0) {
-      c->leak_rises = (int)rises;
-      return;
-    }
-  }
   c->leak_period = 0;
+  c->leak_live = 0;
   config_warn("heapprof: HEAPPROF_LEAKWATCH=\"%.64s\" is not valid: expected "
-              "SECONDS[:RISES] (check every SECONDS, warn after RISES "
-              "consecutive rises, 2-1000, default 5: 60, 30s:10); leak watch "
-              "off", v);
+              "SECONDS[:LOOKS[:LIVE]] (look every SECONDS; warn after LOOKS "
+              "looks in a row, 2-1000, default 5, of rising in-use bytes, or "
+              "of mallocs - frees above LIVE: 60, 30s:10, 60:5:1M); leak "
+              "watch off", v);
 }
 
 /* The address is checked where it is used (http.c), with the socket. */

@@ -28,7 +28,8 @@ typedef struct hp_config {
   int64_t growth;              /* HEAPPROF_GROWTH, bytes (0 = off) */
   int peak;                    /* HEAPPROF_PEAK */
   int64_t leak_period;         /* HEAPPROF_LEAKWATCH seconds (0 = off) */
-  int leak_rises;              /* …and consecutive rises before warning */
+  int leak_rises;              /* …and consecutive looks before warning */
+  uint64_t leak_live;          /* …and the mallocs − frees level (0 = off) */
   char http[256];              /* HEAPPROF_HTTP, "" = no server */
   int http_remote;             /* HEAPPROF_HTTP_REMOTE */
 } hp_config_t;

@@ -42,6 +42,9 @@
 
 #include "../profile/pprof.h"
 #include "../profile/symbols.h"
+#define HEAPPROF_BUILDING 1
+#include "heapprof.h"
+
 #include "config.h"
 #include "control.h"
 #include "thread.h"
@@ -169,9 +172,10 @@ int dumper_peak(bucket_count_t **out, size_t *n, int64_t *bytes) {
 static struct {
   int64_t last;          /* the estimate at the previous look */
   int rises;             /* consecutive rises so far */
+  int high;              /* consecutive looks with mallocs − frees > LIVE */
   bucket_count_t *base;  /* counts when the rise began */
   size_t nbase;
-} watch = {-1, 0, NULL, 0};
+} watch = {-1, 0, 0, NULL, 0};
 
 typedef struct growth {
   const char *site;
@@ -208,8 +212,9 @@ static int64_t inuse_bytes(const bucket_count_t *c, int64_t rate) {
   return bytes;
 }
 
-/* One stderr line: how much in-use grew over the rise, and where. */
-static void report_leak(int64_t now, const char *path) {
+/* One stderr line: the sign seen (`why`), and the sites where in-use grew
+ * most since the watch began counting (`growth`) or that hold most now. */
+static void report_leak(const char *why, int growth, const char *path) {
   bucket_count_t *counts;
   size_t n = bucket_snapshot(&counts);
   if (n == (size_t)-1)
@@ -221,7 +226,7 @@ static void report_leak(int64_t now, const char *path) {
   for (size_t i = 0; i < n; i++) {
     const bucket_count_t *was = bsearch(&counts[i], watch.base, watch.nbase,
                                         sizeof *watch.base, by_bucket);
-    int64_t before = was != NULL ? inuse_bytes(was, rate) : 0;
+    int64_t before = was != NULL && growth ? inuse_bytes(was, rate) : 0;
     int64_t grew = inuse_bytes(&counts[i], rate) - before;
     symbols_frame_t fr = {0};
     if (grew > 0 && syms != NULL && counts[i].bucket->nframes > 0)
@@ -234,10 +239,8 @@ static void report_leak(int64_t now, const char *path) {
   for (size_t i = 0, at = 0; i < ng && i < 3 && at < sizeof sites; i++)
     at += (size_t)snprintf(sites + at, sizeof sites - at, "%s%s +%.1f MB",
                            i ? ", " : "", g[i].site, (double)g[i].bytes / 1e6);
-  config_warn("heapprof: leak watch: in-use grew for %d intervals of %llds to "
-              "%.1f MB; growing most: %s; profile %s", watch.rises,
-              (long long)cfg->leak_period, (double)now / 1e6,
-              ng ? sites : "(no site)", path);
+  config_warn("heapprof: leak watch: %s; %s most: %s; profile %s", why,
+              growth ? "growing" : "holding", ng ? sites : "(no site)", path);
   if (syms != NULL)
     symbols_close(syms);
   free(counts);
@@ -262,12 +265,26 @@ static void leak_tick(void) {
     rebase();
   }
   watch.last = now;
-  if (watch.rises < cfg->leak_rises)
+  heapprof_stats_t st;
+  uint64_t live = 0;
+  if (cfg->leak_live > 0 && heapprof_read_stats(&st) == 0)
+    live = st.mallocs - st.frees;
+  watch.high = live > cfg->leak_live && cfg->leak_live > 0 ? watch.high + 1 : 0;
+  char why[160];
+  int growth = watch.rises >= cfg->leak_rises;
+  if (growth)
+    snprintf(why, sizeof why, "in-use grew for %d looks %llds apart, to %.1f MB",
+             watch.rises, (long long)cfg->leak_period, (double)now / 1e6);
+  else if (watch.high >= cfg->leak_rises)
+    snprintf(why, sizeof why, "mallocs - frees stayed above %llu for %d looks "
+             "%llds apart (now %llu)", (unsigned long long)cfg->leak_live,
+             watch.high, (long long)cfg->leak_period, (unsigned long long)live);
+  else
     return;
   char path[CONFIG_PATH_MAX] = "";
   control_dump_path(0 /* HEAPPROF_HEAP */, path, sizeof path);
-  report_leak(now, path);
-  watch.rises = 0;
+  report_leak(why, growth, path);
+  watch.rises = watch.high = 0;
   rebase();
 }
 

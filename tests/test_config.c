@@ -34,9 +34,13 @@ static int read_captured(hp_config_t *c, char *err, size_t cap) {
 }
 
 static void clear_env(void) {
-  const char *vars[] = {"HEAPPROF_RATE", "HEAPPROF_OUT", "HEAPPROF_SIGNAL",
-                        "HEAPPROF_SEED", "HEAPPROF_DEPTH", "HEAPPROF_VERBOSE",
-                        "HEAPPROF_MAX_MEM"};
+  const char *vars[] = {"HEAPPROF_RATE",     "HEAPPROF_OUT",
+                        "HEAPPROF_SIGNAL",   "HEAPPROF_SEED",
+                        "HEAPPROF_DEPTH",    "HEAPPROF_VERBOSE",
+                        "HEAPPROF_MAX_MEM",  "HEAPPROF_INTERVAL",
+                        "HEAPPROF_GROWTH",   "HEAPPROF_PEAK",
+                        "HEAPPROF_LEAKWATCH", "HEAPPROF_HTTP",
+                        "HEAPPROF_HTTP_REMOTE"};
   for (size_t i = 0; i < sizeof vars / sizeof *vars; i++)
     unsetenv(vars[i]);
 }
@@ -71,7 +75,13 @@ int main(void) {
   setenv("HEAPPROF_SEED", "0x2a", 1);
   setenv("HEAPPROF_DEPTH", "128", 1);
   setenv("HEAPPROF_MAX_MEM", "64M", 1);
+  setenv("HEAPPROF_INTERVAL", "5m", 1);
+  setenv("HEAPPROF_GROWTH", "64M", 1);
+  setenv("HEAPPROF_LEAKWATCH", "30s:10:1M", 1);
   CHECK(read_captured(&c, err, sizeof err) == 0, "good values warned: %s", err);
+  CHECK(c.interval == 300 && c.growth == 64 << 20 && c.leak_period == 30 &&
+            c.leak_rises == 10 && c.leak_live == 1 << 20,
+        "control-plane values not taken");
   CHECK(c.rate == 4096 && c.out_set && c.signal == SIGUSR1 && c.seed == 42 &&
             c.seed_set && c.depth == 128 && c.max_mem == 64 << 20,
         "good values not taken");
@@ -97,6 +107,15 @@ int main(void) {
   bad("HEAPPROF_DEPTH", "1e3");
   bad("HEAPPROF_VERBOSE", "yes");
   bad("HEAPPROF_MAX_MEM", "1K");
+  bad("HEAPPROF_INTERVAL", "0");
+  bad("HEAPPROF_INTERVAL", "5x");
+  bad("HEAPPROF_GROWTH", "0");
+  bad("HEAPPROF_GROWTH", "lots");
+  bad("HEAPPROF_PEAK", "yes");
+  bad("HEAPPROF_LEAKWATCH", "60:1");
+  bad("HEAPPROF_LEAKWATCH", "60:5:0");
+  bad("HEAPPROF_LEAKWATCH", "soon");
+  bad("HEAPPROF_HTTP_REMOTE", "2");
   printf("ok\n");
   return 0;
 }

@@ -1,10 +1,12 @@
 /*
  * test_fork — fork from a process whose threads allocate at rate 1 (every
  * allocation takes the profiler's slow path and its locks): no child
- * hangs, each child allocates, frees and writes its own profile.
+ * hangs, each child allocates, frees and writes its own profile; and
+ * posix_spawn and vfork + exec (which run no fork handlers) never hang.
  */
 #define _GNU_SOURCE
 #include <pthread.h>
+#include <spawn.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -59,6 +61,23 @@ int main(void) {
     CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0,
           "child %d: %s %d", f, WIFSIGNALED(status) ? "signal" : "exit",
           WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status));
+  }
+  extern char **environ;
+  for (int f = 0; f < 30; f++) {
+    char *argv[] = {"/bin/true", NULL};
+    pid_t pid;
+    CHECK(posix_spawn(&pid, "/bin/true", NULL, NULL, argv, environ) == 0,
+          "posix_spawn");
+    int status;
+    CHECK(waitpid(pid, &status, 0) == pid && WIFEXITED(status) &&
+              WEXITSTATUS(status) == 0, "spawned /bin/true failed");
+    pid = vfork();
+    if (pid == 0) {
+      execve("/bin/true", argv, environ);
+      _exit(127);
+    }
+    CHECK(pid > 0 && waitpid(pid, &status, 0) == pid && WIFEXITED(status) &&
+              WEXITSTATUS(status) == 0, "vfork + exec /bin/true failed");
   }
   atomic_store(&stop, 1);
   for (int i = 0; i < 3; i++)

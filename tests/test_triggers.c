@@ -180,7 +180,7 @@ static void leak(const char *dir, const char *self) {
   char *o, *e;
   CHECK(tl_run_env(args, env, &o, &e) == 0, "child failed: %s", e);
   char path[1024];
-  CHECK(sscanf(e, "heapprof: leak watch: in-use grew for 2 intervals of 1s to "
+  CHECK(sscanf(e, "heapprof: leak watch: in-use grew for 2 looks 1s apart, to "
                   "%*f MB; growing most: leak_site +%*f MB; profile %1023s",
                path) == 1, "want a leak-watch line naming leak_site, got:\n%s",
         e);
@@ -192,8 +192,38 @@ static void leak(const char *dir, const char *self) {
   printf("ok: %s", e);
 }
 
+static __attribute__((noipa)) void *live_site(size_t n) {
+  void *p = malloc(n);
+  __asm__ volatile("" ::: "memory");
+  return p;
+}
+
+/* The child: 3,000 blocks held, nothing growing, for ~4 s. */
+static void live_child(void) {
+  for (int i = 0; i < 3000; i++)
+    live_site(64);
+  sleep_ms(4200);
+  exit(0);
+}
+
+/* The second sign of a leak: mallocs − frees staying above a level. */
+static void live(const char *dir, const char *self) {
+  char out[1024], preload[1024];
+  snprintf(out, sizeof out, "HEAPPROF_OUT=%s/p.%%n.pb.gz", dir);
+  snprintf(preload, sizeof preload, "LD_PRELOAD=%s", getenv("LD_PRELOAD"));
+  char *env[] = {"PATH=/usr/bin:/bin", preload, out, "HEAPPROF_LEAKWATCH=1:3:1K",
+                 "HEAPPROF_RATE=1", "HEAPPROF_SIGNAL=none", NULL};
+  char *args[] = {(char *)self, "live-child", (char *)dir, NULL};
+  char *o, *e;
+  CHECK(tl_run_env(args, env, &o, &e) == 0, "child failed: %s", e);
+  CHECK(strstr(e, "heapprof: leak watch: mallocs - frees stayed above 1024 for 3 "
+                  "looks 1s apart") == e && strstr(e, "holding most: live_site"),
+        "want a mallocs-frees leak-watch line naming live_site, got:\n%s", e);
+  printf("ok: %s", e);
+}
+
 int main(int argc, char **argv) {
-  CHECK(argc == 3, "usage: test_triggers interval|growth|peak|leak DIR");
+  CHECK(argc == 3, "usage: test_triggers interval|growth|peak|leak|live DIR");
   if (strcmp(argv[1], "interval") == 0)
     interval(argv[2]);
   else if (strcmp(argv[1], "growth") == 0)
@@ -204,6 +234,10 @@ int main(int argc, char **argv) {
     leak(argv[2], argv[0]);
   else if (strcmp(argv[1], "leak-child") == 0)
     leak_child();
+  else if (strcmp(argv[1], "live") == 0)
+    live(argv[2], argv[0]);
+  else if (strcmp(argv[1], "live-child") == 0)
+    live_child();
   else
     peak_child();
   return 0;
