@@ -12,7 +12,9 @@ packages=(
   zlib1g-dev                           # gzip
   golang-go                            # go tool pprof, used by every test
   graphviz                             # go tool pprof -svg in the demo
-  python3                              # a real program the tests run under the profiler
+  python3 perl git sqlite3             # real programs the tests run under the profiler
+  redis-server redis-tools             # a real server (and its benchmark) likewise
+  libjemalloc2 libtcmalloc-minimal4    # other allocators beneath heapprof, in the tests
 )
 
 missing=()

@@ -5,7 +5,9 @@
  */
 #include <cstdio>
 #include <cstring>
+#include <cstdint>
 #include <map>
+#include <new>
 #include <string>
 #include <vector>
 
@@ -66,7 +68,35 @@ static void expect(const tl_profile_t *p, const char *site, int any,
               (long long)v[3]);
 }
 
+struct alignas(256) Aligned {
+  char data[512];
+};
+
+/* What C++ promises on failure and for over-aligned types holds through
+ * heapprof's operator new, whichever allocator lies beneath. */
+static void failure_and_alignment(void) {
+  volatile size_t huge = SIZE_MAX / 4;
+  bool threw = false;
+  try {
+    char *p = new char[huge];
+    delete[] p;
+  } catch (const std::bad_alloc &) {
+    threw = true;
+  }
+  CHECK(threw, "new of %zu bytes did not throw std::bad_alloc", (size_t)huge);
+  char *q = new (std::nothrow) char[huge];
+  CHECK(q == nullptr, "nothrow new of %zu bytes returned non-null", (size_t)huge);
+  Aligned *a = new Aligned();
+  CHECK(reinterpret_cast<uintptr_t>(a) % 256 == 0, "aligned new: %p", (void *)a);
+  delete a;
+  Aligned *arr = new (std::nothrow) Aligned[3];
+  CHECK(arr != nullptr && reinterpret_cast<uintptr_t>(arr) % 256 == 0,
+        "aligned nothrow new[]");
+  delete[] arr;
+}
+
 int main() {
+  failure_and_alignment();
   Widget **w = make_widgets(100);
   churn_widgets(500);
   std::vector<int> *v = make_vector();
