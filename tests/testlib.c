@@ -63,6 +63,7 @@ int tl_run_env(char *const argv[], char *const env[], char **out, char **err) {
   char outp[600], errp[600];
   snprintf(outp, sizeof outp, "%s/run.out", tl_tmpdir());
   snprintf(errp, sizeof errp, "%s/run.err", tl_tmpdir());
+  fflush(NULL); /* or the child's freopen writes our pending output again */
   pid_t pid = fork();
   if (pid < 0)
     return -1;
@@ -87,6 +88,7 @@ int tl_run(char *const argv[], char **out) {
   int fds[2];
   if (pipe(fds) != 0)
     return -1;
+  fflush(NULL);
   pid_t pid = fork();
   if (pid < 0)
     return -1;
