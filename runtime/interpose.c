@@ -329,10 +329,11 @@ static SLOW void *sampled_alloc(size_t size, size_t alloc, size_t align,
   t->busy++;
   bucket_t *b = bucket_here(size);
   void *raw = b != NULL ? raw_alloc(how, align, total) : NULL;
-  if (raw != NULL && (p = mark(raw, align, b)) == NULL)
+  if (raw != NULL && (p = mark(raw, align, b)) == NULL) {
     next.free(raw);
-  if (b == NULL || (raw != NULL && p == NULL))
-    control_count_drop();
+    control_count_drop(); /* (a bucket that could not be made is counted
+                             by buckets.c) */
+  }
   t->busy--;
   errno = saved;
   return p;
@@ -477,8 +478,7 @@ static SLOW void *realloc_slow(void *p, size_t n) {
     t->busy--;
     errno = saved;
     if (b != NULL)
-      return realloc_sampled(p, n, b);
-    control_count_drop();
+      return realloc_sampled(p, n, b); /* else counted by buckets.c */
   } else if (new_sampled) {
     q = sampled_alloc(n, n, SAMPLED_HEADER, RAW_MALLOC);
   }
