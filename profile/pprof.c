@@ -269,11 +269,21 @@ static uint64_t location_id(builder_t *b, uintptr_t pc, int *is_new_op) {
   return loc->id;
 }
 
+/* x as an int64, saturated: counts from a table the encoder did not make
+ * (a fuzzer's, say) may not fit, and the conversion must stay defined. */
+static int64_t saturate(double x) {
+  if (!(x < 0x1p63)) /* also NaN */
+    return INT64_MAX;
+  return x > -0x1p63 ? (int64_t)x : INT64_MIN;
+}
+
 void pprof_unsample(uint64_t count, uint64_t size, int64_t rate,
                     int64_t *objects, int64_t *bytes) {
+  uint64_t total;
   if (rate <= 1) {
-    *objects = (int64_t)count;
-    *bytes = (int64_t)(count * size);
+    *objects = count > INT64_MAX ? INT64_MAX : (int64_t)count;
+    *bytes = __builtin_mul_overflow(count, size, &total) || total > INT64_MAX
+                 ? INT64_MAX : (int64_t)total;
     return;
   }
   if (count == 0 || size == 0) {
@@ -281,21 +291,25 @@ void pprof_unsample(uint64_t count, uint64_t size, int64_t rate,
     return;
   }
   double scale = 1.0 / (1.0 - exp(-(double)size / (double)rate));
-  *objects = (int64_t)((double)count * scale);
-  *bytes = (int64_t)((double)count * (double)size * scale);
+  *objects = saturate((double)count * scale);
+  *bytes = saturate((double)count * (double)size * scale);
 }
 
 /* The four values of bucket count `c`, less `base` when given. */
+/* a − b, or 0 when b is larger (counts only grow, so that means a table
+ * not made by bucket_snapshot: never wrap around). */
+static uint64_t minus(uint64_t a, uint64_t b) { return a > b ? a - b : 0; }
+
 static int sample_values(const bucket_count_t *c, const bucket_count_t *base,
                          int64_t rate, int64_t v[4]) {
   uint64_t size = c->bucket->size, a0 = base ? base->allocs : 0;
   uint64_t f0 = base ? base->frees : 0;
   int64_t o0, b0;
-  pprof_unsample(c->allocs - a0, size, rate, &v[0], &v[1]);
-  pprof_unsample(c->allocs - c->frees, size, rate, &v[2], &v[3]);
-  pprof_unsample(a0 - f0, size, rate, &o0, &b0);
-  v[2] -= o0; /* in-use change over the window: may be negative */
-  v[3] -= b0;
+  pprof_unsample(minus(c->allocs, a0), size, rate, &v[0], &v[1]);
+  pprof_unsample(minus(c->allocs, c->frees), size, rate, &v[2], &v[3]);
+  pprof_unsample(minus(a0, f0), size, rate, &o0, &b0);
+  v[2] -= o0; /* in-use change over the window: may be negative; both */
+  v[3] -= b0; /* sides are ≥ 0, so the difference cannot overflow */
   return v[0] || v[1] || v[2] || v[3];
 }
 

@@ -41,13 +41,13 @@
 
 #include "config.h"
 #include "control.h"
+#include "httpreq.h"
 #include "thread.h"
 
 #define HEAD_MAX 8192
 #define READ_TIMEOUT_MS 5000
 #define WRITE_TIMEOUT_S 30
 #define MAX_SECONDS 300
-#define SYMBOL_BODY_MAX 65536
 
 static int listen_fd = -1;
 static int remote_allowed;
@@ -120,99 +120,6 @@ static int read_head(int fd, char *buf, size_t *len) {
       return -1;
     *len += (size_t)r;
   }
-}
-
-typedef struct request {
-  size_t content_length;
-  const char *body; /* what of the body arrived with the head */
-  size_t body_have;
-  char method[8];
-  char path[256];
-  char query[256];
-  int http11;
-  char host[256]; /* "" when absent */
-} request_t;
-
-/* Parses the request line and the Host header. 0 or 400. */
-static int parse(char *head, request_t *rq) {
-  memset(rq, 0, sizeof *rq);
-  char *eol = strstr(head, "\r\n");
-  *eol = '\0';
-  char target[512], version[16];
-  if (sscanf(head, "%7[A-Z] %511[^ ] %15s", rq->method, target, version) != 3 ||
-      target[0] != '/' || strchr(eol + 2, '\0') == NULL)
-    return 400;
-  if (strcmp(version, "HTTP/1.1") == 0)
-    rq->http11 = 1;
-  else if (strcmp(version, "HTTP/1.0") != 0)
-    return 400;
-  char *q = strchr(target, '?');
-  if (q != NULL)
-    *q++ = '\0';
-  if (strlen(target) >= sizeof rq->path || (q && strlen(q) >= sizeof rq->query))
-    return 400;
-  strcpy(rq->path, target);
-  strcpy(rq->query, q ? q : "");
-  for (char *line = eol + 2; *line != '\0' && strncmp(line, "\r\n", 2) != 0;) {
-    char *end = strstr(line, "\r\n");
-    if (end == NULL)
-      return 400;
-    *end = '\0';
-    if (strncasecmp(line, "Content-Length:", 15) == 0) {
-      char *e;
-      unsigned long long v = strtoull(line + 15, &e, 10);
-      if (*e != '\0' || v > SYMBOL_BODY_MAX)
-        return 400;
-      rq->content_length = (size_t)v;
-    } else if (strncasecmp(line, "Host:", 5) == 0) {
-      char *v = line + 5;
-      while (*v == ' ' || *v == '\t')
-        v++;
-      if (rq->host[0] != '\0' || strlen(v) >= sizeof rq->host)
-        return 400; /* two Host headers, or an absurd one */
-      strcpy(rq->host, v);
-      for (size_t k = strlen(rq->host); k > 0 && rq->host[k - 1] == ' ';)
-        rq->host[--k] = '\0';
-    } else if (strchr(line, ':') == NULL) {
-      return 400;
-    }
-    line = end + 2;
-  }
-  return rq->http11 && rq->host[0] == '\0' ? 400 : 0;
-}
-
-/* Whether `host` (a Host header) names this server on loopback. */
-static int host_ok(const char *host) {
-  if (remote_allowed || host[0] == '\0')
-    return 1;
-  char name[256];
-  snprintf(name, sizeof name, "%s", host);
-  char *colon = name[0] == '[' ? strstr(name, "]:") : strrchr(name, ':');
-  if (colon != NULL) {
-    if (name[0] == '[')
-      colon++;
-    if (atoi(colon + 1) != served_port)
-      return 0;
-    *colon = '\0';
-  }
-  return strcasecmp(name, "localhost") == 0 || strcmp(name, served_host) == 0;
-}
-
-/* The integer value of `key` in a query string: 0 absent, -1 malformed. */
-static int query_int(const char *query, const char *key, long *out) {
-  size_t klen = strlen(key);
-  *out = 0;
-  for (const char *p = query; p && *p; p = strchr(p, '&') ? strchr(p, '&') + 1 : NULL) {
-    if (strncmp(p, key, klen) != 0 || p[klen] != '=')
-      continue;
-    char *end;
-    errno = 0;
-    *out = strtol(p + klen + 1, &end, 10);
-    if (errno != 0 || end == p + klen + 1 || (*end != '&' && *end != '\0'))
-      return -1;
-    return 1;
-  }
-  return 0;
 }
 
 /* ---- the symbol service ---- */
@@ -288,8 +195,8 @@ static const char index_html[] =
 static void serve_profile(int fd, const request_t *rq, int kind,
                           const char *name, int head_only) {
   long debug, seconds;
-  if (query_int(rq->query, "debug", &debug) < 0 || debug < 0 || debug > 2 ||
-      query_int(rq->query, "seconds", &seconds) < 0 || seconds < 0 ||
+  if (httpreq_query_int(rq->query, "debug", &debug) < 0 || debug < 0 || debug > 2 ||
+      httpreq_query_int(rq->query, "seconds", &seconds) < 0 || seconds < 0 ||
       seconds > MAX_SECONDS) {
     reply_error(fd, 400, "Bad Request", "debug must be 0-2, seconds 0-300");
     return;
@@ -321,7 +228,7 @@ static void serve_profile(int fd, const request_t *rq, int kind,
 static void route(int fd, const request_t *rq) {
   int head_only = strcmp(rq->method, "HEAD") == 0;
   const char *p = rq->path;
-  if (!host_ok(rq->host))
+  if (!httpreq_host_ok(rq->host, served_host, served_port, remote_allowed))
     return reply_error(fd, 403, "Forbidden", "Host does not name this loopback server");
   if (strcmp(p, "/debug/pprof/symbol") == 0 && strcmp(rq->method, "POST") == 0)
     return serve_symbols(fd, rq, 0);
@@ -354,7 +261,7 @@ static void handle(int fd) {
   else if (rc == 0) {
     /* The body starts after the blank line; parse() cuts up the head. */
     const char *body = strstr(head, "\r\n\r\n") + 4;
-    if ((rc = parse(head, &rq)) != 0) {
+    if ((rc = httpreq_parse(head, &rq)) != 0) {
       reply_error(fd, 400, "Bad Request", "malformed request");
       return;
     }

@@ -15,6 +15,7 @@ packages=(
   python3 perl git sqlite3             # real programs the tests run under the profiler
   redis-server redis-tools             # a real server (and its benchmark) likewise
   libjemalloc2 libtcmalloc-minimal4    # other allocators beneath heapprof, in the tests
+  clang libclang-rt-14-dev             # libFuzzer for the fuzz tests
 )
 
 missing=()
@@ -32,6 +33,6 @@ if ((${#missing[@]})); then
   $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" </dev/null
 fi
 
-for tool in cmake cc c++ protoc-c go dot; do
+for tool in cmake cc c++ clang protoc-c go dot; do
   command -v "$tool" >/dev/null || { echo "setup: $tool is still missing" >&2; exit 1; }
 done
