@@ -138,18 +138,29 @@ static void flood(const char *dir) {
          "allocations\n", n, atomic_load(&rounds));
 }
 
-static volatile sig_atomic_t own_ran;
+static volatile sig_atomic_t own_ran[3];
 static void own_handler(int sig) {
-  (void)sig;
-  own_ran = 1;
+  own_ran[sig == SIGUSR1 ? 0 : sig == SIGUSR2 ? 1 : 2] = 1;
 }
 
+/* The program's own handlers for USR1, USR2 (the dump signal) and PROF
+ * all run, while threads allocate; USR2 then writes no profile. */
 static void own(const char *dir) {
-  signal(SIGUSR2, own_handler);
-  kill(getpid(), SIGUSR2);
-  for (int i = 0; i < 100 && !own_ran; i++)
-    sleep_ms(10);
-  CHECK(own_ran, "the program's own handler did not run");
+  pthread_t t[THREADS];
+  for (int i = 0; i < THREADS; i++)
+    pthread_create(&t[i], NULL, churn, (void *)(uintptr_t)(i + 1));
+  int sigs[3] = {SIGUSR1, SIGUSR2, SIGPROF};
+  for (int k = 0; k < 3; k++) {
+    signal(sigs[k], own_handler);
+    kill(getpid(), sigs[k]);
+    for (int i = 0; i < 100 && !own_ran[k]; i++)
+      sleep_ms(10);
+    CHECK(own_ran[k], "the program's own handler for signal %d did not run",
+          sigs[k]);
+  }
+  atomic_store(&stop, 1);
+  for (int i = 0; i < THREADS; i++)
+    pthread_join(t[i], NULL);
   sleep_ms(500);
   int temps;
   CHECK(count_files(dir, "sig.", &temps) == 0 && temps == 0,
