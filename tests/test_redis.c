@@ -5,7 +5,7 @@
  * exits 0 and writes the exit profile, and both open in go tool pprof with
  * redis's own allocation sites in them.
  *
- * usage: test_redis LIBHEAPPROF
+ * usage: test_redis LIBHEAPPROF [RATE]   (RATE: HEAPPROF_RATE, default unset)
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -45,7 +45,10 @@ static int cli(const char *port, const char *cmd, const char *arg, char **out) {
 }
 
 int main(int argc, char **argv) {
-  CHECK(argc == 2, "usage: test_redis LIBHEAPPROF");
+  CHECK(argc == 2 || argc == 3, "usage: test_redis LIBHEAPPROF [RATE]");
+  char rate[64] = "HEAPPROF_SIGNAL=USR2";
+  if (argc == 3)
+    snprintf(rate, sizeof rate, "HEAPPROF_RATE=%s", argv[2]);
   const char *dir = tl_tmpdir();
   char port[16], preload[1024], out[1100], path[1100];
   snprintf(port, sizeof port, "%d", free_port());
@@ -54,7 +57,7 @@ int main(int argc, char **argv) {
   pid_t pid = fork();
   if (pid == 0) {
     alarm(120); /* never outlive the test */
-    char *env[] = {"PATH=/usr/bin:/bin", preload, out, NULL};
+    char *env[] = {"PATH=/usr/bin:/bin", preload, out, rate, NULL};
     char *args[] = {"/usr/bin/redis-server", "--port", port, "--bind", "127.0.0.1",
                     "--save", "", "--appendonly", "no", "--daemonize", "no",
                     "--loglevel", "warning", NULL};
