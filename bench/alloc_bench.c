@@ -1,11 +1,14 @@
 /*
  * alloc_bench — malloc/free pairs of mixed sizes (16 B – 4 KiB) from 8
  * distinct call sites with a live working set, on one or more threads.
+ * With several threads, one allocation in eight is swapped through a
+ * shared ring, so that its block is freed by another thread.
  * Prints the elapsed seconds; run it under each configuration and compare.
  *
  * usage: alloc_bench PAIRS THREADS LIVE
  */
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,6 +19,10 @@
 SITE(0) SITE(1) SITE(2) SITE(3) SITE(4) SITE(5) SITE(6) SITE(7)
 static void *(*const sites[8])(size_t) = {site0, site1, site2, site3,
                                           site4, site5, site6, site7};
+
+#define RING 1024
+static _Atomic(void *) ring[RING];
+static int threads = 1;
 
 typedef struct job {
   long pairs;
@@ -43,7 +50,10 @@ static void *run(void *arg) {
     uint64_t r = next(&s);
     long k = (long)(r >> 20) % j->live;
     free(slots[k]);
-    slots[k] = sites[i & 7](size_of(r));
+    void *p = sites[i & 7](size_of(r));
+    if (threads > 1 && (r >> 40) % 8 == 0) /* hand it to another thread */
+      p = atomic_exchange(&ring[(r >> 8) % RING], p);
+    slots[k] = p;
   }
   for (long k = 0; k < j->live; k++)
     free(slots[k]);
@@ -53,7 +63,7 @@ static void *run(void *arg) {
 
 int main(int argc, char **argv) {
   long pairs = argc > 1 ? atol(argv[1]) : 20000000;
-  int threads = argc > 2 ? atoi(argv[2]) : 1;
+  threads = argc > 2 ? atoi(argv[2]) : 1;
   long live = argc > 3 ? atol(argv[3]) : 100000;
   pthread_t t[64];
   job_t jobs[64];
@@ -65,6 +75,8 @@ int main(int argc, char **argv) {
   }
   for (int i = 0; i < threads; i++)
     pthread_join(t[i], NULL);
+  for (int i = 0; i < RING; i++)
+    free(atomic_load(&ring[i]));
   clock_gettime(CLOCK_MONOTONIC, &b);
   printf("%.4f\n", (double)(b.tv_sec - a.tv_sec) + (double)(b.tv_nsec - a.tv_nsec) / 1e9);
   return 0;

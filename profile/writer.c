@@ -3,9 +3,14 @@
  *
  * A profile file is created as "<path>.tmp.<pid>.<n>" in the target's own
  * directory (rename is only atomic within a file system), written, fsync'd
- * and renamed over the target. rename() replaces a symlink planted at the
- * target rather than following it, and the temp name is opened with
- * O_EXCL|O_NOFOLLOW, so no existing file is ever written through.
+ * and renamed over the target. The target must be absent or a regular
+ * file: anything else in its place — a symlink (the classic planted-link
+ * attack), a device, a FIFO, a directory — is refused and left as it was,
+ * because renaming over it would destroy it (as root, /dev/null itself)
+ * and following it would write where it points. The temp name is opened
+ * with O_EXCL|O_NOFOLLOW, so no existing file is ever written through; a
+ * link swapped in after the check is replaced by the rename, never
+ * followed.
  */
 #define _GNU_SOURCE
 #include "writer.h"
@@ -16,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <zlib.h>
 
@@ -64,6 +70,11 @@ int writer_write_all(int fd, const uint8_t *buf, size_t len) {
 static _Atomic unsigned temp_counter;
 
 int writer_write_file(const char *path, const uint8_t *buf, size_t len) {
+  struct stat st;
+  if (lstat(path, &st) == 0 && !S_ISREG(st.st_mode)) {
+    errno = S_ISLNK(st.st_mode) ? ELOOP : EEXIST;
+    return -1;
+  }
   char tmp[4096];
   int n = snprintf(tmp, sizeof tmp, "%s.tmp.%d.%u", path, (int)getpid(),
                    atomic_fetch_add(&temp_counter, 1));

@@ -21,7 +21,9 @@ int writer_write_all(int fd, const uint8_t *buf, size_t len);
 /*
  * Writes `buf` to `path` atomically: a temp file beside it (mode 0600,
  * O_EXCL|O_NOFOLLOW, so a planted file or symlink is never followed or
- * clobbered), fsync, rename. 0 or -1 with errno set; the temp file is gone
+ * clobbered), fsync, rename. `path` must be absent or a regular file: a
+ * symlink there fails with ELOOP, any other kind of file with EEXIST, and
+ * it is left untouched. 0 or -1 with errno set; the temp file is gone
  * either way.
  */
 int writer_write_file(const char *path, const uint8_t *buf, size_t len);

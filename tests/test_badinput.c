@@ -167,16 +167,20 @@ static void paths(void) {
   }
   write_works(path, "planted temp file");
 
-  /* A symlink planted at the target is replaced; its victim is kept. */
+  /* A symlink planted at the target is refused; link and victim are kept;
+   * once it is gone the write succeeds. */
   snprintf(plant, sizeof plant, "%s/victim", dir);
   fd = open(plant, O_WRONLY | O_CREAT, 0600);
   CHECK(write(fd, "keep", 4) == 4, "victim");
   close(fd);
   snprintf(path, sizeof path, "%s/link.pb.gz", dir);
   CHECK(symlink(plant, path) == 0, "symlink");
-  write_works(path, "planted symlink");
+  write_fails(path, ELOOP, "planted symlink");
   struct stat st;
   CHECK(stat(plant, &st) == 0 && st.st_size == 4, "the symlink's victim changed");
+  CHECK(lstat(path, &st) == 0 && S_ISLNK(st.st_mode), "the symlink was replaced");
+  unlink(path);
+  write_works(path, "planted symlink");
   printf("ok\n");
 }
 

@@ -48,17 +48,28 @@ static void atomic_files(const char *dir) {
             (st.st_mode & 0777) == 0600, "mode %o size %lld",
         st.st_mode & 0777, (long long)st.st_size);
   CHECK(count_entries(dir) == 1, "temp file left behind");
+  CHECK(writer_write_file(path, data, sizeof data) == 0,
+        "an existing regular file is replaced atomically");
 
-  /* A symlink planted at the target is replaced, its victim untouched. */
+  /* A symlink planted at the target is refused: neither followed nor
+   * replaced. */
   snprintf(victim, sizeof victim, "%s/victim", dir);
   snprintf(link_path, sizeof link_path, "%s/planted.bin", dir);
   FILE *f = fopen(victim, "w");
   fputs("keep me", f);
   fclose(f);
   CHECK(symlink(victim, link_path) == 0, "symlink");
-  CHECK(writer_write_file(link_path, data, sizeof data) == 0, "write over link");
-  CHECK(lstat(link_path, &st) == 0 && S_ISREG(st.st_mode),
-        "the link must be replaced by a regular file");
+  CHECK(writer_write_file(link_path, data, sizeof data) == -1 && errno == ELOOP,
+        "a planted symlink must be refused (errno %d)", errno);
+  CHECK(lstat(link_path, &st) == 0 && S_ISLNK(st.st_mode), "the link was touched");
+  /* So is a FIFO (or a device: as root, renaming over /dev/null would
+   * destroy it). */
+  char fifo[1024];
+  snprintf(fifo, sizeof fifo, "%s/fifo", dir);
+  CHECK(mkfifo(fifo, 0600) == 0, "mkfifo");
+  CHECK(writer_write_file(fifo, data, sizeof data) == -1 && errno == EEXIST,
+        "a FIFO target must be refused (errno %d)", errno);
+  CHECK(lstat(fifo, &st) == 0 && S_ISFIFO(st.st_mode), "the FIFO was replaced");
   char buf[16] = {0};
   f = fopen(victim, "r");
   CHECK(fgets(buf, sizeof buf, f) && strcmp(buf, "keep me") == 0,
