@@ -233,8 +233,9 @@ static void symbolize(builder_t *b, Location *loc, const char **name) {
   loc->n_line = 1;
 }
 
-/* Location id for return address `pc`; *new_name gets the function name
- * of a location seen for the first time, NULL otherwise. */
+/* Location id for return address `pc`, made on first sight; *is_new_op
+ * says whether the location is in operator new (remembered in the id
+ * slot's top bit, so it is looked up once). */
 static uint64_t location_id(builder_t *b, uintptr_t pc, int *is_new_op) {
   int found;
   uint64_t addr = pc - 1;
