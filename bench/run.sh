@@ -15,5 +15,5 @@ if ! dpkg-query -W -f='${Status}' libgoogle-perftools4 heaptrack 2>/dev/null |
 fi
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build build -j "$(nproc)" --target heapprof alloc_bench map_bench \
-  sampled_cost write_cost >/dev/null
+  sampled_cost write_cost memory_cost >/dev/null
 exec python3 bench/suite.py "$@"

@@ -180,7 +180,13 @@ def micro():
     env["HEAPPROF_RATE"] = "1"
     write = subprocess.run([os.path.join(BIN, "write_cost")], env=env,
                            capture_output=True, text=True, check=True).stdout
-    return cost, write
+    memory = ""
+    for rate in ("0", "524288", "1"):
+        env["HEAPPROF_RATE"] = rate
+        memory += subprocess.run([os.path.join(BIN, "memory_cost")], env=env,
+                                 capture_output=True, text=True,
+                                 check=True).stdout
+    return cost, write, memory
 
 
 def machine():
@@ -213,10 +219,13 @@ def main():
         os.chdir(tmp)
         names, loads, results, rss = measure(args.rounds, only, tmp)
     body = table(names, loads, results, rss)
-    cost, write = micro()
+    cost, write, memory = micro()
     report = (f"{body}\n\n({args.rounds} rounds, interleaved; medians)\n\n"
               f"Sampled-path cost (bench/sampled_cost, median of 9):\n\n```\n{cost}```\n\n"
-              f"Profile writes (bench/write_cost, median of 5):\n\n```\n{write}```\n")
+              f"Profile writes (bench/write_cost, median of 5):\n\n```\n{write}```\n\n"
+              f"Memory with a ~256 MB live heap (bench/memory_cost): what the "
+              f"profiler costs is the RSS above the rate-0 run\n\n"
+              f"```\n{memory}```\n")
     print(report)
     if not args.no_write:
         path = os.path.join(ROOT, "docs", "BENCHMARKS.md")
