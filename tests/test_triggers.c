@@ -120,17 +120,27 @@ static void peak_child(void) {
   exit(0);
 }
 
-static void peak(const char *dir, const char *self) {
+/* Runs this program as `mode` (a child mode) under the preload, with
+ * HEAPPROF_OUT=DIR/p.%n.pb.gz and the two extra settings given; fails the
+ * test unless it exits 0; returns its stderr. */
+static char *run_child(const char *self, const char *mode, const char *dir,
+                       char *setting1, char *setting2) {
   char out[1024], preload[1024];
   snprintf(out, sizeof out, "HEAPPROF_OUT=%s/p.%%n.pb.gz", dir);
   const char *lib = getenv("LD_PRELOAD");
   CHECK(lib != NULL, "run with LD_PRELOAD (CTest sets it)");
   snprintf(preload, sizeof preload, "LD_PRELOAD=%s", lib);
-  char *env[] = {"PATH=/usr/bin:/bin", preload, out, "HEAPPROF_PEAK=1",
-                 "HEAPPROF_RATE=1", NULL};
-  char *args[] = {(char *)self, "peak-child", (char *)dir, NULL};
+  char *env[] = {"PATH=/usr/bin:/bin", preload, out, "HEAPPROF_SIGNAL=none",
+                 setting1, setting2, NULL};
+  char *args[] = {(char *)self, (char *)mode, (char *)dir, NULL};
   char *o, *e;
-  CHECK(tl_run_env(args, env, &o, &e) == 0, "child failed: %s%s", o, e);
+  CHECK(tl_run_env(args, env, &o, &e) == 0, "child %s failed: %s%s", mode, o, e);
+  free(o);
+  return e;
+}
+
+static void peak(const char *dir, const char *self) {
+  free(run_child(self, "peak-child", dir, "HEAPPROF_PEAK=1", "HEAPPROF_RATE=1"));
   char exit_path[1024], peak_path[1024];
   snprintf(exit_path, sizeof exit_path, "%s/p.1.pb.gz", dir);
   snprintf(peak_path, sizeof peak_path, "%s/p.2.peak.pb.gz", dir);
@@ -171,14 +181,8 @@ static void leak_child(void) {
 }
 
 static void leak(const char *dir, const char *self) {
-  char out[1024], preload[1024];
-  snprintf(out, sizeof out, "HEAPPROF_OUT=%s/p.%%n.pb.gz", dir);
-  snprintf(preload, sizeof preload, "LD_PRELOAD=%s", getenv("LD_PRELOAD"));
-  char *env[] = {"PATH=/usr/bin:/bin", preload, out, "HEAPPROF_LEAKWATCH=1:2",
-                 "HEAPPROF_SIGNAL=none", NULL};
-  char *args[] = {(char *)self, "leak-child", (char *)dir, NULL};
-  char *o, *e;
-  CHECK(tl_run_env(args, env, &o, &e) == 0, "child failed: %s", e);
+  char *e = run_child(self, "leak-child", dir, "HEAPPROF_LEAKWATCH=1:2",
+                      "HEAPPROF_RATE=524288");
   char path[1024];
   CHECK(sscanf(e, "heapprof: leak watch: in-use grew for 2 looks 1s apart, to "
                   "%*f MB; growing most: leak_site +%*f MB; profile %1023s",
@@ -208,14 +212,8 @@ static void live_child(void) {
 
 /* The second sign of a leak: mallocs − frees staying above a level. */
 static void live(const char *dir, const char *self) {
-  char out[1024], preload[1024];
-  snprintf(out, sizeof out, "HEAPPROF_OUT=%s/p.%%n.pb.gz", dir);
-  snprintf(preload, sizeof preload, "LD_PRELOAD=%s", getenv("LD_PRELOAD"));
-  char *env[] = {"PATH=/usr/bin:/bin", preload, out, "HEAPPROF_LEAKWATCH=1:3:1K",
-                 "HEAPPROF_RATE=1", "HEAPPROF_SIGNAL=none", NULL};
-  char *args[] = {(char *)self, "live-child", (char *)dir, NULL};
-  char *o, *e;
-  CHECK(tl_run_env(args, env, &o, &e) == 0, "child failed: %s", e);
+  char *e = run_child(self, "live-child", dir, "HEAPPROF_LEAKWATCH=1:3:1K",
+                      "HEAPPROF_RATE=1");
   CHECK(strstr(e, "heapprof: leak watch: mallocs - frees stayed above 1024 for 3 "
                   "looks 1s apart") == e && strstr(e, "holding most: live_site"),
         "want a mallocs-frees leak-watch line naming live_site, got:\n%s", e);
