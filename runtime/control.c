@@ -123,15 +123,13 @@ static int encode(const bucket_count_t *counts, size_t n, heapprof_kind_t kind,
   return encode_delta(counts, n, kind, NULL, 0, 0, gz, gzlen);
 }
 
-/* Writes a profile to `path`, or to `fd` when path is NULL. The thread's
- * allocation counts are put back afterwards: what the dump allocates is the
- * profiler's, not the program's. */
+/* Writes a profile to `path`, or to `fd` when path is NULL, as the
+ * profiler's own work (hp_own_begin). */
 static int write_profile(const char *path, int fd, heapprof_kind_t kind) {
   if (atomic_load(&control_epoch) == 0)
     return HEAPPROF_EBUSY;
   hp_thread_t *t = &hp_self;
-  uint64_t mallocs = t->mallocs, frees = t->frees, bytes = t->bytes;
-  t->busy++;
+  hp_own_work_t own = hp_own_begin(t);
   int saved = errno;
   pthread_mutex_lock(&dump_lock);
   bucket_count_t *counts = NULL;
@@ -151,8 +149,7 @@ static int write_profile(const char *path, int fd, heapprof_kind_t kind) {
   pthread_mutex_unlock(&dump_lock);
   free(counts);
   free(gz);
-  t->busy--;
-  t->mallocs = mallocs, t->frees = frees, t->bytes = bytes;
+  hp_own_end(t, own);
   errno = saved;
   return rc;
 }
@@ -241,8 +238,7 @@ static int delta_body(heapprof_kind_t kind, int seconds, uint8_t **body,
 int control_body(int kind, int text, int seconds, uint8_t **body,
                  size_t *len) {
   hp_thread_t *t = &hp_self;
-  uint64_t mallocs = t->mallocs, frees = t->frees, bytes = t->bytes;
-  t->busy++;
+  hp_own_work_t own = hp_own_begin(t);
   int rc;
   if (seconds > 0) {
     rc = delta_body((heapprof_kind_t)kind, seconds, body, len);
@@ -260,8 +256,7 @@ int control_body(int kind, int text, int seconds, uint8_t **body,
     pthread_mutex_unlock(&dump_lock);
     free(counts);
   }
-  t->busy--;
-  t->mallocs = mallocs, t->frees = frees, t->bytes = bytes;
+  hp_own_end(t, own);
   return rc;
 }
 

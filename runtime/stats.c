@@ -105,8 +105,7 @@ HEAPPROF_EXTERN int heapprof_read_stats(heapprof_stats_t *s) {
   if (s == NULL)
     return HEAPPROF_EINVAL;
   hp_thread_t *t = &hp_self; /* our own allocations here are not counted */
-  uint64_t mallocs = t->mallocs, frees = t->frees, bytes = t->bytes;
-  t->busy++;
+  hp_own_work_t own = hp_own_begin(t);
   memset(s, 0, sizeof *s);
   pthread_mutex_lock(&reg_lock);
   s->mallocs = gone_mallocs;
@@ -130,8 +129,7 @@ HEAPPROF_EXTERN int heapprof_read_stats(heapprof_stats_t *s) {
   s->live_samples = sampled_live();
   s->profiler_bytes = arena_bytes();
   s->dropped_samples = control_drops() + bucket_dropped();
-  t->busy--;
-  t->mallocs = mallocs, t->frees = frees, t->bytes = bytes;
+  hp_own_end(t, own);
   return 0;
 }
 

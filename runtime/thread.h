@@ -27,4 +27,21 @@ typedef struct hp_thread {
 
 extern __thread hp_thread_t hp_self __attribute__((tls_model("initial-exec")));
 
+/* The profiler's own work on a program thread (a dump, a stats call): its
+ * allocations are never sampled, and the thread's counts are put back
+ * afterwards, because they are the profiler's, not the program's. */
+typedef struct hp_own_work {
+  uint64_t mallocs, frees, bytes;
+} hp_own_work_t;
+
+static inline hp_own_work_t hp_own_begin(hp_thread_t *t) {
+  t->busy++;
+  return (hp_own_work_t){t->mallocs, t->frees, t->bytes};
+}
+
+static inline void hp_own_end(hp_thread_t *t, hp_own_work_t saved) {
+  t->mallocs = saved.mallocs, t->frees = saved.frees, t->bytes = saved.bytes;
+  t->busy--;
+}
+
 #endif /* HEAPPROF_THREAD_H */
