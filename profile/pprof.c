@@ -301,13 +301,30 @@ void pprof_unsample(uint64_t count, uint64_t size, int64_t rate,
  * not made by bucket_snapshot: never wrap around). */
 static uint64_t minus(uint64_t a, uint64_t b) { return a > b ? a - b : 0; }
 
+void pprof_inuse(const bucket_count_t *c, int64_t rate, int64_t *objects,
+                 int64_t *bytes) {
+  pprof_unsample(minus(c->allocs, c->frees), c->bucket->size, rate, objects,
+                 bytes);
+}
+
+void pprof_inuse_total(const bucket_count_t *counts, size_t n, int64_t rate,
+                       int64_t *objects, int64_t *bytes) {
+  *objects = *bytes = 0;
+  for (size_t i = 0; i < n; i++) {
+    int64_t o, b;
+    pprof_inuse(&counts[i], rate, &o, &b);
+    *objects += o;
+    *bytes += b;
+  }
+}
+
 static int sample_values(const bucket_count_t *c, const bucket_count_t *base,
                          int64_t rate, int64_t v[4]) {
   uint64_t size = c->bucket->size, a0 = base ? base->allocs : 0;
   uint64_t f0 = base ? base->frees : 0;
   int64_t o0, b0;
   pprof_unsample(minus(c->allocs, a0), size, rate, &v[0], &v[1]);
-  pprof_unsample(minus(c->allocs, c->frees), size, rate, &v[2], &v[3]);
+  pprof_inuse(c, rate, &v[2], &v[3]);
   pprof_unsample(minus(a0, f0), size, rate, &o0, &b0);
   v[2] -= o0; /* in-use change over the window: may be negative; both */
   v[3] -= b0; /* sides are ≥ 0, so the difference cannot overflow */

@@ -31,6 +31,13 @@ typedef struct pprof_options {
 void pprof_unsample(uint64_t count, uint64_t size, int64_t rate,
                     int64_t *objects, int64_t *bytes);
 
+/* The un-sampled in-use (objects, bytes) of one bucket count, exactly as
+ * the profile shows it; and the same summed over `n` counts. */
+void pprof_inuse(const bucket_count_t *c, int64_t rate, int64_t *objects,
+                 int64_t *bytes);
+void pprof_inuse_total(const bucket_count_t *counts, size_t n, int64_t rate,
+                       int64_t *objects, int64_t *bytes);
+
 /*
  * Encodes a profile of `n` bucket counts. `syms` may be NULL: locations
  * then carry addresses only. On success returns 0 and a malloc'd buffer of

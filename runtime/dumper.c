@@ -143,15 +143,10 @@ void dumper_recount(void) {
   size_t n = bucket_snapshot(&counts);
   if (n == (size_t)-1)
     return;
-  int64_t rate = atomic_load(&control_rate), total = 0;
-  for (size_t i = 0; i < n; i++) {
-    int64_t objects, bytes;
-    pprof_unsample(counts[i].allocs - counts[i].frees, counts[i].bucket->size,
-                   rate, &objects, &bytes);
-    total += bytes;
-  }
+  int64_t objects, bytes;
+  pprof_inuse_total(counts, n, atomic_load(&control_rate), &objects, &bytes);
   free(counts);
-  atomic_store(&inuse, total);
+  atomic_store(&inuse, bytes);
 }
 
 int dumper_peak(bucket_count_t **out, size_t *n, int64_t *bytes) {
@@ -208,7 +203,7 @@ static int by_bucket(const void *a, const void *b) {
 
 static int64_t inuse_bytes(const bucket_count_t *c, int64_t rate) {
   int64_t objects, bytes;
-  pprof_unsample(c->allocs - c->frees, c->bucket->size, rate, &objects, &bytes);
+  pprof_inuse(c, rate, &objects, &bytes);
   return bytes;
 }
 

@@ -90,13 +90,10 @@ static void sampled_inuse(heapprof_stats_t *s) {
   size_t n = bucket_snapshot(&counts);
   if (n == (size_t)-1)
     return;
-  for (size_t i = 0; i < n; i++) {
-    int64_t objects, bytes;
-    pprof_unsample(counts[i].allocs - counts[i].frees, counts[i].bucket->size,
-                   s->rate, &objects, &bytes);
-    s->sampled_inuse_objects += (uint64_t)objects;
-    s->sampled_inuse_bytes += (uint64_t)bytes;
-  }
+  int64_t objects, bytes;
+  pprof_inuse_total(counts, n, s->rate, &objects, &bytes);
+  s->sampled_inuse_objects = (uint64_t)objects;
+  s->sampled_inuse_bytes = (uint64_t)bytes;
   free(counts);
   s->buckets = n;
 }
