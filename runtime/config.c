@@ -198,16 +198,18 @@ static void read_depth(hp_config_t *c) {
               DEFAULT_DEPTH);
 }
 
-static void read_verbose(hp_config_t *c) {
-  const char *v = secure_getenv("HEAPPROF_VERBOSE");
+/* A 0/1 switch: 1 or 0 sets `*field`; anything else warns, saying what
+ * happens instead (`fallback`), and leaves the default. */
+static void read_flag(const char *name, int *field, const char *fallback) {
+  const char *v = secure_getenv(name);
   if (v == NULL)
     return;
   if (strcmp(v, "0") == 0 || strcmp(v, "1") == 0) {
-    c->verbose = *v == '1';
+    *field = *v == '1';
     return;
   }
-  config_warn("heapprof: HEAPPROF_VERBOSE=\"%.64s\" is not valid: expected 0 "
-              "or 1; using 0", v);
+  config_warn("heapprof: %s=\"%.64s\" is not valid: expected 0 or 1; %s",
+              name, v, fallback);
 }
 
 static void read_max_mem(hp_config_t *c) {
@@ -248,17 +250,6 @@ static void read_growth(hp_config_t *c) {
               "allowed: 64M, 1G); no growth profiles", v);
 }
 
-static void read_peak(hp_config_t *c) {
-  const char *v = secure_getenv("HEAPPROF_PEAK");
-  if (v == NULL)
-    return;
-  if (strcmp(v, "0") == 0 || strcmp(v, "1") == 0) {
-    c->peak = *v == '1';
-    return;
-  }
-  config_warn("heapprof: HEAPPROF_PEAK=\"%.64s\" is not valid: expected 0 "
-              "or 1; peak tracking off", v);
-}
 
 /* HEAPPROF_LEAKWATCH=SECONDS[:LOOKS[:LIVE]] */
 static int parse_leakwatch(const char *v, hp_config_t *c) {
@@ -301,16 +292,12 @@ static void read_leakwatch(hp_config_t *c) {
 /* The address is checked where it is used (http.c), with the socket. */
 static void read_http(hp_config_t *c) {
   const char *v = secure_getenv("HEAPPROF_HTTP");
-  const char *r = secure_getenv("HEAPPROF_HTTP_REMOTE");
   if (v != NULL && strlen(v) < sizeof c->http)
     strcpy(c->http, v);
   else if (v != NULL)
     config_warn("heapprof: HEAPPROF_HTTP is too long; no HTTP server");
-  if (r != NULL && (strcmp(r, "0") == 0 || strcmp(r, "1") == 0))
-    c->http_remote = *r == '1';
-  else if (r != NULL)
-    config_warn("heapprof: HEAPPROF_HTTP_REMOTE=\"%.64s\" is not valid: "
-                "expected 0 or 1; using 0 (loopback only)", r);
+  read_flag("HEAPPROF_HTTP_REMOTE", &c->http_remote,
+            "using 0 (loopback only)");
 }
 
 void config_read(hp_config_t *c) {
@@ -325,11 +312,11 @@ void config_read(hp_config_t *c) {
   read_signal(c);
   read_seed(c);
   read_depth(c);
-  read_verbose(c);
+  read_flag("HEAPPROF_VERBOSE", &c->verbose, "using 0");
   read_max_mem(c);
   read_interval(c);
   read_growth(c);
-  read_peak(c);
+  read_flag("HEAPPROF_PEAK", &c->peak, "peak tracking off");
   read_http(c);
   read_leakwatch(c);
 }
