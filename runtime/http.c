@@ -98,6 +98,26 @@ static int64_t now_ms(void) {
   return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* Receives into buf[0..cap) once data arrives before `deadline_ms`: the
+ * byte count, 0 when the client closed, -1 on error, -2 at the deadline. */
+static ssize_t recv_by(int fd, char *buf, size_t cap, int64_t deadline_ms) {
+  for (;;) {
+    int64_t left = deadline_ms - now_ms();
+    struct pollfd p = {fd, POLLIN, 0};
+    int ready = left > 0 ? poll(&p, 1, (int)left) : 0;
+    if (ready == 0)
+      return -2;
+    if (ready < 0) {
+      if (errno == EINTR)
+        continue;
+      return -1;
+    }
+    ssize_t r = recv(fd, buf, cap, 0);
+    if (r >= 0 || errno != EINTR)
+      return r;
+  }
+}
+
 /* Reads until the blank line ending the head. 0 ok, 408 too slow, 431 too
  * big, -1 the client went away. */
 static int read_head(int fd, char *buf, size_t *len) {
@@ -109,13 +129,9 @@ static int read_head(int fd, char *buf, size_t *len) {
       return 0;
     if (*len >= HEAD_MAX)
       return 431;
-    int64_t left = deadline - now_ms();
-    struct pollfd p = {fd, POLLIN, 0};
-    if (left <= 0 || poll(&p, 1, (int)left) == 0)
+    ssize_t r = recv_by(fd, buf + *len, HEAD_MAX - *len, deadline);
+    if (r == -2)
       return 408;
-    ssize_t r = recv(fd, buf + *len, HEAD_MAX - *len, 0);
-    if (r < 0 && errno == EINTR)
-      continue;
     if (r <= 0)
       return -1;
     *len += (size_t)r;
@@ -133,11 +149,7 @@ static int read_body(int fd, const request_t *rq, char *buf) {
   memcpy(buf, rq->body, have);
   int64_t deadline = now_ms() + READ_TIMEOUT_MS;
   while (have < rq->content_length) {
-    struct pollfd p = {fd, POLLIN, 0};
-    int64_t left = deadline - now_ms();
-    if (left <= 0 || poll(&p, 1, (int)left) <= 0)
-      return -1;
-    ssize_t r = recv(fd, buf + have, rq->content_length - have, 0);
+    ssize_t r = recv_by(fd, buf + have, rq->content_length - have, deadline);
     if (r <= 0)
       return -1;
     have += (size_t)r;
