@@ -88,7 +88,6 @@ size_t arena_bytes(void) {
 }
 
 void arena_set_cap(size_t bytes) { cap = bytes; }
-size_t arena_cap(void) { return cap; }
 
 void arena_fork_prepare(void) { pthread_mutex_lock(&chunk_lock); }
 void arena_fork_parent(void) { pthread_mutex_unlock(&chunk_lock); }

@@ -23,7 +23,6 @@ size_t arena_bytes(void);
 
 /* The cap in bytes; 0 means no cap. Set once at start-up. */
 void arena_set_cap(size_t bytes);
-size_t arena_cap(void);
 
 /* pthread_atfork hooks: the arena lock is safe across fork. */
 void arena_fork_prepare(void);
