@@ -104,6 +104,15 @@ int writer_write_file(const char *path, const uint8_t *buf, size_t len) {
   return rc;
 }
 
+const char *writer_strerror(int err) {
+  if (err == ELOOP)
+    return "it is a symbolic link, which heapprof neither follows nor replaces";
+  if (err == EEXIST)
+    return "something heapprof will not replace is there (not a regular "
+           "file, or a taken temp name)";
+  return strerror(err);
+}
+
 /* Appends `s` to out[*at..cap); false when it does not fit. */
 static int put(char *out, size_t cap, size_t *at, const char *s) {
   size_t n = strlen(s);

@@ -28,6 +28,11 @@ int writer_write_all(int fd, const uint8_t *buf, size_t len);
  */
 int writer_write_file(const char *path, const uint8_t *buf, size_t len);
 
+/* Words for an errno left by writer_write_file, including the two it sets
+ * itself (ELOOP: a symlink at the target; EEXIST: something else there, or
+ * a taken temp name). */
+const char *writer_strerror(int err);
+
 /*
  * Expands a path template: %p pid, %n sequence number, %t unix seconds,
  * %% a percent sign. 0, or -1 if the result does not fit in `cap` bytes or

@@ -177,12 +177,7 @@ static int dump_next(heapprof_kind_t kind, char *path_out, size_t path_len) {
   int rc = write_profile(path, -1, kind);
   if (rc == HEAPPROF_EIO)
     config_warn("heapprof: cannot write profile %s: %s", path,
-                errno == ELOOP ? "it is a symbolic link, which heapprof "
-                                 "neither follows nor replaces"
-                : errno == EEXIST ? "something heapprof will not replace is "
-                                    "there (not a regular file, or a taken "
-                                    "temp name)"
-                                  : strerror(errno));
+                writer_strerror(errno));
   else if (rc != 0)
     config_warn("heapprof: cannot write profile %s: %s", path,
                 heapprof_strerror(rc));
