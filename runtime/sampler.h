@@ -22,6 +22,10 @@ void sampler_seed(sampler_rng_t *rng, uint64_t seed);
 /* The next 64 uniformly distributed bits. */
 uint64_t sampler_next(sampler_rng_t *rng);
 
+/* A draw of Exp(1) from 64 uniform bits: −ln u, u = (bits >> 11 + 1)·2^−53
+ * in (0, 1], within 1e-10 relative of libm's −log(u). */
+double sampler_exp1(uint64_t bits);
+
 /*
  * Bytes until the next sample: an exponential draw with mean `rate`,
  * rounded to a whole number of bytes, at least 1. Rate 1 gives 0 (every

@@ -87,7 +87,35 @@ static void determinism(void) {
   CHECK(sampler_mix(1, 2) != sampler_mix(1, 3), "streams must differ");
 }
 
+/* sampler_exp1 against libm's log, over the ends of its domain, every
+ * binade, and a million random draws. */
+static void exp1_accuracy(void) {
+  sampler_rng_t rng;
+  sampler_seed(&rng, 4242);
+  double worst = 0;
+  uint64_t worst_bits = 0;
+  for (long i = 0; i < 1000000 + 64 * 3; i++) {
+    uint64_t bits;
+    if (i < 64 * 3) /* 2^k − 1, 2^k, 2^k + 1 (above bit 11): each binade's edges */
+      bits = ((uint64_t)1 << (i / 3)) + (uint64_t)(i % 3) - 1;
+    else
+      bits = sampler_next(&rng);
+    double u = ((double)(bits >> 11) + 1.0) * 0x1.0p-53;
+    double want = -log(u), got = sampler_exp1(bits);
+    CHECK(got >= 0, "exp1(%#llx) = %g < 0", (unsigned long long)bits, got);
+    double err = want == 0 ? fabs(got) : fabs(got - want) / want;
+    if (err > worst)
+      worst = err, worst_bits = bits;
+  }
+  CHECK(sampler_exp1(UINT64_MAX) == 0, "exp1(u = 1) = %g, want 0",
+        sampler_exp1(UINT64_MAX));
+  CHECK(worst < 1e-10, "exp1 is %.3g off libm's -log at bits %#llx", worst,
+        (unsigned long long)worst_bits);
+  printf("exp1: worst relative difference from -log(u) %.3g\n", worst);
+}
+
 int main(void) {
+  exp1_accuracy();
   determinism();
   mean_and_shape(524288);
   mean_and_shape(4096);
