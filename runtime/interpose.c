@@ -392,12 +392,21 @@ static SLOW void free_slow(void *p) {
   errno = saved;
 }
 
+/* sampled_maybe(), spelt out so that the count needs no test of its own:
+ * a pointer near a page start (NULL among them) takes the rare branch. */
 EXPORT void free(void *p) {
-  hp_self.frees += p != NULL;
-  if (unlikely(sampled_maybe(p)))
-    free_slow(p);
-  else
-    next.free(p);
+  if (likely(sampled_can_peek((uintptr_t)p))) {
+    hp_self.frees++;
+    if (likely(!sampled_tagged(p))) {
+      next.free(p);
+      return;
+    }
+  } else if (p == NULL) {
+    return;
+  } else {
+    hp_self.frees++;
+  }
+  free_slow(p);
 }
 
 static SLOW void *calloc_slow(size_t c, size_t n) {

@@ -5,7 +5,7 @@
  * requested alignment when that is larger) and handed out at raw + offset,
  * with a 16-byte header just below the pointer:
  *
- *     p[-2]  tag: a keyed hash of p's address (random key per process)
+ *     p[-2]  tag: p's address xor a random per-process key
  *     p[-1]  the block's bucket | lg(offset / 16) in the low 6 bits
  *
  * Invariant: a sampled block's header is intact and its bit in the sampled
@@ -33,17 +33,29 @@
 #define SAMPLED_HEADER 16
 #define SAMPLED_PAGE 4096
 
-extern uint64_t sampled_key;
+extern uint64_t sampled_key __attribute__((visibility("hidden")));
 
-static inline uint64_t sampled_tag(uintptr_t a) {
-  return (a * 0x9e3779b97f4a7c15ULL) ^ sampled_key;
+/* Only a hint (the map confirms every match), so it need not be a hash:
+ * the key alone keeps the program's data from matching by more than
+ * chance, and xor keeps free()'s test to one instruction beyond the load. */
+static inline uint64_t sampled_tag(uintptr_t a) { return a ^ sampled_key; }
+
+/* Whether the header words below address `a` may be read: not in the
+ * first 16 bytes of a page, whose page before may be unmapped. */
+static inline int sampled_can_peek(uintptr_t a) {
+  return (a & (SAMPLED_PAGE - 1)) >= SAMPLED_HEADER;
+}
+
+/* Whether `p`, which sampled_can_peek, carries the tag. */
+static inline int sampled_tagged(const void *p) {
+  return ((const uint64_t *)p)[-2] == sampled_tag((uintptr_t)p);
 }
 
 /* False: `p` is certainly not a sampled block. True: ask sampled_is(). */
 static inline int sampled_maybe(const void *p) {
   uintptr_t a = (uintptr_t)p;
-  if (__builtin_expect((a & (SAMPLED_PAGE - 1)) >= SAMPLED_HEADER, 1))
-    return ((const uint64_t *)p)[-2] == sampled_tag(a);
+  if (__builtin_expect(sampled_can_peek(a), 1))
+    return sampled_tagged(p);
   return a != 0;
 }
 
