@@ -282,8 +282,12 @@ static void note_free(bucket_t *b) {
   dumper_note(b->size, -1);
 }
 
+/* Inlined into the slow paths, so that they are the only frame of ours
+ * the unwinder steps through (stack.h). */
+#define UNWOUND static inline __attribute__((always_inline))
+
 /* The bucket for a sampled allocation of `size` bytes made here. */
-static bucket_t *bucket_here(size_t size) {
+UNWOUND bucket_t *bucket_here(size_t size) {
   uintptr_t pcs[BUCKET_MAX_FRAMES];
   int nframes = stack_capture(pcs, control_depth);
   return bucket_get(pcs, (uint32_t)nframes, size);
@@ -318,8 +322,8 @@ static void *raw_alloc(enum raw_kind how, size_t align, size_t total) {
  * drop is counted when the profiler was short of memory): the caller then
  * makes the ordinary allocation, so results and errno are the allocator's.
  */
-static SLOW void *sampled_alloc(size_t size, size_t alloc, size_t align,
-                                enum raw_kind how) {
+UNWOUND void *sampled_alloc(size_t size, size_t alloc, size_t align,
+                            enum raw_kind how) {
   size_t total;
   if (__builtin_add_overflow(alloc, align, &total))
     return NULL;

@@ -14,13 +14,7 @@
 #include <link.h>
 #include <stddef.h>
 
-#define UNW_LOCAL_ONLY
-#include <libunwind.h>
-
-#include "../profile/buckets.h"
-
 #define MAX_SEGMENTS 4
-#define OWN_FRAMES_MAX 8
 
 static struct {
   uintptr_t lo, hi;
@@ -64,11 +58,7 @@ void stack_init(void) {
   stack_capture(warm, 8);
 }
 
-int stack_capture(uintptr_t *pcs, int max) {
-  void *raw[BUCKET_MAX_FRAMES + OWN_FRAMES_MAX];
-  if (max > BUCKET_MAX_FRAMES)
-    max = BUCKET_MAX_FRAMES;
-  int n = unw_backtrace(raw, max + OWN_FRAMES_MAX);
+int stack_trim(void *const *raw, int n, uintptr_t *pcs, int max) {
   int skip = 0;
   while (skip < n && is_own((uintptr_t)raw[skip]))
     skip++;
