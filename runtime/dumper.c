@@ -9,7 +9,9 @@
  *
  * The in-use estimate moves by size / (1 − e^(−size/rate)) per sampled
  * allocation or free — the weight the profile gives that object — so it
- * equals the profile's inuse_space total. One threshold, the lower of the
+ * equals the profile's inuse_space total. It is kept only while growth,
+ * peak or leak watch is on: otherwise nothing reads it, and a sample
+ * would pay an exp() and a write to a line every thread shares. One threshold, the lower of the
  * next growth dump and the next peak step, is compared on each move.
  *
  * Leak watch: every HEAPPROF_LEAKWATCH period the thread looks at the
@@ -54,6 +56,7 @@
 
 static hp_config_t const *cfg;
 static int wake_fds[2] = {-1, -1};
+static int tracking;              /* a trigger reads the estimate */
 static _Atomic int64_t inuse;     /* the estimate, bytes */
 static _Atomic int64_t threshold; /* wake or copy when inuse passes this */
 static _Atomic int64_t growth_base;
@@ -127,6 +130,8 @@ static void crossed(int64_t now) {
 }
 
 void dumper_note(uint64_t size, int sign) {
+  if (!tracking) /* the default: no exp() and no shared write per sample */
+    return;
   int64_t objects, bytes;
   pprof_unsample(1, size, atomic_load_explicit(&control_rate, memory_order_relaxed),
                  &objects, &bytes);
@@ -139,6 +144,8 @@ void dumper_note(uint64_t size, int sign) {
 int64_t dumper_inuse(void) { return atomic_load(&inuse); }
 
 void dumper_recount(void) {
+  if (!tracking)
+    return;
   bucket_count_t *counts;
   size_t n = bucket_snapshot(&counts);
   if (n == (size_t)-1)
@@ -375,6 +382,7 @@ static void install_signal(int sig) {
 
 int dumper_start(const hp_config_t *c) {
   cfg = c;
+  tracking = c->growth > 0 || c->peak || c->leak_period > 0;
   rearm();
   if (c->signal == 0 && c->interval == 0 && c->growth == 0 &&
       c->leak_period == 0)

@@ -4,7 +4,8 @@
  * (HEAPPROF_GROWTH), and the high-water mark (HEAPPROF_PEAK), whose
  * profile it keeps.
  *
- * The allocation path feeds it only from the sampled slow path: each
+ * The allocation path feeds it only from the sampled slow path: while a
+ * trigger that reads it is configured (growth, peak, leak watch), each
  * sampled allocation and free moves an atomic in-use estimate by the
  * object's un-sampled weight and compares it with one threshold.
  */
@@ -24,7 +25,8 @@ int dumper_start(const hp_config_t *cfg);
 /* A sampled object of `size` bytes was allocated (+1) or freed (-1). */
 void dumper_note(uint64_t size, int sign);
 
-/* The in-use estimate in bytes, as the heap profile would show it. */
+/* The in-use estimate in bytes, as the heap profile would show it; kept
+ * only while growth, peak or leak watch is on (else 0). */
 int64_t dumper_inuse(void);
 
 /* Recomputes the estimate from the buckets (after a rate change). */
