@@ -365,7 +365,7 @@ HEAPPROF_EXTERN int heapprof_set_rate(long rate) {
     while (!atomic_compare_exchange_weak(&control_epoch, &e,
                                          e + 1 == 0 ? 1 : e + 1))
       ;
-    hp_self.bytes_left = 0; /* this thread redraws at its next allocation */
+    hp_countdown_set(&hp_self, 0); /* this thread redraws at its next allocation */
   }
   hp_self.busy++;
   dumper_recount(); /* the estimate's weights depend on the rate */

@@ -413,6 +413,6 @@ void dumper_fork_child(void) {
     close(wake_fds[0]), close(wake_fds[1]);
     wake_fds[0] = wake_fds[1] = -1;
     atomic_store(&dumper_restart_pending, 1);
-    hp_self.bytes_left = 0;
+    hp_countdown_set(&hp_self, 0);
   }
 }

@@ -263,11 +263,11 @@ static SLOW int should_sample(hp_thread_t *t, size_t n) {
     t->epoch = epoch;
     uint64_t gap = draw(t, rate);
     if (rate == 0 || n < gap) { /* the new gap does not end here */
-      t->bytes_left = gap - (rate == 0 ? 0 : n);
+      hp_countdown_set(t, gap - (rate == 0 ? 0 : n));
       return 0;
     }
   }
-  t->bytes_left = draw(t, rate);
+  hp_countdown_set(t, draw(t, rate));
   return rate > 0;
 }
 
@@ -353,19 +353,15 @@ static void sampled_free(void *p) {
 
 /* ---- the exported family ---- */
 
-/* Counts one allocation of `n` bytes for heapprof_read_stats. */
-static inline void count_alloc(hp_thread_t *t, size_t n) {
-  t->mallocs++;
-  t->bytes += n;
-}
-
-/* Charges `n` bytes to the countdown; false when they reach its end. */
+/* Charges an allocation of `n` bytes to the countdown, which counts them
+ * for heapprof_read_stats (thread.h); false when they reach its end. */
 static inline int charge(hp_thread_t *t, size_t n) {
   uint64_t left = t->bytes_left;
   if (likely(n < left)) {
     t->bytes_left = left - n;
     return 1;
   }
+  hp_count_bytes(t, n); /* counted, but not charged */
   return 0;
 }
 
@@ -379,7 +375,7 @@ static SLOW void *malloc_slow(size_t n) {
 
 EXPORT void *malloc(size_t n) {
   hp_thread_t *t = &hp_self;
-  count_alloc(t, n);
+  t->mallocs++;
   if (likely(charge(t, n)))
     return next.malloc(n);
   return malloc_slow(n);
@@ -426,7 +422,7 @@ EXPORT void *calloc(size_t c, size_t n) {
   size_t bytes;
   hp_thread_t *t = &hp_self;
   int overflow = __builtin_mul_overflow(c, n, &bytes);
-  count_alloc(t, overflow ? 0 : bytes);
+  t->mallocs++;
   if (likely(!overflow && charge(t, bytes)))
     return next.calloc(c, n);
   return calloc_slow(c, n);
@@ -520,10 +516,11 @@ EXPORT void *realloc(void *p, size_t n) {
   /* A realloc is a free of the old block and an allocation of the new;
    * realloc(p, 0) that returns NULL (glibc) only frees. */
   if (q != NULL) {
-    count_alloc(t, n);
+    t->mallocs++;
     t->frees += p != NULL;
-  } else if (n == 0 && p != NULL) {
-    t->frees++;
+  } else {
+    hp_count_bytes(t, -(uint64_t)n); /* charged above, but nothing came */
+    t->frees += n == 0 && p != NULL;
   }
   return q;
 }
@@ -548,7 +545,7 @@ static SLOW void *aligned_slow(size_t align, size_t size, size_t alloc) {
 }
 
 EXPORT int posix_memalign(void **out, size_t align, size_t n) {
-  count_alloc(&hp_self, n);
+  hp_self.mallocs++;
   void *p;
   if (unlikely(!charge(&hp_self, n)) && align % sizeof(void *) == 0 &&
       (p = aligned_slow(align, n, n)) != NULL) {
@@ -559,7 +556,7 @@ EXPORT int posix_memalign(void **out, size_t align, size_t n) {
 }
 
 EXPORT void *aligned_alloc(size_t align, size_t n) {
-  count_alloc(&hp_self, n);
+  hp_self.mallocs++;
   void *p;
   if (unlikely(!charge(&hp_self, n)) && (p = aligned_slow(align, n, n)) != NULL)
     return p;
@@ -567,7 +564,7 @@ EXPORT void *aligned_alloc(size_t align, size_t n) {
 }
 
 EXPORT void *memalign(size_t align, size_t n) {
-  count_alloc(&hp_self, n);
+  hp_self.mallocs++;
   void *p;
   if (unlikely(!charge(&hp_self, n)) && (p = aligned_slow(align, n, n)) != NULL)
     return p;
@@ -577,7 +574,7 @@ EXPORT void *memalign(size_t align, size_t n) {
 static size_t page_size(void) { return (size_t)sysconf(_SC_PAGESIZE); }
 
 EXPORT void *valloc(size_t n) {
-  count_alloc(&hp_self, n);
+  hp_self.mallocs++;
   void *p;
   if (unlikely(!charge(&hp_self, n)) &&
       (p = aligned_slow(page_size(), n, n)) != NULL)
@@ -586,7 +583,7 @@ EXPORT void *valloc(size_t n) {
 }
 
 EXPORT void *pvalloc(size_t n) {
-  count_alloc(&hp_self, n);
+  hp_self.mallocs++;
   void *p;
   size_t page = page_size(), rounded = n == 0 ? page : (n + page - 1) & ~(page - 1);
   if (unlikely(!charge(&hp_self, n)) && rounded >= n &&

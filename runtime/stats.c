@@ -1,15 +1,17 @@
 /*
  * stats — heapprof_read_stats().
  *
- * Counting costs the allocation path two increments on malloc and one on
+ * Counting costs the allocation path one increment on malloc and one on
  * free, in the thread's own TLS block: no shared cache line is written.
+ * Bytes need none: the sampling countdown counts them (thread.h).
  * Reading sums the live threads' blocks under reg_lock, plus the totals of
  * threads that have exited. A thread enters the registry at its first slow
  * path (every thread's first allocation takes it); a pthread key destructor
  * folds its counts into the totals and takes it out when it exits, while
  * its TLS is still valid. Counts are read without the owner's cooperation:
- * each is a single aligned 64-bit word, so a reader sees some recent value,
- * never a torn one.
+ * mallocs and frees are single aligned 64-bit words, so a reader sees some
+ * recent value, never a torn one; bytes is two words, read under their
+ * sequence count (hp_thread_bytes).
  *
  * The allocator's view (bytes in use, bytes from the OS) comes from glibc's
  * mallinfo2 when glibc is the next allocator; another allocator reports 0
@@ -55,7 +57,7 @@ static void on_thread_exit(void *arg) {
   pthread_mutex_lock(&reg_lock);
   gone_mallocs += load(&n->thread->mallocs);
   gone_frees += load(&n->thread->frees);
-  gone_bytes += load(&n->thread->bytes);
+  gone_bytes += hp_thread_bytes(n->thread);
   n->thread = NULL;
   pthread_mutex_unlock(&reg_lock);
 }
@@ -113,7 +115,7 @@ HEAPPROF_EXTERN int heapprof_read_stats(heapprof_stats_t *s) {
       continue;
     s->mallocs += load(&n->thread->mallocs);
     s->frees += load(&n->thread->frees);
-    s->total_alloc_bytes += load(&n->thread->bytes);
+    s->total_alloc_bytes += hp_thread_bytes(n->thread);
   }
   pthread_mutex_unlock(&reg_lock);
   if (allocator_info != NULL) {
@@ -142,7 +144,7 @@ void stats_fork_child(void) {
       continue;
     gone_mallocs += n->thread->mallocs;
     gone_frees += n->thread->frees;
-    gone_bytes += n->thread->bytes;
+    gone_bytes += hp_thread_bytes(n->thread);
     n->thread = NULL;
   }
 }

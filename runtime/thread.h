@@ -20,12 +20,50 @@ typedef struct hp_thread {
    * read by others (stats.c) without locks. */
   uint64_t mallocs;    /* allocation calls */
   uint64_t frees;      /* frees of non-NULL pointers */
-  uint64_t bytes;      /* bytes those allocations asked for */
+  /* The bytes those allocations asked for are bytes_base − bytes_left, so
+   * the fast path counts them by charging the countdown, with no store of
+   * its own. Whatever else moves bytes_left moves bytes_base with it
+   * (hp_countdown_set), inside an odd `seq`, so that a reader never pairs
+   * an old base with a new countdown. */
+  uint64_t bytes_base;
+  uint32_t seq;
   int registered;      /* known to stats.c */
   sampler_rng_t rng;
 } hp_thread_t;
 
 extern __thread hp_thread_t hp_self __attribute__((tls_model("initial-exec")));
+
+/* Sets the countdown to `left`; the bytes count stays as it was. */
+static inline void hp_countdown_set(hp_thread_t *t, uint64_t left) {
+  uint32_t s = t->seq;
+  __atomic_store_n(&t->seq, s + 1, __ATOMIC_RELAXED);
+  __atomic_thread_fence(__ATOMIC_RELEASE);
+  __atomic_store_n(&t->bytes_base, t->bytes_base + (left - t->bytes_left),
+                   __ATOMIC_RELAXED);
+  __atomic_store_n(&t->bytes_left, left, __ATOMIC_RELAXED);
+  __atomic_store_n(&t->seq, s + 2, __ATOMIC_RELEASE);
+}
+
+/* Moves the bytes count by `n` (mod 2^64) without touching the countdown. */
+static inline void hp_count_bytes(hp_thread_t *t, uint64_t n) {
+  __atomic_store_n(&t->bytes_base, t->bytes_base + n, __ATOMIC_RELAXED);
+}
+
+/* Thread `t`'s bytes count, read from any thread. A block caught in the
+ * middle of an update is read again; one that stays there (its thread did
+ * not come along into a fork child) is read as it stands. */
+static inline uint64_t hp_thread_bytes(const hp_thread_t *t) {
+  uint64_t base, left;
+  for (int tries = 0;; tries++) {
+    uint32_t s = __atomic_load_n(&t->seq, __ATOMIC_ACQUIRE);
+    base = __atomic_load_n(&t->bytes_base, __ATOMIC_RELAXED);
+    left = __atomic_load_n(&t->bytes_left, __ATOMIC_RELAXED);
+    __atomic_thread_fence(__ATOMIC_ACQUIRE);
+    if ((!(s & 1) && s == __atomic_load_n(&t->seq, __ATOMIC_RELAXED)) ||
+        tries == 64)
+      return base - left;
+  }
+}
 
 /* The profiler's own work on a program thread (a dump, a stats call): its
  * allocations are never sampled, and the thread's counts are put back
@@ -36,11 +74,12 @@ typedef struct hp_own_work {
 
 static inline hp_own_work_t hp_own_begin(hp_thread_t *t) {
   t->busy++;
-  return (hp_own_work_t){t->mallocs, t->frees, t->bytes};
+  return (hp_own_work_t){t->mallocs, t->frees, t->bytes_base - t->bytes_left};
 }
 
 static inline void hp_own_end(hp_thread_t *t, hp_own_work_t saved) {
-  t->mallocs = saved.mallocs, t->frees = saved.frees, t->bytes = saved.bytes;
+  t->mallocs = saved.mallocs, t->frees = saved.frees;
+  hp_count_bytes(t, saved.bytes - (t->bytes_base - t->bytes_left));
   t->busy--;
 }
 
