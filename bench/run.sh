@@ -6,14 +6,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
-if ! dpkg-query -W -f='${Status}' libgoogle-perftools4 heaptrack 2>/dev/null |
-     grep -q "install ok installed.*install ok installed"; then
+if ! dpkg-query -W -f='${Status}\n' libgoogle-perftools4 heaptrack valgrind 2>/dev/null |
+     grep -c "install ok installed" | grep -qx 3; then
   sudo=""
   [ "$(id -u)" -eq 0 ] || sudo="sudo"
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends \
-    libgoogle-perftools4 heaptrack </dev/null
+    libgoogle-perftools4 heaptrack valgrind </dev/null
 fi
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build build -j "$(nproc)" --target heapprof alloc_bench map_bench \
-  sampled_cost write_cost memory_cost >/dev/null
+  sampled_cost write_cost memory_cost forward >/dev/null
 exec python3 bench/suite.py "$@"

@@ -27,10 +27,12 @@ LIB = os.path.join(BUILD, "lib", "libheapprof.so")
 LIBDIR = "/usr/lib/x86_64-linux-gnu"
 JEMALLOC = os.path.join(LIBDIR, "libjemalloc.so.2")
 TCMALLOC = os.path.join(LIBDIR, "libtcmalloc.so.4")
+FORWARD = os.path.join(BUILD, "lib", "libforward.so")
 
 # name: (environment, command prefix, baseline)
 CONFIGS = {
     "plain": ({}, [], None),
+    "forward-only": ({"LD_PRELOAD": FORWARD}, [], "plain"),
     "heapprof-default": ({"LD_PRELOAD": LIB}, [], "plain"),
     "heapprof-4096": ({"LD_PRELOAD": LIB, "HEAPPROF_RATE": "4096"}, [], "plain"),
     "heapprof-1": ({"LD_PRELOAD": LIB, "HEAPPROF_RATE": "1"}, [], "plain"),
@@ -56,16 +58,33 @@ def sqlite_script(path):
                 "SELECT count(*), sum(a) FROM t;\n")
 
 
-# name: (command, how the result is read, what is better)
+# Who runs what. The sampling profilers and the forwarding floor run the
+# full-length allocation workloads; the ones that record every allocation
+# run a tenth of them (gperftools' heap profiler is ~100x slower: the full
+# length would take hours), each group against its own baselines.
+SAMPLING = ["plain", "forward-only", "heapprof-default", "heapprof-4096",
+            "jemalloc", "jemalloc-prof-19", "tcmalloc", "tcmalloc-sample-512k"]
+EXACT = ["plain", "heapprof-1", "heaptrack", "tcmalloc", "gperftools-heapprofile"]
+EVERY = [c for c in CONFIGS if c != "forward-only"]
+PAIRS, EXACT_PAIRS = 20000000, 2000000
+
+
+def alloc(pairs, threads):
+    return [os.path.join(BIN, "alloc_bench"), str(pairs), str(threads), "100000"]
+
+
+# name: (command, how the result is read, configurations)
 def workloads(tmp):
     sql = os.path.join(tmp, "bench.sql")
     sqlite_script(sql)
     return {
-        "alloc-1t": ([os.path.join(BIN, "alloc_bench"), "5000000", "1", "100000"], "wall"),
-        "alloc-2t": ([os.path.join(BIN, "alloc_bench"), "5000000", "2", "100000"], "wall"),
-        "map-delete": ([os.path.join(BIN, "map_bench")], "wall"),
-        "sqlite": (["/bin/sh", "-c", "exec sqlite3 :memory: < " + sql], "wall"),
-        "redis": (None, "rps"),
+        "alloc-1t": (alloc(PAIRS, 1), "wall", SAMPLING),
+        "alloc-2t": (alloc(PAIRS, 2), "wall", SAMPLING),
+        "alloc-1t-exact": (alloc(EXACT_PAIRS, 1), "wall", EXACT),
+        "alloc-2t-exact": (alloc(EXACT_PAIRS, 2), "wall", EXACT),
+        "map-delete": ([os.path.join(BIN, "map_bench")], "wall", EVERY),
+        "sqlite": (["/bin/sh", "-c", "exec sqlite3 :memory: < " + sql], "wall", EVERY),
+        "redis": (None, "rps", EVERY),
     }
 
 
@@ -136,12 +155,12 @@ def run_redis(env, prefix):
 def measure(rounds, only, tmp):
     loads = workloads(tmp)
     names = [w for w in loads if not only or w in only]
-    results = {(w, c): [] for w in names for c in CONFIGS}
-    rss = {(w, c): [] for w in names for c in CONFIGS}
+    results = {(w, c): [] for w in names for c in loads[w][2]}
+    rss = {(w, c): [] for w in names for c in loads[w][2]}
     for r in range(rounds):
         for w in names:
-            cmd, kind = loads[w]
-            for c in CONFIGS:
+            cmd, kind, configs = loads[w]
+            for c in configs:
                 env, prefix = environ_for(c, tmp)
                 value, peak = (run_redis(env, prefix) if kind == "rps"
                                else run_wall(cmd, env, prefix))
@@ -154,23 +173,115 @@ def measure(rounds, only, tmp):
     return names, loads, results, rss
 
 
+def quartiles(values):
+    v = sorted(values)
+    return v[len(v) // 4], v[(3 * len(v)) // 4]
+
+
 def table(names, loads, results, rss):
-    lines = ["| workload | configuration | median | vs baseline | peak RSS MiB |",
-             "|---|---|---|---|---|"]
+    """Medians, the ratio of medians, and the middle half of the runs (first
+    to third quartile) over the baseline's median: how far a ratio can be
+    trusted on this machine."""
+    lines = ["| workload | configuration | median | vs baseline | middle half | "
+             "peak RSS MiB |", "|---|---|---|---|---|---|"]
     for w in names:
-        kind = loads[w][1]
-        for c, (_, _, base) in CONFIGS.items():
+        _, kind, configs = loads[w]
+        for c in configs:
+            base = CONFIGS[c][2] or c
             med = statistics.median(results[(w, c)])
+            b = statistics.median(results[(w, base)])
             unit = f"{med:,.0f} req/s" if kind == "rps" else f"{med:.3f} s"
-            if base is None:
-                ratio = "baseline"
-            else:
-                b = statistics.median(results[(w, base)])
-                # time: config/base (lower is better); rps: config/base (higher)
-                ratio = f"{med / b:.3f}× {base}"
-            lines.append(f"| {w} | {c} | {unit} | {ratio} | "
+            # time: config/base (lower is better); rps: config/base (higher)
+            ratio = "baseline" if base == c else f"{med / b:.3f}× {base}"
+            q1, q3 = quartiles(results[(w, c)])
+            lines.append(f"| {w} | {c} | {unit} | {ratio} | {q1 / b:.2f}–{q3 / b:.2f} | "
                          f"{statistics.median(rss[(w, c)]):.0f} |")
     return "\n".join(lines)
+
+
+def targets(names, results):
+    """Issue 6's workload targets, each with its figure from this run."""
+    med = {k: statistics.median(v) for k, v in results.items() if v}
+
+    def ratio(w, c):
+        b = CONFIGS[c][2]
+        return med[(w, c)] / med[(w, b)] if (w, c) in med and (w, b) in med else None
+
+    rows = []
+
+    def row(what, value, ok):
+        if value is not None:
+            rows.append(f"| {what} | {value} | {'met' if ok else 'missed'} |")
+
+    for w in ("alloc-1t", "alloc-2t"):
+        r = ratio(w, "heapprof-default")
+        if r is None:
+            continue
+        row(f"{w}: default rate ≤ 1.02× glibc", f"{r:.3f}×", r <= 1.02)
+        f = ratio(w, "forward-only")
+        if f is not None:
+            row(f"{w}: of which interposing alone (forward-only)", f"{f:.3f}×", True)
+        for peer in ("jemalloc-prof-19", "tcmalloc-sample-512k"):
+            p = ratio(w, peer)
+            if p is not None:
+                row(f"{w}: below {peer}'s own overhead", f"{r:.3f}× vs {p:.3f}×", r < p)
+    r1, r2 = ratio("alloc-1t", "heapprof-default"), ratio("alloc-2t", "heapprof-default")
+    if r1 is not None and r2 is not None:
+        row("scaling: alloc-2t's ratio no worse than alloc-1t's",
+            f"{r2:.3f}× vs {r1:.3f}×", r2 <= r1 + 0.01)
+    rr = ratio("redis", "heapprof-default")
+    row("redis: default rate ≥ 0.98× requests/s", rr and f"{rr:.3f}×", rr and rr >= 0.98)
+    for w in ("alloc-1t-exact", "alloc-2t-exact"):
+        if (w, "heapprof-1") not in med:
+            continue
+        mine = med[(w, "heapprof-1")]
+        for peer in ("heaptrack", "gperftools-heapprofile"):
+            if (w, peer) in med:
+                row(f"{w}: rate 1 faster than {peer}",
+                    f"{mine:.2f} s vs {med[(w, peer)]:.2f} s", mine < med[(w, peer)])
+    if not rows:
+        return ""
+    return ("| target | this run | |\n|---|---|---|\n" + "\n".join(rows) +
+            "\n\n(two ratios whose middle halves overlap in the table above "
+            "are not told apart by this run)\n")
+
+
+COUNTED = [("plain", {}), ("forward-only", {"LD_PRELOAD": FORWARD}),
+           ("heapprof rate 0 (wrapper alone)", {"LD_PRELOAD": LIB, "HEAPPROF_RATE": "0"}),
+           ("heapprof-default", {"LD_PRELOAD": LIB}),
+           ("heapprof-4096", {"LD_PRELOAD": LIB, "HEAPPROF_RATE": "4096"})]
+COUNTED_PAIRS = 1000000
+
+
+def counted(tmp):
+    """Instructions and D1 misses per malloc/free pair of alloc-1t's loop,
+    by callgrind's cache simulator, counted only inside alloc_bench's run()
+    (start-up and exit left out): figures the neighbours cannot move."""
+    rows, base = [], None
+    for name, extra in COUNTED:
+        env = dict(os.environ, HEAPPROF_SIGNAL="none", **extra)
+        out = os.path.join(tmp, "callgrind.out")
+        subprocess.run(["valgrind", "--tool=callgrind", "--cache-sim=yes",
+                        "--toggle-collect=run", "--callgrind-out-file=" + out,
+                        *alloc(COUNTED_PAIRS, 1)], env=env, check=True,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        with open(out) as f:
+            text = f.read()
+        os.unlink(out)
+        events = re.search(r"^events: (.*)$", text, re.M).group(1).split()
+        totals = dict(zip(events, map(int, re.search(r"^totals: (.*)$", text,
+                                                       re.M).group(1).split())))
+        ir = totals["Ir"] / COUNTED_PAIRS
+        d1 = (totals["D1mr"] + totals["D1mw"]) / COUNTED_PAIRS
+        if base is None:
+            base = (ir, d1)
+        rows.append(f"| {name} | {ir:.1f} | {ir - base[0]:+.1f} ({ir / base[0]:.3f}×) "
+                    f"| {d1:.3f} | {d1 - base[1]:+.3f} ({d1 / base[1]:.3f}×) |")
+    return (f"Instructions and cache misses (alloc-1t's loop, {COUNTED_PAIRS:,} "
+            "pairs, under callgrind's cache simulator: deterministic, unlike the "
+            "times):\n\n| configuration | instructions / pair | vs plain | "
+            "D1 misses / pair | vs plain |\n|---|---|---|---|---|\n" +
+            "\n".join(rows) + "\n\n")
 
 
 def micro():
@@ -208,21 +319,29 @@ def main():
     ap.add_argument("--only", default="")
     ap.add_argument("--no-write", action="store_true")
     args = ap.parse_args()
-    for tool in ("redis-server", "redis-benchmark", "heaptrack", "sqlite3"):
+    for tool in ("redis-server", "redis-benchmark", "heaptrack", "sqlite3", "valgrind"):
         if shutil.which(tool) is None:
             sys.exit(f"suite: {tool} is missing: run scripts/setup.sh")
-    for lib in (JEMALLOC, TCMALLOC, LIB):
+    for lib in (JEMALLOC, TCMALLOC, LIB, FORWARD):
         if not os.path.exists(lib):
             sys.exit(f"suite: {lib} is missing: run scripts/setup.sh and build")
     only = set(filter(None, args.only.split(",")))
     with tempfile.TemporaryDirectory() as tmp:
         os.chdir(tmp)
         names, loads, results, rss = measure(args.rounds, only, tmp)
-    body = table(names, loads, results, rss)
+        body = table(names, loads, results, rss)
+        goals = targets(names, results)
+        counts = counted(tmp) if not only or "alloc-1t" in only else ""
     cost, write, memory = micro()
     report = (f"{body}\n\n({args.rounds} rounds, interleaved; medians)\n\n"
+              f"{goals}\n"
+              f"{counts}"
               f"Sampled-path cost (bench/sampled_cost, median of 9):\n\n```\n{cost}```\n\n"
-              f"Profile writes (bench/write_cost, median of 5):\n\n```\n{write}```\n\n"
+              f"Profile writes (bench/write_cost, median of 5; a wait longer "
+              f"than 100 µs counts as 'not preempted' only if the thread kept "
+              f"its CPU throughout, and 'slept' counts the allocating thread's "
+              f"voluntary context switches — a lock or a blocked page fault):"
+              f"\n\n```\n{write}```\n\n"
               f"Memory with a ~256 MB live heap (bench/memory_cost): what the "
               f"profiler costs is the RSS above the rate-0 run\n\n"
               f"```\n{memory}```\n")
@@ -248,16 +367,22 @@ redis, which Debian links with jemalloc), jemalloc's and tcmalloc's
 profilers with the same allocator unprofiled. For time a ratio above 1 is
 slower; for redis (requests/s) a ratio below 1 is slower.
 
-Workloads: `alloc-1t`/`alloc-2t` — 5M malloc/free pairs, 16 B–4 KiB, 8 call
-sites, 100k live, on one thread and on two (one block in eight freed by the
-other thread); `map-delete` — the map story (1M inserts, deletes, rebuild,
+Workloads: `alloc-1t`/`alloc-2t` — 20M malloc/free pairs, 16 B–4 KiB, 8
+call sites, 100k live, on one thread and on two (one block in eight freed
+by the other thread); `alloc-1t-exact`/`alloc-2t-exact` — the same with 2M
+pairs, for the configurations that record every allocation (gperftools'
+heap profiler is ~100× slower: the full length would take hours), with
+their own baselines; `map-delete` — the map story (1M inserts, deletes, rebuild,
 twice); `sqlite` — sqlite3 inserting 300k rows and building two indexes in
 memory; `redis` — redis-server under redis-benchmark (50k each of SET, GET,
 LPUSH, LRANGE_100; mean requests/s). Peers: jemalloc `prof:true,
 lg_prof_sample:19` (one sample per 512 KiB, as heapprof's default);
 tcmalloc `TCMALLOC_SAMPLE_PARAMETER=524288`; gperftools' heap profiler
 (`HEAPPROFILE`, records every allocation); heaptrack (every allocation,
-its own launcher).
+its own launcher). `forward-only` is `bench/forward.c`, an interposer
+that only forwards malloc and free to glibc: the floor under any
+LD_PRELOAD profiler, so that heapprof's ratio can be split into what
+interposing costs and what heapprof adds.
 
 """
 
@@ -267,6 +392,17 @@ FOOTER = """
 - heapprof at its default rate is the configuration meant for production;
   `heapprof-1` records every allocation exactly and compares with the
   peers that do the same (gperftools' heap profiler, heaptrack).
+- "middle half" is the first to third quartile of the configuration's
+  runs over the baseline's median. This machine is shared: neighbours'
+  load moves single runs by ±10-30 %, so ratios a percent or two apart
+  whose middle halves overlap are not distinguished by one run. For a
+  finer answer, run more rounds of one workload
+  (`bench/run.sh --rounds 21 --only alloc-1t`), or count instructions
+  and cache misses, which do not depend on the neighbours
+  (`valgrind --tool=callgrind --cache-sim=yes build/bin/alloc_bench
+  1000000 1 100000`, with and without the preload).
+- `forward-only` over `plain` is what interposing alone costs; heapprof
+  over `forward-only` is what heapprof adds to it.
 - Peak RSS is the profiled process's own (for heaptrack, its launcher's).
 """
 
