@@ -20,6 +20,7 @@
 #include <stdatomic.h>
 
 #include "arena.h"
+#include "thread.h"
 
 #define REGION_SHIFT 27
 #define REGIONS ((size_t)1 << (47 - REGION_SHIFT))
@@ -30,7 +31,6 @@
 uint64_t sampled_key = 0x5d1c2b3a49586776ULL;
 
 static _Atomic(uint64_t *) regions[REGIONS];
-static _Atomic size_t live;
 
 void sampled_init(uint64_t key) { sampled_key = key; }
 
@@ -88,7 +88,7 @@ int sampled_mark(void *p, bucket_t *b, unsigned lg_offset) {
   int shift;
   _Atomic uint64_t *w = bit_word(bits, a, &shift);
   atomic_fetch_or_explicit(w, (uint64_t)1 << shift, memory_order_release);
-  atomic_fetch_add_explicit(&live, 1, memory_order_relaxed);
+  __atomic_store_n(&hp_self.marked, hp_self.marked + 1, __ATOMIC_RELAXED);
   return 0;
 }
 
@@ -105,10 +105,6 @@ bucket_t *sampled_unmark(void *p, size_t *offset) {
   _Atomic uint64_t *w = bit_word(region_of(a), a, &shift);
   atomic_fetch_and_explicit(w, ~((uint64_t)1 << shift), memory_order_relaxed);
   ((uint64_t *)p)[-2] = 0;
-  atomic_fetch_sub_explicit(&live, 1, memory_order_relaxed);
+  __atomic_store_n(&hp_self.unmarked, hp_self.unmarked + 1, __ATOMIC_RELAXED);
   return b;
-}
-
-size_t sampled_live(void) {
-  return atomic_load_explicit(&live, memory_order_relaxed);
 }

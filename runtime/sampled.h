@@ -77,7 +77,7 @@ bucket_t *sampled_unmark(void *p, size_t *offset);
 /* The bucket and offset of live sampled block `p`, leaving it recorded. */
 bucket_t *sampled_peek(const void *p, size_t *offset);
 
-/* The number of live sampled blocks. */
-size_t sampled_live(void);
+/* (The number of live sampled blocks is counted per thread: thread.h's
+ * marked and unmarked, summed by stats.c.) */
 
 #endif /* HEAPPROF_SAMPLED_H */

@@ -42,7 +42,7 @@ typedef struct node {
 static pthread_mutex_t reg_lock = PTHREAD_MUTEX_INITIALIZER;
 /* Protected by reg_lock: */
 static node_t *nodes;
-static uint64_t gone_mallocs, gone_frees, gone_bytes;
+static uint64_t gone_mallocs, gone_frees, gone_bytes, gone_marked, gone_unmarked;
 
 static pthread_key_t exit_key;
 static int have_key;
@@ -58,6 +58,8 @@ static void on_thread_exit(void *arg) {
   gone_mallocs += load(&n->thread->mallocs);
   gone_frees += load(&n->thread->frees);
   gone_bytes += hp_thread_bytes(n->thread);
+  gone_marked += load(&n->thread->marked);
+  gone_unmarked += load(&n->thread->unmarked);
   n->thread = NULL;
   pthread_mutex_unlock(&reg_lock);
 }
@@ -110,13 +112,17 @@ HEAPPROF_EXTERN int heapprof_read_stats(heapprof_stats_t *s) {
   s->mallocs = gone_mallocs;
   s->frees = gone_frees;
   s->total_alloc_bytes = gone_bytes;
+  uint64_t marked = gone_marked, unmarked = gone_unmarked;
   for (node_t *n = nodes; n != NULL; n = n->next) {
     if (n->thread == NULL)
       continue;
     s->mallocs += load(&n->thread->mallocs);
     s->frees += load(&n->thread->frees);
     s->total_alloc_bytes += hp_thread_bytes(n->thread);
+    marked += load(&n->thread->marked);
+    unmarked += load(&n->thread->unmarked);
   }
+  s->live_samples = marked - unmarked;
   pthread_mutex_unlock(&reg_lock);
   if (allocator_info != NULL) {
     struct mallinfo2 mi = allocator_info();
@@ -125,7 +131,6 @@ HEAPPROF_EXTERN int heapprof_read_stats(heapprof_stats_t *s) {
   }
   s->rate = atomic_load(&control_rate);
   sampled_inuse(s);
-  s->live_samples = sampled_live();
   s->profiler_bytes = arena_bytes();
   s->dropped_samples = control_drops() + bucket_dropped();
   hp_own_end(t, own);
@@ -145,6 +150,8 @@ void stats_fork_child(void) {
     gone_mallocs += n->thread->mallocs;
     gone_frees += n->thread->frees;
     gone_bytes += hp_thread_bytes(n->thread);
+    gone_marked += n->thread->marked;
+    gone_unmarked += n->thread->unmarked;
     n->thread = NULL;
   }
 }

@@ -28,6 +28,10 @@ typedef struct hp_thread {
   uint64_t bytes_base;
   uint32_t seq;
   int registered;      /* known to stats.c */
+  /* Sampled blocks this thread marked and unmarked (sampled.c): their
+   * difference summed over threads is the live count, with no line that
+   * every sampling thread writes. */
+  uint64_t marked, unmarked;
   sampler_rng_t rng;
 } hp_thread_t;
 

@@ -175,10 +175,53 @@ static void readers_see_no_jumps(void) {
          reads, THREADS);
 }
 
+/* A thread that frees what another allocated and never allocates itself:
+ * its frees of sampled blocks must still reach live_samples. The thread is
+ * up before the first reading and still up at the last, so that glibc's
+ * own allocations for starting and joining it stay out of the counts. */
+#define HANDED 2000
+static void *handed[HANDED];
+static atomic_int stage; /* 1: free them, 2: freed, 3: exit */
+
+static void *free_only(void *arg) {
+  (void)arg;
+  while (atomic_load(&stage) != 1)
+    ;
+  for (int i = 0; i < HANDED; i++)
+    free(handed[i]);
+  atomic_store(&stage, 2);
+  while (atomic_load(&stage) != 3)
+    ;
+  return NULL;
+}
+
+static void freed_elsewhere(void) {
+  pthread_t t;
+  pthread_create(&t, NULL, free_only, NULL);
+  heapprof_stats_t a = now();
+  for (int i = 0; i < HANDED; i++)
+    handed[i] = malloc(4096);
+  heapprof_stats_t b = now();
+  atomic_store(&stage, 1);
+  while (atomic_load(&stage) != 2)
+    ;
+  heapprof_stats_t c = now();
+  atomic_store(&stage, 3);
+  pthread_join(t, NULL);
+  CHECK(c.live_samples == a.live_samples,
+        "live samples %llu before, %llu with the blocks, %llu after another "
+        "thread freed them all", (unsigned long long)a.live_samples,
+        (unsigned long long)b.live_samples, (unsigned long long)c.live_samples);
+  printf("freed by a thread that never allocated: live samples %llu -> %llu "
+         "-> %llu\n", (unsigned long long)a.live_samples,
+         (unsigned long long)b.live_samples, (unsigned long long)c.live_samples);
+}
+
 int main(void) {
   printf("rate %lld\n", (long long)heapprof_get_rate());
   every_family();
   failures();
+  freed_elsewhere();
   readers_see_no_jumps();
   every_family(); /* and exact again, with exited threads folded in */
   printf("ok\n");
