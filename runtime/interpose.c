@@ -235,7 +235,8 @@ static uint64_t draw(hp_thread_t *t, int64_t rate) {
 
 /* Makes the thread's counts visible to heapprof_read_stats: at its first
  * slow path once the profiler runs, or at its first free of a sampled
- * block (a thread may free what others allocated and never allocate). */
+ * block (a thread may free what others allocated and never allocate; the
+ * free fast path has no room for the check). */
 static inline void registered(hp_thread_t *t) {
   if (unlikely(!t->registered)) {
     t->busy++;

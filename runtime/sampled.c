@@ -31,6 +31,21 @@
 uint64_t sampled_key = 0x5d1c2b3a49586776ULL;
 
 static _Atomic(uint64_t *) regions[REGIONS];
+/* Marks and unmarks by threads outside stats.c's registry (thread.h). */
+static _Atomic uint64_t stray_marked, stray_unmarked;
+
+/* Counts a mark or unmark in the thread's own counter, or as a stray. */
+static void count(uint64_t *mine, _Atomic uint64_t *stray) {
+  if (__builtin_expect(hp_self.registered > 0, 1))
+    __atomic_store_n(mine, *mine + 1, __ATOMIC_RELAXED);
+  else
+    atomic_fetch_add_explicit(stray, 1, memory_order_relaxed);
+}
+
+void sampled_strays(uint64_t *marked, uint64_t *unmarked) {
+  *marked = atomic_load_explicit(&stray_marked, memory_order_relaxed);
+  *unmarked = atomic_load_explicit(&stray_unmarked, memory_order_relaxed);
+}
 
 void sampled_init(uint64_t key) { sampled_key = key; }
 
@@ -88,7 +103,7 @@ int sampled_mark(void *p, bucket_t *b, unsigned lg_offset) {
   int shift;
   _Atomic uint64_t *w = bit_word(bits, a, &shift);
   atomic_fetch_or_explicit(w, (uint64_t)1 << shift, memory_order_release);
-  __atomic_store_n(&hp_self.marked, hp_self.marked + 1, __ATOMIC_RELAXED);
+  count(&hp_self.marked, &stray_marked);
   return 0;
 }
 
@@ -105,6 +120,6 @@ bucket_t *sampled_unmark(void *p, size_t *offset) {
   _Atomic uint64_t *w = bit_word(region_of(a), a, &shift);
   atomic_fetch_and_explicit(w, ~((uint64_t)1 << shift), memory_order_relaxed);
   ((uint64_t *)p)[-2] = 0;
-  __atomic_store_n(&hp_self.unmarked, hp_self.unmarked + 1, __ATOMIC_RELAXED);
+  count(&hp_self.unmarked, &stray_unmarked);
   return b;
 }

@@ -77,7 +77,8 @@ bucket_t *sampled_unmark(void *p, size_t *offset);
 /* The bucket and offset of live sampled block `p`, leaving it recorded. */
 bucket_t *sampled_peek(const void *p, size_t *offset);
 
-/* (The number of live sampled blocks is counted per thread: thread.h's
- * marked and unmarked, summed by stats.c.) */
+/* The live count is per thread (thread.h's marked and unmarked, summed by
+ * stats.c), plus the marks and unmarks of threads outside its registry. */
+void sampled_strays(uint64_t *marked, uint64_t *unmarked);
 
 #endif /* HEAPPROF_SAMPLED_H */

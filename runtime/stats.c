@@ -60,6 +60,7 @@ static void on_thread_exit(void *arg) {
   gone_bytes += hp_thread_bytes(n->thread);
   gone_marked += load(&n->thread->marked);
   gone_unmarked += load(&n->thread->unmarked);
+  n->thread->registered = -1; /* later TSD destructors' samples: strays */
   n->thread = NULL;
   pthread_mutex_unlock(&reg_lock);
 }
@@ -72,7 +73,6 @@ void stats_init(void) {
 }
 
 void stats_thread_register(hp_thread_t *t) {
-  t->registered = 1;
   pthread_mutex_lock(&reg_lock);
   node_t *n = nodes;
   while (n != NULL && n->thread != NULL)
@@ -83,6 +83,7 @@ void stats_thread_register(hp_thread_t *t) {
   }
   if (n != NULL)
     n->thread = t;
+  t->registered = n != NULL ? 1 : -1;
   pthread_mutex_unlock(&reg_lock);
   if (n != NULL && have_key)
     pthread_setspecific(exit_key, n);
@@ -122,7 +123,9 @@ HEAPPROF_EXTERN int heapprof_read_stats(heapprof_stats_t *s) {
     marked += load(&n->thread->marked);
     unmarked += load(&n->thread->unmarked);
   }
-  s->live_samples = marked - unmarked;
+  uint64_t stray_marked, stray_unmarked;
+  sampled_strays(&stray_marked, &stray_unmarked);
+  s->live_samples = marked + stray_marked - unmarked - stray_unmarked;
   pthread_mutex_unlock(&reg_lock);
   if (allocator_info != NULL) {
     struct mallinfo2 mi = allocator_info();

@@ -27,10 +27,13 @@ typedef struct hp_thread {
    * an old base with a new countdown. */
   uint64_t bytes_base;
   uint32_t seq;
-  int registered;      /* known to stats.c */
-  /* Sampled blocks this thread marked and unmarked (sampled.c): their
-   * difference summed over threads is the live count, with no line that
-   * every sampling thread writes. */
+  /* 0: not yet known to stats.c; 1: in its registry, which sums the
+   * counts here; -1: out of it (folded into its totals at thread exit, or
+   * no room), so that counting must go elsewhere. */
+  int registered;
+  /* Sampled blocks this thread marked and unmarked (sampled.c) while
+   * registered: their difference summed over threads is the live count,
+   * with no line that every sampling thread writes. */
   uint64_t marked, unmarked;
   sampler_rng_t rng;
 } hp_thread_t;

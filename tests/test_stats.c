@@ -217,11 +217,44 @@ static void freed_elsewhere(void) {
          (unsigned long long)b.live_samples, (unsigned long long)c.live_samples);
 }
 
+/* A block freed by a thread-specific-data destructor that runs after
+ * heapprof's own (which folds the thread's counts into the totals): its
+ * unmark is counted as a stray, so live_samples comes back to where it
+ * was. The thread starts before the first reading, as above. */
+static pthread_key_t late_key;
+static atomic_int late_go;
+
+static void late_free(void *p) { free(p); }
+
+static void *exits_holding(void *arg) {
+  (void)arg;
+  while (!atomic_load(&late_go))
+    ;
+  pthread_setspecific(late_key, malloc(1 << 20)); /* sampled at rate 4096 */
+  return NULL;
+}
+
+static void freed_at_thread_exit(void) {
+  CHECK(pthread_key_create(&late_key, late_free) == 0, "pthread_key_create");
+  pthread_t t;
+  pthread_create(&t, NULL, exits_holding, NULL);
+  heapprof_stats_t a = now();
+  atomic_store(&late_go, 1);
+  pthread_join(t, NULL);
+  heapprof_stats_t b = now();
+  CHECK(b.live_samples == a.live_samples, "live samples %llu before, %llu "
+        "after a thread's exit freed its block",
+        (unsigned long long)a.live_samples, (unsigned long long)b.live_samples);
+  printf("freed at thread exit: live samples %llu -> %llu\n",
+         (unsigned long long)a.live_samples, (unsigned long long)b.live_samples);
+}
+
 int main(void) {
   printf("rate %lld\n", (long long)heapprof_get_rate());
   every_family();
   failures();
   freed_elsewhere();
+  freed_at_thread_exit();
   readers_see_no_jumps();
   every_family(); /* and exact again, with exited threads folded in */
   printf("ok\n");
