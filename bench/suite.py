@@ -356,8 +356,8 @@ def main():
 
 HEADER = """# Benchmarks
 
-Regenerate with `bench/run.sh` (which installs what it needs, builds, and
-runs `bench/suite.py --rounds {rounds}`). Measured {date} on: {machine}.
+Regenerate with `bench/run.sh --rounds {rounds}` (which installs what it
+needs, builds, and runs `bench/suite.py`). Measured {date} on: {machine}.
 
 Each workload runs as a whole process (start-up and exit included) under
 each configuration, the configurations interleaved round by round. A ratio
