@@ -233,18 +233,6 @@ static uint64_t draw(hp_thread_t *t, int64_t rate) {
   return rate > 0 ? (uint64_t)sampler_gap(&t->rng, rate) : OFF_RECHECK_BYTES;
 }
 
-/* Makes the thread's counts visible to heapprof_read_stats: at its first
- * slow path once the profiler runs, or at its first free of a sampled
- * block (a thread may free what others allocated and never allocate; the
- * free fast path has no room for the check). */
-static inline void registered(hp_thread_t *t) {
-  if (unlikely(!t->registered)) {
-    t->busy++;
-    stats_thread_register(t);
-    t->busy--;
-  }
-}
-
 /*
  * Called when an allocation of `n` bytes ran the countdown out (or the
  * thread has not drawn a gap in the current epoch): true if it is to be
@@ -254,7 +242,11 @@ static SLOW int should_sample(hp_thread_t *t, size_t n) {
   uint32_t epoch = atomic_load_explicit(&control_epoch, memory_order_acquire);
   if (epoch == 0) /* not started: look again at the next allocation */
     return 0;
-  registered(t);
+  if (unlikely(!t->registered)) { /* its counts join heapprof_read_stats */
+    t->busy++;
+    stats_thread_register(t);
+    t->busy--;
+  }
   if (t->busy) /* the countdown is left as it was: not ours to spend */
     return 0;
   if (unlikely(atomic_load_explicit(&dumper_restart_pending,
@@ -351,9 +343,12 @@ UNWOUND void *sampled_alloc(size_t size, size_t alloc, size_t align,
   return p;
 }
 
-/* Frees live sampled block `p`: record first, then the allocator. */
+/* Frees live sampled block `p`: record first, then the allocator. A thread
+ * that has not registered with stats.c is not registered here: glibc frees
+ * exiting threads' TLS vectors after their TSD destructors have run, too
+ * late for a registry node to be taken back, and such a thread's unmark
+ * is counted as a stray anyway (sampled.c). */
 static void sampled_free(void *p) {
-  registered(&hp_self);
   size_t offset;
   bucket_t *b = sampled_unmark(p, &offset);
   note_free(b);
@@ -484,8 +479,6 @@ static SLOW void *realloc_slow(void *p, size_t n) {
     return boot_realloc(p, n);
   hp_thread_t *t = &hp_self;
   int saved = errno, old_sampled = p != NULL && sampled_is(p);
-  if (old_sampled)
-    registered(t);
   int new_sampled = !charge(t, n) && n != 0 && should_sample(t, n) &&
                     n <= SIZE_MAX - 4096;
   size_t offset = 0, old_size = 0;

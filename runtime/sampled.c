@@ -34,17 +34,21 @@ static _Atomic(uint64_t *) regions[REGIONS];
 /* Marks and unmarks by threads outside stats.c's registry (thread.h). */
 static _Atomic uint64_t stray_marked, stray_unmarked;
 
-/* Counts a mark or unmark in the thread's own counter, or as a stray. */
+/* Counts a mark or unmark in the thread's own counter, or as a stray.
+ * Release: a reader that sees an unmark sees the block's mark (stats.c). */
 static void count(uint64_t *mine, _Atomic uint64_t *stray) {
   if (__builtin_expect(hp_self.registered > 0, 1))
-    __atomic_store_n(mine, *mine + 1, __ATOMIC_RELAXED);
+    __atomic_store_n(mine, *mine + 1, __ATOMIC_RELEASE);
   else
-    atomic_fetch_add_explicit(stray, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(stray, 1, memory_order_release);
 }
 
-void sampled_strays(uint64_t *marked, uint64_t *unmarked) {
-  *marked = atomic_load_explicit(&stray_marked, memory_order_relaxed);
-  *unmarked = atomic_load_explicit(&stray_unmarked, memory_order_relaxed);
+uint64_t sampled_stray_marked(void) {
+  return atomic_load_explicit(&stray_marked, memory_order_acquire);
+}
+
+uint64_t sampled_stray_unmarked(void) {
+  return atomic_load_explicit(&stray_unmarked, memory_order_acquire);
 }
 
 void sampled_init(uint64_t key) { sampled_key = key; }

@@ -79,6 +79,7 @@ bucket_t *sampled_peek(const void *p, size_t *offset);
 
 /* The live count is per thread (thread.h's marked and unmarked, summed by
  * stats.c), plus the marks and unmarks of threads outside its registry. */
-void sampled_strays(uint64_t *marked, uint64_t *unmarked);
+uint64_t sampled_stray_marked(void);
+uint64_t sampled_stray_unmarked(void);
 
 #endif /* HEAPPROF_SAMPLED_H */

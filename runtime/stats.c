@@ -52,6 +52,10 @@ static uint64_t load(const uint64_t *v) {
   return __atomic_load_n(v, __ATOMIC_RELAXED);
 }
 
+static uint64_t acquire(const uint64_t *v) {
+  return __atomic_load_n(v, __ATOMIC_ACQUIRE);
+}
+
 static void on_thread_exit(void *arg) {
   node_t *n = arg;
   pthread_mutex_lock(&reg_lock);
@@ -113,19 +117,27 @@ HEAPPROF_EXTERN int heapprof_read_stats(heapprof_stats_t *s) {
   s->mallocs = gone_mallocs;
   s->frees = gone_frees;
   s->total_alloc_bytes = gone_bytes;
-  uint64_t marked = gone_marked, unmarked = gone_unmarked;
+  /* Bytes before calls: a count read later only grows, so no reading has
+   * more bytes than its calls could have asked for... */
   for (node_t *n = nodes; n != NULL; n = n->next) {
     if (n->thread == NULL)
       continue;
+    s->total_alloc_bytes += hp_thread_bytes(n->thread);
     s->mallocs += load(&n->thread->mallocs);
     s->frees += load(&n->thread->frees);
-    s->total_alloc_bytes += hp_thread_bytes(n->thread);
-    marked += load(&n->thread->marked);
-    unmarked += load(&n->thread->unmarked);
   }
-  uint64_t stray_marked, stray_unmarked;
-  sampled_strays(&stray_marked, &stray_unmarked);
-  s->live_samples = marked + stray_marked - unmarked - stray_unmarked;
+  /* ...and every unmark before any mark: a block's mark happens before its
+   * unmark, so each unmark seen has its mark seen too, and the live count
+   * never goes below zero however threads race the reading. */
+  uint64_t unmarked = sampled_stray_unmarked() + gone_unmarked;
+  for (node_t *n = nodes; n != NULL; n = n->next)
+    if (n->thread != NULL)
+      unmarked += acquire(&n->thread->unmarked);
+  uint64_t marked = sampled_stray_marked() + gone_marked;
+  for (node_t *n = nodes; n != NULL; n = n->next)
+    if (n->thread != NULL)
+      marked += acquire(&n->thread->marked);
+  s->live_samples = marked - unmarked;
   pthread_mutex_unlock(&reg_lock);
   if (allocator_info != NULL) {
     struct mallinfo2 mi = allocator_info();
@@ -152,7 +164,7 @@ void stats_fork_child(void) {
       continue;
     gone_mallocs += n->thread->mallocs;
     gone_frees += n->thread->frees;
-    gone_bytes += hp_thread_bytes(n->thread);
+    gone_bytes += hp_thread_bytes_frozen(n->thread);
     gone_marked += n->thread->marked;
     gone_unmarked += n->thread->unmarked;
     n->thread = NULL;

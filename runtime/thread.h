@@ -8,6 +8,7 @@
 #ifndef HEAPPROF_THREAD_H
 #define HEAPPROF_THREAD_H
 
+#include <sched.h>
 #include <stdint.h>
 
 #include "sampler.h"
@@ -56,20 +57,27 @@ static inline void hp_count_bytes(hp_thread_t *t, uint64_t n) {
   __atomic_store_n(&t->bytes_base, t->bytes_base + n, __ATOMIC_RELAXED);
 }
 
-/* Thread `t`'s bytes count, read from any thread. A block caught in the
- * middle of an update is read again; one that stays there (its thread did
- * not come along into a fork child) is read as it stands. */
+/* Thread `t`'s bytes count, read from any thread while `t` lives: a block
+ * caught in the middle of an update (a few instructions, which never wait
+ * for anything) is read again until it is not. */
 static inline uint64_t hp_thread_bytes(const hp_thread_t *t) {
-  uint64_t base, left;
-  for (int tries = 0;; tries++) {
+  for (unsigned tries = 1;; tries++) {
     uint32_t s = __atomic_load_n(&t->seq, __ATOMIC_ACQUIRE);
-    base = __atomic_load_n(&t->bytes_base, __ATOMIC_RELAXED);
-    left = __atomic_load_n(&t->bytes_left, __ATOMIC_RELAXED);
+    uint64_t base = __atomic_load_n(&t->bytes_base, __ATOMIC_RELAXED);
+    uint64_t left = __atomic_load_n(&t->bytes_left, __ATOMIC_RELAXED);
     __atomic_thread_fence(__ATOMIC_ACQUIRE);
-    if ((!(s & 1) && s == __atomic_load_n(&t->seq, __ATOMIC_RELAXED)) ||
-        tries == 64)
+    if (!(s & 1) && s == __atomic_load_n(&t->seq, __ATOMIC_RELAXED))
       return base - left;
+    if (tries % 64 == 0) /* its thread was descheduled mid-update */
+      sched_yield();
   }
+}
+
+/* The same for a block whose thread is gone (a fork child's view of the
+ * parent's other threads): it may have stopped mid-update, and is read as
+ * it stands. */
+static inline uint64_t hp_thread_bytes_frozen(const hp_thread_t *t) {
+  return t->bytes_base - t->bytes_left;
 }
 
 /* The profiler's own work on a program thread (a dump, a stats call): its

@@ -21,6 +21,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #include "heapprof.h"
 #include "testlib.h"
@@ -175,8 +176,9 @@ static void readers_see_no_jumps(void) {
          reads, THREADS);
 }
 
-/* A thread that frees what another allocated and never allocates itself:
- * its frees of sampled blocks must still reach live_samples. The thread is
+/* A thread that frees what another allocated and never allocates itself
+ * (so it never joins the registry): its frees of sampled blocks must still
+ * reach live_samples, as strays. The thread is
  * up before the first reading and still up at the last, so that glibc's
  * own allocations for starting and joining it stay out of the counts. */
 #define HANDED 2000
@@ -249,12 +251,49 @@ static void freed_at_thread_exit(void) {
          (unsigned long long)a.live_samples, (unsigned long long)b.live_samples);
 }
 
+/* Detached threads that never allocate and only wait: when one exits,
+ * glibc frees cached stacks' TLS vectors from it, after its TSD
+ * destructors ran; some of those were allocated (and sampled) elsewhere.
+ * Registering the exiting thread then would leave the registry pointing
+ * into a stack that is unmapped later: the stats must still read. */
+static atomic_int waiters_go;
+
+static void *waiter(void *arg) {
+  (void)arg;
+  while (!atomic_load(&waiters_go))
+    usleep(1000);
+  return NULL;
+}
+
+static void detached_waiters(void) {
+  heapprof_stats_t s = now();
+  for (int round = 0; round < 30; round++) {
+    atomic_store(&waiters_go, 0);
+    for (int i = 0; i < 16; i++) {
+      pthread_t t;
+      pthread_attr_t at;
+      pthread_attr_init(&at);
+      pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
+      pthread_attr_setstacksize(&at, (size_t)(1 + round % 3) << 22);
+      CHECK(pthread_create(&t, &at, waiter, NULL) == 0, "pthread_create");
+      pthread_attr_destroy(&at);
+    }
+    usleep(20000);
+    atomic_store(&waiters_go, 1);
+    usleep(30000);
+    s = now();
+  }
+  printf("480 detached waiters came and went: stats still read (%llu live "
+         "samples)\n", (unsigned long long)s.live_samples);
+}
+
 int main(void) {
   printf("rate %lld\n", (long long)heapprof_get_rate());
   every_family();
   failures();
   freed_elsewhere();
   freed_at_thread_exit();
+  detached_waiters();
   readers_see_no_jumps();
   every_family(); /* and exact again, with exited threads folded in */
   printf("ok\n");
