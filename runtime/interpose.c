@@ -28,7 +28,8 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/auxv.h>
+#include <sys/random.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "../profile/buckets.h"
@@ -135,14 +136,19 @@ extern void __libc_free(void *);
 static SLOW void resolve(void) {
   int saved = errno;
   resolving = 1;
-  /* The tag key comes from the kernel's AT_RANDOM bytes: no syscall, and
-   * set before the first bootstrap block is tagged with it. */
+  /* The tag key, set before the first bootstrap block is tagged with it.
+   * Not AT_RANDOM's bytes: glibc's stack canary and pointer guard are made
+   * of them, and a sampled block's header would hand them out (tag xor
+   * address). getrandom never allocates; should it fail, ASLR's addresses
+   * and the clock make a key that reveals nothing else. */
   uint64_t key;
-  const void *random16 = (const void *)getauxval(AT_RANDOM);
-  if (random16 != NULL) {
-    memcpy(&key, (const char *)random16 + 8, sizeof key);
-    sampled_init(key);
+  if (getrandom(&key, sizeof key, GRND_NONBLOCK) != (ssize_t)sizeof key) {
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    key = sampler_mix((uintptr_t)&key ^ (uintptr_t)&resolving,
+                      (uint64_t)now.tv_nsec ^ ((uint64_t)now.tv_sec << 30));
   }
+  sampled_init(key);
   next.calloc = lookup("calloc", __libc_calloc);
   next.realloc = lookup("realloc", __libc_realloc);
   next.posix_memalign = lookup("posix_memalign", NULL);
