@@ -259,7 +259,8 @@ def counted(tmp):
     (start-up and exit left out): figures the neighbours cannot move."""
     rows, base = [], None
     for name, extra in COUNTED:
-        env = dict(os.environ, HEAPPROF_SIGNAL="none", **extra)
+        env, _ = environ_for("plain", tmp)
+        env.update(extra)
         out = os.path.join(tmp, "callgrind.out")
         subprocess.run(["valgrind", "--tool=callgrind", "--cache-sim=yes",
                         "--toggle-collect=run", "--callgrind-out-file=" + out,
@@ -271,6 +272,9 @@ def counted(tmp):
         events = re.search(r"^events: (.*)$", text, re.M).group(1).split()
         totals = dict(zip(events, map(int, re.search(r"^totals: (.*)$", text,
                                                        re.M).group(1).split())))
+        if totals["Ir"] == 0:
+            sys.exit("suite: callgrind counted nothing in alloc_bench's run(): "
+                     "was it built with LTO or stripped?")
         ir = totals["Ir"] / COUNTED_PAIRS
         d1 = (totals["D1mr"] + totals["D1mw"]) / COUNTED_PAIRS
         if base is None:
