@@ -56,16 +56,22 @@ static uint64_t acquire(const uint64_t *v) {
   return __atomic_load_n(v, __ATOMIC_ACQUIRE);
 }
 
+/* Moves node `n`'s thread (whose bytes count is `bytes`) into the totals
+ * and frees the node. Under reg_lock. */
+static void fold_locked(node_t *n, uint64_t bytes) {
+  gone_mallocs += load(&n->thread->mallocs);
+  gone_frees += load(&n->thread->frees);
+  gone_bytes += bytes;
+  gone_marked += load(&n->thread->marked);
+  gone_unmarked += load(&n->thread->unmarked);
+  n->thread->registered = -1; /* whatever it samples from now on: strays */
+  n->thread = NULL;
+}
+
 static void on_thread_exit(void *arg) {
   node_t *n = arg;
   pthread_mutex_lock(&reg_lock);
-  gone_mallocs += load(&n->thread->mallocs);
-  gone_frees += load(&n->thread->frees);
-  gone_bytes += hp_thread_bytes(n->thread);
-  gone_marked += load(&n->thread->marked);
-  gone_unmarked += load(&n->thread->unmarked);
-  n->thread->registered = -1; /* later TSD destructors' samples: strays */
-  n->thread = NULL;
+  fold_locked(n, hp_thread_bytes(n->thread));
   pthread_mutex_unlock(&reg_lock);
 }
 
@@ -118,21 +124,19 @@ HEAPPROF_EXTERN int heapprof_read_stats(heapprof_stats_t *s) {
   s->frees = gone_frees;
   s->total_alloc_bytes = gone_bytes;
   /* Bytes before calls: a count read later only grows, so no reading has
-   * more bytes than its calls could have asked for... */
+   * more bytes than its calls could have asked for. And every unmark
+   * before any mark: a block's mark happens before its unmark, so each
+   * unmark seen has its mark seen too, and the live count never goes
+   * below zero however threads race the reading. */
+  uint64_t unmarked = sampled_stray_unmarked() + gone_unmarked;
   for (node_t *n = nodes; n != NULL; n = n->next) {
     if (n->thread == NULL)
       continue;
     s->total_alloc_bytes += hp_thread_bytes(n->thread);
     s->mallocs += load(&n->thread->mallocs);
     s->frees += load(&n->thread->frees);
+    unmarked += acquire(&n->thread->unmarked);
   }
-  /* ...and every unmark before any mark: a block's mark happens before its
-   * unmark, so each unmark seen has its mark seen too, and the live count
-   * never goes below zero however threads race the reading. */
-  uint64_t unmarked = sampled_stray_unmarked() + gone_unmarked;
-  for (node_t *n = nodes; n != NULL; n = n->next)
-    if (n->thread != NULL)
-      unmarked += acquire(&n->thread->unmarked);
   uint64_t marked = sampled_stray_marked() + gone_marked;
   for (node_t *n = nodes; n != NULL; n = n->next)
     if (n->thread != NULL)
@@ -162,11 +166,6 @@ void stats_fork_child(void) {
   for (node_t *n = nodes; n != NULL; n = n->next) {
     if (n->thread == NULL || n->thread == &hp_self)
       continue;
-    gone_mallocs += n->thread->mallocs;
-    gone_frees += n->thread->frees;
-    gone_bytes += hp_thread_bytes_frozen(n->thread);
-    gone_marked += n->thread->marked;
-    gone_unmarked += n->thread->unmarked;
-    n->thread = NULL;
+    fold_locked(n, hp_thread_bytes_frozen(n->thread));
   }
 }
