@@ -41,41 +41,55 @@ void config_warn(const char *fmt, ...) {
   (void)ignored;
 }
 
-int config_parse_bytes(const char *s, uint64_t *out) {
+typedef struct unit {
+  char suffix;
+  uint64_t scale;
+} unit_t;
+
+/* "<digits>[suffix]", the suffix one of `units` (ended by a zero suffix):
+ * the number and its suffix's scale (1 without one). -1 for anything else,
+ * a sign, space or overflow included. */
+static int parse_scaled(const char *s, const unit_t *units, uint64_t *v,
+                        uint64_t *scale) {
   if (s == NULL || *s < '0' || *s > '9')
     return -1;
   errno = 0;
   char *end;
-  unsigned long long v = strtoull(s, &end, 10);
+  unsigned long long x = strtoull(s, &end, 10);
   if (errno != 0)
     return -1;
-  int shift = 0;
-  switch (*end) {
-  case 'k': case 'K': shift = 10; end++; break;
-  case 'm': case 'M': shift = 20; end++; break;
-  case 'g': case 'G': shift = 30; end++; break;
-  }
-  if (*end != '\0' || v > (UINT64_MAX >> shift) || (v << shift) > INT64_MAX)
+  *scale = 1;
+  for (; units->suffix != 0; units++)
+    if (*end == units->suffix) {
+      *scale = units->scale;
+      end++;
+      break;
+    }
+  if (*end != '\0')
     return -1;
-  *out = v << shift;
+  *v = x;
+  return 0;
+}
+
+int config_parse_bytes(const char *s, uint64_t *out) {
+  static const unit_t units[] = {{'k', 1 << 10}, {'K', 1 << 10}, {'m', 1 << 20},
+                                 {'M', 1 << 20}, {'g', 1 << 30}, {'G', 1 << 30},
+                                 {0, 0}};
+  uint64_t v, scale;
+  if (parse_scaled(s, units, &v, &scale) != 0 || v > UINT64_MAX / scale ||
+      v * scale > INT64_MAX)
+    return -1;
+  *out = v * scale;
   return 0;
 }
 
 int config_parse_seconds(const char *s, int64_t *out) {
-  if (s == NULL || *s < '0' || *s > '9')
+  static const unit_t units[] = {{'s', 1}, {'m', 60}, {'h', 3600}, {0, 0}};
+  uint64_t v, scale;
+  if (parse_scaled(s, units, &v, &scale) != 0 || v == 0 ||
+      v > ((uint64_t)1 << 40) / scale)
     return -1;
-  errno = 0;
-  char *end;
-  unsigned long long v = strtoull(s, &end, 10);
-  unsigned long long unit = 1;
-  switch (*end) {
-  case 's': end++; break;
-  case 'm': unit = 60; end++; break;
-  case 'h': unit = 3600; end++; break;
-  }
-  if (errno != 0 || *end != '\0' || v == 0 || v > (1ULL << 40) / unit)
-    return -1;
-  *out = (int64_t)(v * unit);
+  *out = (int64_t)(v * scale);
   return 0;
 }
 
