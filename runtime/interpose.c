@@ -363,14 +363,21 @@ static void sampled_free(void *p) {
 
 /* ---- the exported family ---- */
 
-/* Charges an allocation of `n` bytes to the countdown, which counts them
- * for heapprof_read_stats (thread.h); false when they reach its end. */
-static inline int charge(hp_thread_t *t, size_t n) {
+/* Takes `n` bytes off the countdown if they do not reach its end. */
+static inline int try_charge(hp_thread_t *t, size_t n) {
   uint64_t left = t->bytes_left;
   if (likely(n < left)) {
     t->bytes_left = left - n;
     return 1;
   }
+  return 0;
+}
+
+/* Charges an allocation of `n` bytes to the countdown, which counts them
+ * for heapprof_read_stats (thread.h); false when they reach its end. */
+static inline int charge(hp_thread_t *t, size_t n) {
+  if (likely(try_charge(t, n)))
+    return 1;
   hp_count_bytes(t, n); /* counted, but not charged */
   return 0;
 }
@@ -515,14 +522,12 @@ static SLOW void *realloc_slow(void *p, size_t n) {
 
 EXPORT void *realloc(void *p, size_t n) {
   hp_thread_t *t = &hp_self;
-  uint64_t left = t->bytes_left;
   void *q;
-  if (likely(n < left && !sampled_maybe(p))) {
-    t->bytes_left = left - n;
+  if (likely(!sampled_maybe(p) && try_charge(t, n))) /* else the slow path
+                                                        charges (and counts) */
     q = next.realloc(p, n);
-  } else {
+  else
     q = realloc_slow(p, n);
-  }
   /* A realloc is a free of the old block and an allocation of the new;
    * realloc(p, 0) that returns NULL (glibc) only frees. */
   if (q != NULL) {
