@@ -32,33 +32,35 @@ static uint64_t mix(uint64_t h, uint64_t v) {
   return h * 0xff51afd7ed558ccdULL;
 }
 
-static uint64_t key_hash(const uintptr_t *pcs, uint32_t n, uint64_t size) {
-  uint64_t h = mix(0, size);
+static uint64_t key_hash(const uintptr_t *pcs, uint32_t n, uint64_t size,
+                         int64_t rate) {
+  uint64_t h = mix(mix(0, size), (uint64_t)rate);
   for (uint32_t i = 0; i < n; i++)
     h = mix(h, pcs[i]);
   return h ^ (h >> 29);
 }
 
 static int key_equal(const bucket_t *b, uint64_t hash, const uintptr_t *pcs,
-                     uint32_t n, uint64_t size) {
-  return b->hash == hash && b->size == size && b->nframes == n &&
+                     uint32_t n, uint64_t size, int64_t rate) {
+  return b->hash == hash && b->size == size && b->rate == rate &&
+         b->nframes == n &&
          memcmp(b->pcs, pcs, n * sizeof *pcs) == 0;
 }
 
 static bucket_t *find(bucket_t *b, uint64_t hash, const uintptr_t *pcs,
-                      uint32_t n, uint64_t size) {
+                      uint32_t n, uint64_t size, int64_t rate) {
   for (; b != NULL;
        b = atomic_load_explicit(&b->next_in_chain, memory_order_acquire))
-    if (key_equal(b, hash, pcs, n, size))
+    if (key_equal(b, hash, pcs, n, size, rate))
       return b;
   return NULL;
 }
 
 static bucket_t *insert_locked(bucket_t *_Atomic *head, uint64_t hash,
                                const uintptr_t *pcs, uint32_t n,
-                               uint64_t size) {
+                               uint64_t size, int64_t rate) {
   bucket_t *first = atomic_load_explicit(head, memory_order_relaxed);
-  bucket_t *b = find(first, hash, pcs, n, size);
+  bucket_t *b = find(first, hash, pcs, n, size, rate);
   if (b != NULL)
     return b;
   b = arena_alloc(sizeof *b + n * sizeof *pcs);
@@ -66,6 +68,7 @@ static bucket_t *insert_locked(bucket_t *_Atomic *head, uint64_t hash,
     return NULL;
   b->hash = hash;
   b->size = size;
+  b->rate = rate;
   b->nframes = n;
   memcpy(b->pcs, pcs, n * sizeof *pcs);
   atomic_store_explicit(&b->next_in_chain, first, memory_order_relaxed);
@@ -78,17 +81,18 @@ static bucket_t *insert_locked(bucket_t *_Atomic *head, uint64_t hash,
   return b;
 }
 
-bucket_t *bucket_get(const uintptr_t *pcs, uint32_t nframes, uint64_t size) {
+bucket_t *bucket_get(const uintptr_t *pcs, uint32_t nframes, uint64_t size,
+                     int64_t rate) {
   if (nframes > BUCKET_MAX_FRAMES)
     nframes = BUCKET_MAX_FRAMES;
-  uint64_t hash = key_hash(pcs, nframes, size);
+  uint64_t hash = key_hash(pcs, nframes, size, rate);
   bucket_t *_Atomic *head = &heads[hash % HASH_HEADS];
   bucket_t *b = find(atomic_load_explicit(head, memory_order_acquire), hash,
-                     pcs, nframes, size);
+                     pcs, nframes, size, rate);
   if (b != NULL)
     return b;
   pthread_mutex_lock(&insert_lock);
-  b = insert_locked(head, hash, pcs, nframes, size);
+  b = insert_locked(head, hash, pcs, nframes, size, rate);
   pthread_mutex_unlock(&insert_lock);
   if (b == NULL)
     atomic_fetch_add_explicit(&dropped, 1, memory_order_relaxed);

@@ -1,8 +1,8 @@
 /*
  * buckets — per-(stack, size) allocation counters, kept forever.
  *
- * A bucket is created the first time a sampled allocation has its stack and
- * requested size, and every later sample with the same key updates it. A
+ * A bucket is created the first time a sampled allocation has its stack,
+ * requested size and sampling rate, and every later sample with the same key updates it. A
  * bucket, once published, never changes its key and is never freed; its
  * counters only grow. In-use = allocs - frees.
  */
@@ -21,6 +21,7 @@ typedef struct bucket {
   struct bucket *_Atomic next_in_all;   /* every bucket, newest first */
   uint64_t hash;
   uint64_t size; /* requested bytes of each object */
+  int64_t rate;  /* the sampling rate its samples were taken at (≥ 1) */
   uint32_t nframes;
   _Atomic uint64_t allocs; /* sampled allocations */
   _Atomic uint64_t frees;  /* frees of those */
@@ -35,11 +36,15 @@ typedef struct bucket_count {
 } bucket_count_t;
 
 /*
- * The bucket for (pcs, size), created if needed. NULL only when profiler
+ * The bucket for (pcs, size, rate), created if needed. The rate is part of
+ * the key so that every sample keeps the weight it was taken with: a later
+ * heapprof_set_rate() never re-weights history (tcmalloc keeps each
+ * sample's period for the same reason). NULL only when profiler
  * memory is exhausted (the caller counts a drop). Existing buckets are
  * found without taking a lock.
  */
-bucket_t *bucket_get(const uintptr_t *pcs, uint32_t nframes, uint64_t size);
+bucket_t *bucket_get(const uintptr_t *pcs, uint32_t nframes, uint64_t size,
+                     int64_t rate);
 
 static inline void bucket_note_alloc(bucket_t *b) {
   atomic_fetch_add_explicit(&b->allocs, 1, memory_order_relaxed);

@@ -301,30 +301,30 @@ void pprof_unsample(uint64_t count, uint64_t size, int64_t rate,
  * not made by bucket_snapshot: never wrap around). */
 static uint64_t minus(uint64_t a, uint64_t b) { return a > b ? a - b : 0; }
 
-void pprof_inuse(const bucket_count_t *c, int64_t rate, int64_t *objects,
-                 int64_t *bytes) {
-  pprof_unsample(minus(c->allocs, c->frees), c->bucket->size, rate, objects,
-                 bytes);
+void pprof_inuse(const bucket_count_t *c, int64_t *objects, int64_t *bytes) {
+  pprof_unsample(minus(c->allocs, c->frees), c->bucket->size, c->bucket->rate,
+                 objects, bytes);
 }
 
-void pprof_inuse_total(const bucket_count_t *counts, size_t n, int64_t rate,
+void pprof_inuse_total(const bucket_count_t *counts, size_t n,
                        int64_t *objects, int64_t *bytes) {
   *objects = *bytes = 0;
   for (size_t i = 0; i < n; i++) {
     int64_t o, b;
-    pprof_inuse(&counts[i], rate, &o, &b);
+    pprof_inuse(&counts[i], &o, &b);
     *objects += o;
     *bytes += b;
   }
 }
 
 static int sample_values(const bucket_count_t *c, const bucket_count_t *base,
-                         int64_t rate, int64_t v[4]) {
+                         int64_t v[4]) {
   uint64_t size = c->bucket->size, a0 = base ? base->allocs : 0;
+  int64_t rate = c->bucket->rate;
   uint64_t f0 = base ? base->frees : 0;
   int64_t o0, b0;
   pprof_unsample(minus(c->allocs, a0), size, rate, &v[0], &v[1]);
-  pprof_inuse(c, rate, &v[2], &v[3]);
+  pprof_inuse(c, &v[2], &v[3]);
   pprof_unsample(minus(a0, f0), size, rate, &o0, &b0);
   v[2] -= o0; /* in-use change over the window: may be negative; both */
   v[3] -= b0; /* sides are ≥ 0, so the difference cannot overflow */
@@ -332,8 +332,7 @@ static int sample_values(const bucket_count_t *c, const bucket_count_t *base,
 }
 
 static void add_sample(builder_t *b, const bucket_count_t *c,
-                       const bucket_count_t *base, int64_t rate,
-                       int64_t bytes_key) {
+                       const bucket_count_t *base, int64_t bytes_key) {
   const bucket_t *bk = c->bucket;
   Sample *s = malloc(sizeof *s);
   uint64_t *ids = malloc((bk->nframes + 1) * sizeof *ids);
@@ -360,7 +359,7 @@ static void add_sample(builder_t *b, const bucket_count_t *c,
   }
   s->location_id = ids;
   s->n_location_id = nids;
-  sample_values(c, base, rate, vals);
+  sample_values(c, base, vals);
   s->value = vals;
   s->n_value = 4;
   perftools__profiles__label__init(label);
@@ -512,8 +511,8 @@ int pprof_encode(const bucket_count_t *counts, size_t n, symbols_t *syms,
     const uint64_t *at = idmap_find(&base_index, (uintptr_t)counts[i].bucket);
     if (at != NULL)
       base = &opt->base[*at]; /* else: new in the window, counts from zero */
-    if (sample_values(&counts[i], base, opt->rate, v))
-      add_sample(&b, &counts[i], base, opt->rate, bytes_key);
+    if (sample_values(&counts[i], base, v))
+      add_sample(&b, &counts[i], base, bytes_key);
   }
   idmap_free(&base_index);
   if (!b.failed)

@@ -14,7 +14,8 @@
 #include "symbols.h"
 
 typedef struct pprof_options {
-  int64_t rate;           /* sampling rate the counts were taken at */
+  int64_t rate;           /* the period written (each bucket is un-sampled
+                             by the rate its own samples were taken at) */
   int allocs_view;        /* nonzero: default_sample_type = alloc_space */
   int64_t time_nanos;     /* when the profile was taken */
   int64_t duration_nanos; /* 0 unless a delta profile */
@@ -31,11 +32,11 @@ typedef struct pprof_options {
 void pprof_unsample(uint64_t count, uint64_t size, int64_t rate,
                     int64_t *objects, int64_t *bytes);
 
-/* The un-sampled in-use (objects, bytes) of one bucket count, exactly as
- * the profile shows it; and the same summed over `n` counts. */
-void pprof_inuse(const bucket_count_t *c, int64_t rate, int64_t *objects,
-                 int64_t *bytes);
-void pprof_inuse_total(const bucket_count_t *counts, size_t n, int64_t rate,
+/* The un-sampled in-use (objects, bytes) of one bucket count, weighted by
+ * the rate its bucket's samples were taken at, exactly as the profile
+ * shows it; and the same summed over `n` counts. */
+void pprof_inuse(const bucket_count_t *c, int64_t *objects, int64_t *bytes);
+void pprof_inuse_total(const bucket_count_t *counts, size_t n,
                        int64_t *objects, int64_t *bytes);
 
 /*

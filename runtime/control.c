@@ -367,9 +367,6 @@ HEAPPROF_EXTERN int heapprof_set_rate(long rate) {
       ;
     hp_countdown_set(&hp_self, 0); /* this thread redraws at its next allocation */
   }
-  hp_self.busy++;
-  dumper_recount(); /* the estimate's weights depend on the rate */
-  hp_self.busy--;
   return 0;
 }
 

@@ -129,12 +129,11 @@ static void crossed(int64_t now) {
   t->busy--;
 }
 
-void dumper_note(uint64_t size, int sign) {
+void dumper_note(uint64_t size, int64_t rate, int sign) {
   if (!tracking) /* the default: no exp() and no shared write per sample */
     return;
   int64_t objects, bytes;
-  pprof_unsample(1, size, atomic_load_explicit(&control_rate, memory_order_relaxed),
-                 &objects, &bytes);
+  pprof_unsample(1, size, rate, &objects, &bytes);
   int64_t now = atomic_fetch_add_explicit(&inuse, sign * bytes,
                                           memory_order_relaxed) + sign * bytes;
   if (sign > 0 && now >= atomic_load_explicit(&threshold, memory_order_relaxed))
@@ -142,19 +141,6 @@ void dumper_note(uint64_t size, int sign) {
 }
 
 int64_t dumper_inuse(void) { return atomic_load(&inuse); }
-
-void dumper_recount(void) {
-  if (!tracking)
-    return;
-  bucket_count_t *counts;
-  size_t n = bucket_snapshot(&counts);
-  if (n == (size_t)-1)
-    return;
-  int64_t objects, bytes;
-  pprof_inuse_total(counts, n, atomic_load(&control_rate), &objects, &bytes);
-  free(counts);
-  atomic_store(&inuse, bytes);
-}
 
 int dumper_peak(bucket_count_t **out, size_t *n, int64_t *bytes) {
   int rc = -1;
@@ -208,9 +194,9 @@ static int by_bucket(const void *a, const void *b) {
   return (x > y) - (x < y);
 }
 
-static int64_t inuse_bytes(const bucket_count_t *c, int64_t rate) {
+static int64_t inuse_bytes(const bucket_count_t *c) {
   int64_t objects, bytes;
-  pprof_inuse(c, rate, &objects, &bytes);
+  pprof_inuse(c, &objects, &bytes);
   return bytes;
 }
 
@@ -221,15 +207,14 @@ static void report_leak(const char *why, int growth, const char *path) {
   size_t n = bucket_snapshot(&counts);
   if (n == (size_t)-1)
     return;
-  int64_t rate = atomic_load(&control_rate);
   symbols_t *syms = symbols_open();
   growth_t g[256];
   size_t ng = 0;
   for (size_t i = 0; i < n; i++) {
     const bucket_count_t *was = bsearch(&counts[i], watch.base, watch.nbase,
                                         sizeof *watch.base, by_bucket);
-    int64_t before = was != NULL && growth ? inuse_bytes(was, rate) : 0;
-    int64_t grew = inuse_bytes(&counts[i], rate) - before;
+    int64_t before = was != NULL && growth ? inuse_bytes(was) : 0;
+    int64_t grew = inuse_bytes(&counts[i]) - before;
     symbols_frame_t fr = {0};
     if (grew > 0 && syms != NULL && counts[i].bucket->nframes > 0)
       symbols_lookup(syms, counts[i].bucket->pcs[0] - 1, &fr);

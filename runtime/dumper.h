@@ -23,14 +23,11 @@
 int dumper_start(const hp_config_t *cfg);
 
 /* A sampled object of `size` bytes was allocated (+1) or freed (-1). */
-void dumper_note(uint64_t size, int sign);
+void dumper_note(uint64_t size, int64_t rate, int sign);
 
 /* The in-use estimate in bytes, as the heap profile would show it; kept
  * only while growth, peak or leak watch is on (else 0). */
 int64_t dumper_inuse(void);
-
-/* Recomputes the estimate from the buckets (after a rate change). */
-void dumper_recount(void);
 
 /* A copy of the bucket counts at the high-water mark (malloc'd, the
  * caller frees). 0, or -1 when peak tracking is off or nothing was kept. */

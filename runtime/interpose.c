@@ -235,16 +235,19 @@ static SLOW size_t stub_malloc_usable_size(void *p) {
 
 static _Atomic uint64_t thread_streams;
 
+/* A new gap at `rate`, remembered as the rate the next sample is taken at. */
 static uint64_t draw(hp_thread_t *t, int64_t rate) {
+  t->gap_rate = rate;
   return rate > 0 ? (uint64_t)sampler_gap(&t->rng, rate) : OFF_RECHECK_BYTES;
 }
 
 /*
  * Called when an allocation of `n` bytes ran the countdown out (or the
- * thread has not drawn a gap in the current epoch): true if it is to be
- * sampled. Either way the countdown is set for the next allocation.
+ * thread has not drawn a gap in the current epoch): the rate it is sampled
+ * at — the rate of the gap that ended here — or 0 if it is not sampled.
+ * Either way the countdown is set for the next allocation.
  */
-static SLOW int should_sample(hp_thread_t *t, size_t n) {
+static SLOW int64_t should_sample(hp_thread_t *t, size_t n) {
   uint32_t epoch = atomic_load_explicit(&control_epoch, memory_order_acquire);
   if (epoch == 0) /* not started: look again at the next allocation */
     return 0;
@@ -273,19 +276,20 @@ static SLOW int should_sample(hp_thread_t *t, size_t n) {
       return 0;
     }
   }
+  int64_t sample_rate = t->gap_rate;
   hp_countdown_set(t, draw(t, rate));
-  return rate > 0;
+  return sample_rate;
 }
 
 /* A sampled block of `b` came (note_alloc) or went (note_free). */
 static void note_alloc(bucket_t *b) {
   bucket_note_alloc(b);
-  dumper_note(b->size, +1);
+  dumper_note(b->size, b->rate, +1);
 }
 
 static void note_free(bucket_t *b) {
   bucket_note_free(b);
-  dumper_note(b->size, -1);
+  dumper_note(b->size, b->rate, -1);
 }
 
 /* Inlined into the slow paths, so that they are the only frame of ours
@@ -293,10 +297,10 @@ static void note_free(bucket_t *b) {
 #define UNWOUND static inline __attribute__((always_inline))
 
 /* The bucket for a sampled allocation of `size` bytes made here. */
-UNWOUND bucket_t *bucket_here(size_t size) {
+UNWOUND bucket_t *bucket_here(size_t size, int64_t rate) {
   uintptr_t pcs[BUCKET_MAX_FRAMES];
   int nframes = stack_capture(pcs, control_depth);
-  return bucket_get(pcs, (uint32_t)nframes, size);
+  return bucket_get(pcs, (uint32_t)nframes, size, rate);
 }
 
 /* Marks `raw` + `align` as a sampled block of `b`; NULL (nothing marked)
@@ -329,7 +333,7 @@ static void *raw_alloc(enum raw_kind how, size_t align, size_t total) {
  * makes the ordinary allocation, so results and errno are the allocator's.
  */
 UNWOUND void *sampled_alloc(size_t size, size_t alloc, size_t align,
-                            enum raw_kind how) {
+                            enum raw_kind how, int64_t rate) {
   size_t total;
   if (__builtin_add_overflow(alloc, align, &total))
     return NULL;
@@ -337,7 +341,7 @@ UNWOUND void *sampled_alloc(size_t size, size_t alloc, size_t align,
   int saved = errno;
   void *p = NULL;
   t->busy++;
-  bucket_t *b = bucket_here(size);
+  bucket_t *b = bucket_here(size, rate);
   void *raw = b != NULL ? raw_alloc(how, align, total) : NULL;
   if (raw != NULL && (p = mark(raw, align, b)) == NULL) {
     next.free(raw);
@@ -384,8 +388,9 @@ static inline int charge(hp_thread_t *t, size_t n) {
 
 static SLOW void *malloc_slow(size_t n) {
   void *p;
-  if (should_sample(&hp_self, n) &&
-      (p = sampled_alloc(n, n, SAMPLED_HEADER, RAW_MALLOC)) != NULL)
+  int64_t rate = should_sample(&hp_self, n);
+  if (rate > 0 &&
+      (p = sampled_alloc(n, n, SAMPLED_HEADER, RAW_MALLOC, rate)) != NULL)
     return p;
   return next.malloc(n);
 }
@@ -429,8 +434,10 @@ EXPORT void free(void *p) {
 static SLOW void *calloc_slow(size_t c, size_t n) {
   size_t bytes;
   void *p;
-  if (!__builtin_mul_overflow(c, n, &bytes) && should_sample(&hp_self, bytes) &&
-      (p = sampled_alloc(bytes, bytes, SAMPLED_HEADER, RAW_CALLOC)) != NULL)
+  int64_t rate;
+  if (!__builtin_mul_overflow(c, n, &bytes) &&
+      (rate = should_sample(&hp_self, bytes)) > 0 &&
+      (p = sampled_alloc(bytes, bytes, SAMPLED_HEADER, RAW_CALLOC, rate)) != NULL)
     return p;
   return next.calloc(c, n);
 }
@@ -454,11 +461,26 @@ static SLOW void *boot_realloc(void *p, size_t n) {
   return q;
 }
 
-/* Moves a block to a new allocation `q` (NULL: failed, `p` untouched). */
-static void *move(void *p, size_t old, void *q, size_t n, int p_sampled) {
+/* The bytes of live block `p` that belong to the program: all of its
+ * malloc_usable_size, not just what was asked for. glibc documents them as
+ * the program's, and programs use them (redis's sds strings keep data in
+ * the slack), so a realloc that moves a block must carry every one. */
+static size_t usable(void *p, int sampled) {
+  size_t offset;
+  if (!sampled)
+    return next.malloc_usable_size(p);
+  sampled_peek(p, &offset);
+  return next.malloc_usable_size((char *)p - offset) - offset;
+}
+
+/* Moves block `p` (`old` usable bytes) to new allocation `q` (NULL:
+ * failed, `p` untouched), copying min(old, q's usable size) bytes — as
+ * glibc's realloc does. */
+static void *move(void *p, size_t old, void *q, int q_sampled, int p_sampled) {
   if (q == NULL || p == NULL)
     return q;
-  memcpy(q, p, old < n ? old : n);
+  size_t room = usable(q, q_sampled);
+  memcpy(q, p, old < room ? old : room);
   if (p_sampled)
     sampled_free(p);
   else
@@ -469,7 +491,7 @@ static void *move(void *p, size_t old, void *q, size_t n, int p_sampled) {
 /* Grows or shrinks sampled block `p` in place-capable next.realloc, as a
  * new sample of `b`. NULL: failed, `p` still recorded and untouched. */
 static void *realloc_sampled(void *p, size_t n, bucket_t *b) {
-  size_t offset;
+  size_t offset, old_usable = usable(p, 1);
   bucket_t *old = sampled_unmark(p, &offset);
   char *raw = next.realloc((char *)p - offset, n + SAMPLED_HEADER);
   if (raw == NULL) {
@@ -479,7 +501,8 @@ static void *realloc_sampled(void *p, size_t n, bucket_t *b) {
   note_free(old);
   void *q = mark(raw, SAMPLED_HEADER, b);
   if (q == NULL) { /* cannot record: hand it out as an ordinary block */
-    memmove(raw, raw + SAMPLED_HEADER, n);
+    size_t room = next.malloc_usable_size(raw) - SAMPLED_HEADER;
+    memmove(raw, raw + SAMPLED_HEADER, old_usable < room ? old_usable : room);
     control_count_drop();
     return raw;
   }
@@ -492,32 +515,31 @@ static SLOW void *realloc_slow(void *p, size_t n) {
     return boot_realloc(p, n);
   hp_thread_t *t = &hp_self;
   int saved = errno, old_sampled = p != NULL && sampled_is(p);
-  int new_sampled = !charge(t, n) && n != 0 && should_sample(t, n) &&
-                    n <= SIZE_MAX - 4096;
-  size_t offset = 0, old_size = 0;
+  int64_t rate = !charge(t, n) && n != 0 && n <= SIZE_MAX - 4096
+                     ? should_sample(t, n) : 0;
+  size_t offset = 0;
   if (old_sampled)
-    old_size = sampled_peek(p, &offset)->size;
+    sampled_peek(p, &offset);
   void *q = NULL;
-  if (new_sampled && old_sampled && offset == SAMPLED_HEADER) {
+  if (rate > 0 && old_sampled && offset == SAMPLED_HEADER) {
     t->busy++;
-    bucket_t *b = bucket_here(n);
+    bucket_t *b = bucket_here(n, rate);
     t->busy--;
     errno = saved;
     if (b != NULL)
       return realloc_sampled(p, n, b); /* else counted by buckets.c */
-  } else if (new_sampled) {
-    q = sampled_alloc(n, n, SAMPLED_HEADER, RAW_MALLOC);
+  } else if (rate > 0) {
+    q = sampled_alloc(n, n, SAMPLED_HEADER, RAW_MALLOC, rate);
   }
   if (q != NULL) /* into a new sampled block */
-    return move(p, old_sampled ? old_size : p ? next.malloc_usable_size(p) : 0,
-                q, n, old_sampled);
+    return move(p, p ? usable(p, old_sampled) : 0, q, 1, old_sampled);
   if (!old_sampled)
     return next.realloc(p, n);
   if (n == 0) { /* the allocator's realloc(p, 0), on the raw block */
     note_free(sampled_unmark(p, &offset));
     return next.realloc((char *)p - offset, 0);
   }
-  return move(p, old_size, next.malloc(n), n, 1);
+  return move(p, usable(p, 1), next.malloc(n), 0, 1);
 }
 
 EXPORT void *realloc(void *p, size_t n) {
@@ -552,11 +574,12 @@ EXPORT void *reallocarray(void *p, size_t c, size_t n) {
 /* A sampled aligned block, or NULL for the ordinary path. `align` must be a
  * power of two; anything else is left to the allocator to judge. */
 static SLOW void *aligned_slow(size_t align, size_t size, size_t alloc) {
+  int64_t rate;
   if (align == 0 || (align & (align - 1)) != 0 || align > ((size_t)1 << 40) ||
-      !should_sample(&hp_self, size))
+      (rate = should_sample(&hp_self, size)) == 0)
     return NULL;
   return sampled_alloc(size, alloc, align < SAMPLED_HEADER ? SAMPLED_HEADER : align,
-                       RAW_ALIGNED);
+                       RAW_ALIGNED, rate);
 }
 
 EXPORT int posix_memalign(void **out, size_t align, size_t n) {
@@ -608,13 +631,9 @@ EXPORT void *pvalloc(size_t n) {
 }
 
 static SLOW size_t usable_slow(void *p) {
-  size_t offset;
   if (boot_owns(p))
     return boot_size(p);
-  if (!sampled_is(p))
-    return next.malloc_usable_size(p);
-  sampled_peek(p, &offset);
-  return next.malloc_usable_size((char *)p - offset) - offset;
+  return usable(p, sampled_is(p));
 }
 
 EXPORT size_t malloc_usable_size(void *p) {

@@ -106,7 +106,7 @@ static void sampled_inuse(heapprof_stats_t *s) {
   if (n == (size_t)-1)
     return;
   int64_t objects, bytes;
-  pprof_inuse_total(counts, n, s->rate, &objects, &bytes);
+  pprof_inuse_total(counts, n, &objects, &bytes);
   s->sampled_inuse_objects = (uint64_t)objects;
   s->sampled_inuse_bytes = (uint64_t)bytes;
   free(counts);

@@ -17,6 +17,7 @@ typedef struct hp_thread {
   uint64_t bytes_left; /* bytes until this thread's next sample */
   uint32_t busy;       /* > 0 inside the profiler: allocations not sampled */
   uint32_t epoch;      /* the sampling epoch bytes_left was drawn in */
+  int64_t gap_rate;    /* the rate bytes_left was drawn at */
   /* Exact counts for heapprof_read_stats: written only by this thread,
    * read by others (stats.c) without locks. */
   uint64_t mallocs;    /* allocation calls */

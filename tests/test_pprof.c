@@ -76,8 +76,8 @@ int main(void) {
   /* Two fake stacks sharing frames, three sizes. */
   uintptr_t s1[] = {0x401001, 0x402001, 0x403001};
   uintptr_t s2[] = {0x404001, 0x402001, 0x403001};
-  bucket_t *a = bucket_get(s1, 3, 4096), *b = bucket_get(s2, 3, 1 << 20),
-           *c = bucket_get(s1, 3, 64);
+  bucket_t *a = bucket_get(s1, 3, 4096, 524288), *b = bucket_get(s2, 3, 1 << 20, 524288),
+           *c = bucket_get(s1, 3, 64, 524288);
   for (int i = 0; i < 10; i++)
     bucket_note_alloc(a);
   for (int i = 0; i < 4; i++)
