@@ -19,7 +19,7 @@
  *
  * Reentrancy: while hp_self.busy is set (inside the slow path, the dump
  * thread, the API), allocations are forwarded and never sampled, so memory
- * libunwind, protobuf-c, zlib or libdw ask for is invisible to profiles.
+ * the unwinder, protobuf-c, zlib or libdw ask for is invisible to profiles.
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
