@@ -10,8 +10,9 @@
  * `dump` reads the target's HEAPPROF_OUT and HEAPPROF_SIGNAL from
  * /proc/PID/environ, sends the signal, and prints the path of the first new
  * complete profile (profiles appear by rename, so one that exists is whole).
- * Option values are checked by the library's own parsers (runtime/config.c),
- * so the command and the environment accept exactly the same forms.
+ * Option values are judged by the library's own parser for the variable
+ * each one sets (config_check, runtime/config.c), so the command refuses
+ * (status 2) exactly what the library would refuse at start-up.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -27,7 +28,6 @@
 
 #include "config.h"
 #include "heapprof.h"
-#include "writer.h"
 
 #define DEFAULT_OUT "heapprof.%p.%n.pb.gz"
 
@@ -69,21 +69,19 @@ static const char usage_dump[] =
 
 /* ---- run ---- */
 
-/* `tmpl` with %p filled in and the other % sequences kept, for telling the
- * user where profiles will go. -1 if the template is malformed. */
-static int writer_expand_pid(const char *tmpl, pid_t pid, char *out, size_t cap) {
-  char probe[CONFIG_PATH_MAX];
-  if (writer_expand(tmpl, pid, 1, 0, probe, sizeof probe) != 0)
-    return -1;
+/* `tmpl` (valid) with %p filled in and the other % sequences kept, for
+ * telling the user where profiles will go. */
+static void describe_out(const char *tmpl, pid_t pid, char *out, size_t cap) {
   size_t at = 0;
   for (const char *c = tmpl; *c && at + 16 < cap; c++) {
     if (c[0] == '%' && c[1] == 'p')
       at += (size_t)snprintf(out + at, cap - at, "%d", (int)pid), c++;
+    else if (c[0] == '%' && c[1] == '%')
+      out[at++] = *c++, out[at++] = *c;
     else
       out[at++] = *c;
   }
   out[at] = '\0';
-  return 0;
 }
 
 /* libheapprof.so next to this binary's ../lib, else where it was installed. */
@@ -106,50 +104,52 @@ static void find_library(char *out, size_t cap) {
         HEAPPROF_INSTALL_LIBDIR);
 }
 
-/* An option's value, checked by `valid`; sets `var` to it. */
-static void set_checked(const char *opt, const char *value, const char *var,
-                        int valid, const char *accepts) {
+/* At most 64 bytes of `v` with control bytes shown as '?', so that an
+ * error quoting it stays one line. */
+static const char *shown(const char *v, char out[65]) {
+  size_t i = 0;
+  for (; v[i] != '\0' && i < 64; i++)
+    out[i] = (unsigned char)v[i] < 0x20 || v[i] == 0x7f ? '?' : v[i];
+  out[i] = '\0';
+  return out;
+}
+
+/* The options that take a value, and the variable each one sets. */
+static const struct {
+  const char *opt, *var;
+} run_options[] = {
+    {"--rate", "HEAPPROF_RATE"},         {"--out", "HEAPPROF_OUT"},
+    {"--http", "HEAPPROF_HTTP"},         {"--interval", "HEAPPROF_INTERVAL"},
+    {"--growth", "HEAPPROF_GROWTH"},     {"--signal", "HEAPPROF_SIGNAL"},
+    {"--seed", "HEAPPROF_SEED"},         {"--depth", "HEAPPROF_DEPTH"},
+};
+
+/* Sets `var` to `value` once the library's own parser for `var` takes it;
+ * `what` names it in the error (the option, or the inherited variable). */
+static void set_checked(const char *what, const char *var, const char *value) {
+  const char *accepts;
+  char buf[65];
+  int bad = config_check(var, value, &accepts);
   if (value == NULL)
-    die(2, "%s needs a value (%s)", opt, accepts);
-  if (!valid)
-    die(2, "%s %s: expected %s", opt, value, accepts);
+    die(2, "%s needs a value: %s", what, accepts);
+  if (bad)
+    die(2, "%s \"%s\" is not valid: expected %s", what, shown(value, buf),
+        accepts);
   setenv(var, value, 1);
 }
 
 static void parse_run_option(char **argv, int *i) {
-  const char *opt = argv[*i], *v = argv[*i + 1];
-  uint64_t bytes;
-  int64_t secs;
-  int sig;
+  const char *opt = argv[*i];
   if (strcmp(opt, "--peak") == 0) {
     setenv("HEAPPROF_PEAK", "1", 1);
     return;
   }
-  (*i)++;
-  if (strcmp(opt, "--rate") == 0)
-    set_checked(opt, v, "HEAPPROF_RATE", v && config_parse_bytes(v, &bytes) == 0,
-                "bytes, K/M/G allowed; 1 = every allocation, 0 = off");
-  else if (strcmp(opt, "--out") == 0)
-    set_checked(opt, v, "HEAPPROF_OUT", v && *v, "a path template");
-  else if (strcmp(opt, "--http") == 0)
-    set_checked(opt, v, "HEAPPROF_HTTP", v && strchr(v, ':'), "HOST:PORT");
-  else if (strcmp(opt, "--interval") == 0)
-    set_checked(opt, v, "HEAPPROF_INTERVAL",
-                v && config_parse_seconds(v, &secs) == 0, "seconds (30, 5m, 1h)");
-  else if (strcmp(opt, "--growth") == 0)
-    set_checked(opt, v, "HEAPPROF_GROWTH",
-                v && config_parse_bytes(v, &bytes) == 0 && bytes > 0,
-                "bytes above 0 (64M, 1G)");
-  else if (strcmp(opt, "--signal") == 0)
-    set_checked(opt, v, "HEAPPROF_SIGNAL", v && config_parse_signal(v, &sig) == 0,
-                "a signal name or number, or none");
-  else if (strcmp(opt, "--seed") == 0)
-    set_checked(opt, v, "HEAPPROF_SEED", v && *v >= '0' && *v <= '9', "a number");
-  else if (strcmp(opt, "--depth") == 0)
-    set_checked(opt, v, "HEAPPROF_DEPTH", v && atoi(v) >= 1 && atoi(v) <= 256,
-                "1 to 256");
-  else
-    die(2, "unknown option %s for run (see heapprof run --help)", opt);
+  for (size_t k = 0; k < sizeof run_options / sizeof *run_options; k++)
+    if (strcmp(opt, run_options[k].opt) == 0) {
+      set_checked(opt, run_options[k].var, argv[++*i]);
+      return;
+    }
+  die(2, "unknown option %s for run (see heapprof run --help)", opt);
 }
 
 static int cmd_run(int argc, char **argv) {
@@ -170,12 +170,12 @@ static int cmd_run(int argc, char **argv) {
   snprintf(preload, sizeof preload, "%s%s%s", lib, old && *old ? ":" : "",
            old ? old : "");
   setenv("LD_PRELOAD", preload, 1);
-  if (getenv("HEAPPROF_OUT") == NULL)
-    setenv("HEAPPROF_OUT", DEFAULT_OUT, 1); /* so the exit profile is written */
-  char where[CONFIG_PATH_MAX];
   const char *tmpl = getenv("HEAPPROF_OUT");
-  if (writer_expand_pid(tmpl, getpid(), where, sizeof where) != 0)
-    die(2, "--out %s: expected a path template (%%p %%n %%t %%%%)", tmpl);
+  /* Without --out: the inherited template, or the default so that the exit
+   * profile is written. */
+  set_checked("HEAPPROF_OUT", "HEAPPROF_OUT", tmpl != NULL ? tmpl : DEFAULT_OUT);
+  char where[CONFIG_PATH_MAX];
+  describe_out(getenv("HEAPPROF_OUT"), getpid(), where, sizeof where);
   fprintf(stderr, "heapprof: running %s (pid %d); profiles to %s%s%s\n",
           cmd[0], (int)getpid(), where, getenv("HEAPPROF_HTTP") ? "; http " : "",
           getenv("HEAPPROF_HTTP") ? getenv("HEAPPROF_HTTP") : "");
@@ -235,8 +235,20 @@ static void pattern_for(pid_t pid, const char *tmpl, char *out, size_t cap) {
   out[at] = '\0';
 }
 
+static int ends_with(const char *s, const char *suffix) {
+  size_t n = strlen(s), k = strlen(suffix);
+  return n >= k && strcmp(s + n - k, suffix) == 0;
+}
+
+/* Whether a file matching the pattern is a finished profile: not a
+ * temporary file (".heapprof-<pid>-<n>.tmp", or "<name>.tmp.<pid>.<n>" from
+ * older libraries) and not a peak profile ("….peak.pb.gz", "….peak"). */
 static int is_profile(const char *path) {
-  return strstr(path, ".tmp.") == NULL && strstr(path, ".peak.") == NULL;
+  const char *slash = strrchr(path, '/'), *base = slash ? slash + 1 : path;
+  int tmp = (strncmp(base, ".heapprof-", 10) == 0 && ends_with(base, ".tmp")) ||
+            strstr(base, ".tmp.") != NULL;
+  int peak = strstr(base, ".peak.") != NULL || ends_with(base, ".peak");
+  return !tmp && !peak;
 }
 
 static int cmd_dump(int argc, char **argv) {

@@ -1,12 +1,18 @@
 /*
  * config — parsing and checking the HEAPPROF_* environment.
  *
- * The defaults live here and nowhere else. Diagnostics are written with a
- * single write(2) of a stack buffer: this runs inside the allocator's
- * start-up, where stdio (which locks and allocates) is best avoided.
+ * The defaults live here and nowhere else, and so does every parser: one
+ * table (`settings`) names each variable, the function that parses it and
+ * the words that describe what it accepts. config_read walks that table;
+ * config_check lets the heapprof command judge an option's value with the
+ * same entry, so the command and the library can never disagree.
+ * Diagnostics are written with a single write(2) of a stack buffer: this
+ * runs inside the allocator's start-up, where stdio (which locks and
+ * allocates) is best avoided.
  */
 #define _GNU_SOURCE
 #include "config.h"
+#include "fdtable.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -18,13 +24,24 @@
 #include <unistd.h>
 
 #include "../profile/buckets.h"
-#include "../profile/writer.h"
+#include "httpreq.h"
+
+#define STR_(x) #x
+#define STR(x) STR_(x)
 
 #define DEFAULT_RATE 524288
 #define DEFAULT_OUT "heapprof.%p.%n.pb.gz"
 #define DEFAULT_SIGNAL SIGUSR2
 #define DEFAULT_DEPTH 64
 #define DEFAULT_MAX_MEM ((uint64_t)1 << 30)
+#define MIN_MAX_MEM ((uint64_t)16 << 20)
+
+/* The longest name heapprof gives a profile's temporary file, beside it in
+ * the same directory (profile/writer.c): ".heapprof-<pid>-<n>.tmp" with a
+ * 10-digit pid and a 20-digit n. */
+#define TMP_NAME_MAX (sizeof ".heapprof--.tmp" - 1 + 10 + 20)
+/* What a peak profile adds to its name ("….peak.pb.gz", control.c). */
+#define PEAK_SUFFIX_LEN (sizeof ".peak" - 1)
 
 void config_warn(const char *fmt, ...) {
   char line[512];
@@ -37,8 +54,16 @@ void config_warn(const char *fmt, ...) {
   if ((size_t)n > sizeof line - 2)
     n = sizeof line - 2;
   line[n] = '\n';
-  ssize_t ignored = write(STDERR_FILENO, line, (size_t)n + 1);
-  (void)ignored;
+  fdtable_stderr(line, (size_t)n + 1); /* the program's stderr, from any thread */
+}
+
+/* `v`, at most 64 bytes of it, with every control byte shown as '?': a
+ * value quoted in a warning never breaks its line. */
+static void printable(const char *v, char out[65]) {
+  size_t i = 0;
+  for (; v[i] != '\0' && i < 64; i++)
+    out[i] = (unsigned char)v[i] < 0x20 || v[i] == 0x7f ? '?' : v[i];
+  out[i] = '\0';
 }
 
 typedef struct unit {
@@ -140,197 +165,280 @@ int config_parse_signal(const char *s, int *out) {
   return -1;
 }
 
-static void read_rate(hp_config_t *c) {
-  const char *v = secure_getenv("HEAPPROF_RATE");
+/* "<digits>" from `lo` to `hi`. 0 or -1. */
+static int parse_range(const char *s, uint64_t lo, uint64_t hi, uint64_t *out) {
+  static const unit_t none[] = {{0, 0}};
+  uint64_t v, scale;
+  if (parse_scaled(s, none, &v, &scale) != 0 || v < lo || v > hi)
+    return -1;
+  *out = v;
+  return 0;
+}
+
+int config_parse_seed(const char *s, uint64_t *out) {
+  static const char hexdigits[] = "0123456789abcdefABCDEF";
+  if (s == NULL)
+    return -1;
+  int hex = s[0] == '0' && (s[1] == 'x' || s[1] == 'X');
+  const char *digits = hex ? s + 2 : s;
+  size_t n = strspn(digits, hex ? hexdigits : "0123456789");
+  if (n == 0 || digits[n] != '\0')
+    return -1;
+  errno = 0;
+  char *end;
+  unsigned long long v = strtoull(digits, &end, hex ? 16 : 10);
+  if (errno != 0 || *end != '\0')
+    return -1;
+  *out = v;
+  return 0;
+}
+
+/* The widest expansion of one % sequence: %p a pid (2147483647), %n a
+ * 64-bit count (18446744073709551615), %t signed 64-bit seconds
+ * (-9223372036854775808), %% one '%'. -1 for any other. */
+static long piece_width(char conv) {
+  switch (conv) {
+  case 'p': return 10;
+  case 'n': return 20;
+  case 't': return 20;
+  case '%': return 1;
+  default: return -1;
+  }
+}
+
+/* The longest expansion of tmpl[0..n), -1 if it holds an unknown %
+ * sequence. A '%' is never the last byte of a prefix that ends in '/'. */
+static long longest_expansion(const char *tmpl, size_t n) {
+  long len = 0;
+  for (size_t i = 0; i < n; i++) {
+    long w = 1;
+    if (tmpl[i] == '%' && (w = piece_width(tmpl[++i])) < 0)
+      return -1;
+    len += w;
+  }
+  return len;
+}
+
+/* Worked number: "/var/tmp/app.%p.%n.pb.gz" expands to at most
+ * 13 + 10 + 1 + 20 + 6 = 50 bytes, 55 with ".peak"; its temporary file to
+ * 9 + TMP_NAME_MAX = 54. Both must stay below CONFIG_PATH_MAX for the NUL. */
+int config_parse_out(const char *tmpl) {
+  if (tmpl == NULL || *tmpl == '\0' || strlen(tmpl) >= CONFIG_PATH_MAX)
+    return -1;
+  size_t len = strlen(tmpl);
+  const char *slash = strrchr(tmpl, '/');
+  size_t dir = slash != NULL ? (size_t)(slash - tmpl) + 1 : 0;
+  long file = longest_expansion(tmpl, len);
+  long tmp = longest_expansion(tmpl, dir);
+  return dir < len && file >= 0 && tmp >= 0 &&
+                 (size_t)file + PEAK_SUFFIX_LEN < CONFIG_PATH_MAX &&
+                 (size_t)tmp + TMP_NAME_MAX < CONFIG_PATH_MAX
+             ? 0
+             : -1;
+}
+
+/* ---- one parser per variable: 0, or -1 leaving `c` as it was ---- */
+
+static int parse_rate(const char *v, hp_config_t *c) {
   uint64_t rate;
-  if (v == NULL)
-    return;
-  if (config_parse_bytes(v, &rate) == 0) {
-    c->rate = (int64_t)rate;
-    return;
-  }
-  config_warn("heapprof: HEAPPROF_RATE=\"%.64s\" is not valid: expected mean "
-              "bytes between samples (a whole number >= 0, K/M/G allowed; 1 = "
-              "every allocation, 0 = off); using %d", v, DEFAULT_RATE);
+  if (config_parse_bytes(v, &rate) != 0)
+    return -1;
+  c->rate = (int64_t)rate;
+  return 0;
 }
 
-static void read_out(hp_config_t *c) {
-  const char *v = secure_getenv("HEAPPROF_OUT");
-  char probe[CONFIG_PATH_MAX];
-  if (v == NULL)
-    return;
-  if (*v != '\0' && strlen(v) < sizeof c->out &&
-      writer_expand(v, 1, 1, 1, probe, sizeof probe) == 0) {
-    strcpy(c->out, v);
-    c->out_set = 1;
-    return;
-  }
-  config_warn("heapprof: HEAPPROF_OUT=\"%.64s\" is not valid: expected a "
-              "non-empty path template (%%p pid, %%n sequence, %%t unix "
-              "seconds, %%%% a percent sign); using %s", v, DEFAULT_OUT);
+static int parse_out(const char *v, hp_config_t *c) {
+  if (config_parse_out(v) != 0)
+    return -1;
+  strcpy(c->out, v);
+  c->out_set = 1;
+  return 0;
 }
 
-static void read_signal(hp_config_t *c) {
-  const char *v = secure_getenv("HEAPPROF_SIGNAL");
-  if (v == NULL || config_parse_signal(v, &c->signal) == 0)
-    return;
-  config_warn("heapprof: HEAPPROF_SIGNAL=\"%.64s\" is not valid: expected a "
-              "catchable signal name or number (USR2, SIGUSR2, 12) or 0/none; "
-              "using USR2", v);
+static int parse_signal(const char *v, hp_config_t *c) {
+  return config_parse_signal(v, &c->signal);
 }
 
-static void read_seed(hp_config_t *c) {
-  const char *v = secure_getenv("HEAPPROF_SEED");
-  char *end;
-  if (v == NULL)
-    return;
-  errno = 0;
-  unsigned long long s = strtoull(v, &end, 0);
-  if (*v >= '0' && *v <= '9' && errno == 0 && *end == '\0') {
-    c->seed = s;
-    c->seed_set = 1;
-    return;
-  }
-  config_warn("heapprof: HEAPPROF_SEED=\"%.64s\" is not valid: expected an "
-              "unsigned 64-bit number; using a random seed", v);
+static int parse_seed(const char *v, hp_config_t *c) {
+  if (config_parse_seed(v, &c->seed) != 0)
+    return -1;
+  c->seed_set = 1;
+  return 0;
 }
 
-static void read_depth(hp_config_t *c) {
-  const char *v = secure_getenv("HEAPPROF_DEPTH");
-  char *end;
-  if (v == NULL)
-    return;
-  errno = 0;
-  long d = strtol(v, &end, 10);
-  if (*v >= '0' && *v <= '9' && errno == 0 && *end == '\0' && d >= 1 &&
-      d <= BUCKET_MAX_FRAMES) {
-    c->depth = (int)d;
-    return;
-  }
-  config_warn("heapprof: HEAPPROF_DEPTH=\"%.64s\" is not valid: expected a "
-              "stack depth from 1 to %d; using %d", v, BUCKET_MAX_FRAMES,
-              DEFAULT_DEPTH);
+static int parse_depth(const char *v, hp_config_t *c) {
+  uint64_t d;
+  if (parse_range(v, 1, BUCKET_MAX_FRAMES, &d) != 0)
+    return -1;
+  c->depth = (int)d;
+  return 0;
 }
 
-/* A 0/1 switch: 1 or 0 sets `*field`; anything else warns, saying what
- * happens instead (`fallback`), and leaves the default. */
-static void read_flag(const char *name, int *field, const char *fallback) {
-  const char *v = secure_getenv(name);
-  if (v == NULL)
-    return;
-  if (strcmp(v, "0") == 0 || strcmp(v, "1") == 0) {
-    *field = *v == '1';
-    return;
-  }
-  config_warn("heapprof: %s=\"%.64s\" is not valid: expected 0 or 1; %s",
-              name, v, fallback);
+/* A 0/1 switch. */
+static int parse_flag(const char *v, int *field) {
+  if (strcmp(v, "0") != 0 && strcmp(v, "1") != 0)
+    return -1;
+  *field = *v == '1';
+  return 0;
 }
 
-static void read_max_mem(hp_config_t *c) {
-  const char *v = secure_getenv("HEAPPROF_MAX_MEM");
+static int parse_verbose(const char *v, hp_config_t *c) {
+  return parse_flag(v, &c->verbose);
+}
+
+static int parse_peak(const char *v, hp_config_t *c) {
+  return parse_flag(v, &c->peak);
+}
+
+static int parse_remote(const char *v, hp_config_t *c) {
+  return parse_flag(v, &c->http_remote);
+}
+
+static int parse_max_mem(const char *v, hp_config_t *c) {
   uint64_t bytes;
-  if (v == NULL)
-    return;
-  if (config_parse_bytes(v, &bytes) == 0 && bytes >= ((uint64_t)16 << 20)) {
-    c->max_mem = bytes;
-    return;
-  }
-  config_warn("heapprof: HEAPPROF_MAX_MEM=\"%.64s\" is not valid: expected "
-              "bytes of profiler memory, at least 16M (K/M/G allowed); using "
-              "1G", v);
+  if (config_parse_bytes(v, &bytes) != 0 || bytes < MIN_MAX_MEM)
+    return -1;
+  c->max_mem = bytes;
+  return 0;
 }
 
-static void read_interval(hp_config_t *c) {
-  const char *v = secure_getenv("HEAPPROF_INTERVAL");
-  if (v == NULL || config_parse_seconds(v, &c->interval) == 0)
-    return;
-  c->interval = 0;
-  config_warn("heapprof: HEAPPROF_INTERVAL=\"%.64s\" is not valid: expected "
-              "seconds between profiles, at least 1 (s/m/h suffixes allowed: "
-              "30, 5m, 1h); no periodic profiles", v);
+static int parse_interval(const char *v, hp_config_t *c) {
+  return config_parse_seconds(v, &c->interval);
 }
 
-static void read_growth(hp_config_t *c) {
-  const char *v = secure_getenv("HEAPPROF_GROWTH");
+static int parse_growth(const char *v, hp_config_t *c) {
   uint64_t bytes;
-  if (v == NULL)
-    return;
-  if (config_parse_bytes(v, &bytes) == 0 && bytes > 0) {
-    c->growth = (int64_t)bytes;
-    return;
-  }
-  config_warn("heapprof: HEAPPROF_GROWTH=\"%.64s\" is not valid: expected "
-              "bytes of in-use growth between profiles, above 0 (K/M/G "
-              "allowed: 64M, 1G); no growth profiles", v);
+  if (config_parse_bytes(v, &bytes) != 0 || bytes == 0)
+    return -1;
+  c->growth = (int64_t)bytes;
+  return 0;
 }
 
-
-/* HEAPPROF_LEAKWATCH=SECONDS[:LOOKS[:LIVE]] */
+/* SECONDS[:LOOKS[:LIVE]] */
 static int parse_leakwatch(const char *v, hp_config_t *c) {
-  char buf[96], *looks, *live;
+  char buf[96];
   if (strlen(v) >= sizeof buf)
     return -1;
   strcpy(buf, v);
-  looks = strchr(buf, ':');
-  live = looks ? strchr(looks + 1, ':') : NULL;
-  if (looks)
+  char *looks = strchr(buf, ':');
+  char *live = looks != NULL ? strchr(looks + 1, ':') : NULL;
+  if (looks != NULL)
     *looks++ = '\0';
-  if (live)
+  if (live != NULL)
     *live++ = '\0';
-  char *end;
-  long n = looks ? strtol(looks, &end, 10) : 5;
-  uint64_t level = 0;
-  if ((looks && (*looks < '0' || *looks > '9' || *end != '\0')) || n < 2 ||
-      n > 1000 || (live && (config_parse_bytes(live, &level) != 0 || level == 0)))
+  int64_t period;
+  uint64_t rises = 5, level = 0;
+  if (config_parse_seconds(buf, &period) != 0 ||
+      (looks != NULL && parse_range(looks, 2, 1000, &rises) != 0) ||
+      (live != NULL && (config_parse_bytes(live, &level) != 0 || level == 0)))
     return -1;
-  if (config_parse_seconds(buf, &c->leak_period) != 0)
-    return -1;
-  c->leak_rises = (int)n;
+  c->leak_period = period;
+  c->leak_rises = (int)rises;
   c->leak_live = level;
   return 0;
 }
 
-static void read_leakwatch(hp_config_t *c) {
-  const char *v = secure_getenv("HEAPPROF_LEAKWATCH");
-  if (v == NULL || parse_leakwatch(v, c) == 0)
-    return;
-  c->leak_period = 0;
-  c->leak_live = 0;
-  config_warn("heapprof: HEAPPROF_LEAKWATCH=\"%.64s\" is not valid: expected "
-              "SECONDS[:LOOKS[:LIVE]] (look every SECONDS; warn after LOOKS "
-              "looks in a row, 2-1000, default 5, of rising in-use bytes, or "
-              "of mallocs - frees above LIVE: 60, 30s:10, 60:5:1M); leak "
-              "watch off", v);
+/* "" is no server; otherwise an address the server can bind, loopback
+ * unless HEAPPROF_HTTP_REMOTE (read before it) says otherwise. */
+static int parse_http(const char *v, hp_config_t *c) {
+  struct sockaddr_storage ss;
+  socklen_t len;
+  if (strlen(v) >= sizeof c->http ||
+      (*v != '\0' && (httpreq_parse_addr(v, &ss, &len) != 0 ||
+                      (!c->http_remote && !httpreq_addr_loopback(&ss)))))
+    return -1;
+  strcpy(c->http, v);
+  return 0;
 }
 
-/* The address is checked where it is used (http.c), with the socket. */
-static void read_http(hp_config_t *c) {
-  const char *v = secure_getenv("HEAPPROF_HTTP");
-  if (v != NULL && strlen(v) < sizeof c->http)
-    strcpy(c->http, v);
-  else if (v != NULL)
-    config_warn("heapprof: HEAPPROF_HTTP is too long; no HTTP server");
-  read_flag("HEAPPROF_HTTP_REMOTE", &c->http_remote,
-            "using 0 (loopback only)");
+typedef struct setting {
+  const char *name;
+  int (*parse)(const char *v, hp_config_t *c);
+  const char *accepts;   /* the accepted form, for warnings and the command */
+  const char *otherwise; /* what stays in force after a bad value */
+} setting_t;
+
+/* In reading order: a setting another one depends on comes first. */
+static const setting_t settings[] = {
+    {"HEAPPROF_RATE", parse_rate,
+     "mean bytes between samples (a whole number >= 0, K/M/G allowed; 1 = "
+     "every allocation, 0 = off)", "using " STR(DEFAULT_RATE)},
+    {"HEAPPROF_OUT", parse_out,
+     "a path template naming a file (%p pid, %n sequence, %t unix seconds, "
+     "%% a percent sign) whose longest expansion fits " STR(CONFIG_PATH_MAX)
+     " bytes", "using " DEFAULT_OUT},
+    {"HEAPPROF_SIGNAL", parse_signal,
+     "a catchable signal name or number (USR2, SIGUSR2, 12) or 0/none",
+     "using USR2"},
+    {"HEAPPROF_SEED", parse_seed,
+     "an unsigned 64-bit number, decimal or 0x hex", "using a random seed"},
+    {"HEAPPROF_DEPTH", parse_depth,
+     "a stack depth from 1 to " STR(BUCKET_MAX_FRAMES),
+     "using " STR(DEFAULT_DEPTH)},
+    {"HEAPPROF_VERBOSE", parse_verbose, "0 or 1", "using 0"},
+    {"HEAPPROF_MAX_MEM", parse_max_mem,
+     "bytes of profiler memory, at least 16M (K/M/G allowed)", "using 1G"},
+    {"HEAPPROF_INTERVAL", parse_interval,
+     "seconds between profiles, at least 1 (s/m/h suffixes allowed: 30, 5m, "
+     "1h)", "no periodic profiles"},
+    {"HEAPPROF_GROWTH", parse_growth,
+     "bytes of in-use growth between profiles, above 0 (K/M/G allowed: 64M, "
+     "1G)", "no growth profiles"},
+    {"HEAPPROF_PEAK", parse_peak, "0 or 1", "peak tracking off"},
+    {"HEAPPROF_HTTP_REMOTE", parse_remote, "0 or 1",
+     "using 0 (loopback only)"},
+    {"HEAPPROF_HTTP", parse_http,
+     "HOST:PORT with a numeric loopback address or localhost (127.0.0.1:6060, "
+     ":0, [::1]:6060); another address needs HEAPPROF_HTTP_REMOTE=1",
+     "no HTTP server"},
+    {"HEAPPROF_LEAKWATCH", parse_leakwatch,
+     "SECONDS[:LOOKS[:LIVE]] (look every SECONDS; warn after LOOKS looks in "
+     "a row, 2-1000, default 5, of rising in-use bytes, or of mallocs - "
+     "frees above LIVE: 60, 30s:10, 60:5:1M)", "leak watch off"},
+};
+
+static const setting_t *setting_find(const char *name) {
+  for (size_t i = 0; i < sizeof settings / sizeof *settings; i++)
+    if (strcmp(settings[i].name, name) == 0)
+      return &settings[i];
+  return NULL;
 }
 
-void config_read(hp_config_t *c) {
+static void defaults(hp_config_t *c) {
   memset(c, 0, sizeof *c);
   c->rate = DEFAULT_RATE;
   strcpy(c->out, DEFAULT_OUT);
   c->signal = DEFAULT_SIGNAL;
   c->depth = DEFAULT_DEPTH;
   c->max_mem = DEFAULT_MAX_MEM;
-  read_rate(c);
-  read_out(c);
-  read_signal(c);
-  read_seed(c);
-  read_depth(c);
-  read_flag("HEAPPROF_VERBOSE", &c->verbose, "using 0");
-  read_max_mem(c);
-  read_interval(c);
-  read_growth(c);
-  read_flag("HEAPPROF_PEAK", &c->peak, "peak tracking off");
-  read_http(c);
-  read_leakwatch(c);
+}
+
+void config_read(hp_config_t *c) {
+  int saved = errno;
+  defaults(c);
+  for (size_t i = 0; i < sizeof settings / sizeof *settings; i++) {
+    const setting_t *s = &settings[i];
+    const char *v = secure_getenv(s->name);
+    char shown[65];
+    if (v == NULL || s->parse(v, c) == 0)
+      continue;
+    printable(v, shown);
+    config_warn("heapprof: %s=\"%s\" is not valid: expected %s; %s", s->name,
+                shown, s->accepts, s->otherwise);
+  }
+  errno = saved;
+}
+
+int config_check(const char *name, const char *value, const char **accepts) {
+  const setting_t *s = setting_find(name);
+  if (accepts != NULL)
+    *accepts = s != NULL ? s->accepts : "a variable heapprof reads";
+  if (s == NULL || value == NULL)
+    return -1;
+  hp_config_t c;
+  defaults(&c);
+  const char *remote = secure_getenv("HEAPPROF_HTTP_REMOTE");
+  if (remote != NULL)
+    parse_remote(remote, &c); /* HEAPPROF_HTTP is judged with it */
+  return s->parse(value, &c);
 }

@@ -9,10 +9,12 @@
 #ifndef HEAPPROF_CONFIG_H
 #define HEAPPROF_CONFIG_H
 
+#include <limits.h>
 #include <stddef.h>
 #include <stdint.h>
 
-#define CONFIG_PATH_MAX 4096
+/* Every path heapprof makes from HEAPPROF_OUT fits a buffer this size. */
+#define CONFIG_PATH_MAX PATH_MAX
 
 typedef struct hp_config {
   int64_t rate;                /* HEAPPROF_RATE, bytes (0 = off) */
@@ -37,6 +39,13 @@ typedef struct hp_config {
 /* Fills `c` from the environment, defaults where unset or invalid. */
 void config_read(hp_config_t *c);
 
+/* Whether config_read would take `value` for the variable `name`
+ * ("HEAPPROF_DEPTH", ...), judged by the very parser config_read uses: 0,
+ * or -1 with `*accepts` (when not NULL) set to the words config_read's
+ * warning uses for the accepted form; -1 for a name it does not read.
+ * HEAPPROF_HTTP is judged with the environment's HEAPPROF_HTTP_REMOTE. */
+int config_check(const char *name, const char *value, const char **accepts);
+
 /* Parses a byte count: digits with an optional K, M or G suffix (powers of
  * 1024). 0 or -1. */
 int config_parse_bytes(const char *s, uint64_t *out);
@@ -44,6 +53,15 @@ int config_parse_bytes(const char *s, uint64_t *out);
 /* Parses a duration in whole seconds: digits with an optional s, m or h
  * suffix; at least 1 second. 0 or -1. */
 int config_parse_seconds(const char *s, int64_t *out);
+
+/* Parses a seed: decimal digits, or 0x and hex digits; 64 bits. 0 or -1. */
+int config_parse_seed(const char *s, uint64_t *out);
+
+/* Checks a HEAPPROF_OUT path template: not empty, no % sequence but %p %n
+ * %t %%, and its longest expansion (a 10-digit pid, 20-digit %n and %t,
+ * the ".peak" heapprof may add) fits CONFIG_PATH_MAX bytes with its NUL,
+ * as does the temporary name beside it. 0 or -1. */
+int config_parse_out(const char *tmpl);
 
 /* Parses a signal: "USR2", "SIGUSR2", a number, or "0"/"none" (→ 0).
  * Uncatchable and fault signals are refused. 0 or -1. */

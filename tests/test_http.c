@@ -8,6 +8,9 @@
  * ?debug=1 through go tool pprof; then garbage, a huge head, a wrong Host,
  * a wrong method, an unknown path, a bad query and a client that sends
  * nothing each get their 4xx — and the server still answers afterwards.
+ * Heads that can never become valid (a bare LF, a NUL) get 400 at once, not
+ * the 408 of the 5 s read timeout; a Host port with junk, signs or nothing
+ * after the colon, and junk after the version, get 400.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -18,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -55,6 +59,8 @@ static pid_t start_target(const char *target, const char *lib, int *stdin_fd) {
 /* Sends `req` raw and returns the status code of the answer (0: none). */
 static int raw_request(const char *req, size_t len, int send_nothing) {
   int fd = socket(AF_INET, SOCK_STREAM, 0);
+  struct timeval hang = {30, 0}; /* a hang detector, far above the 5 s timeout */
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &hang, sizeof hang);
   struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
   a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   CHECK(connect(fd, (struct sockaddr *)&a, sizeof a) == 0, "connect: %s",
@@ -138,6 +144,56 @@ static void bad_clients(void) {
   printf("ok: every bad client got its 4xx, and the server kept serving\n");
 }
 
+/* Sends `head` (with `\x01` standing for the port) and returns the status. */
+static int raw_head(const char *head, size_t len) {
+  char req[512];
+  size_t n = 0;
+  for (size_t i = 0; i < len && n + 8 < sizeof req; i++) {
+    if (head[i] == '\x01')
+      n += (size_t)snprintf(req + n, sizeof req - n, "%d", port);
+    else
+      req[n++] = head[i];
+  }
+  return raw_request(req, n, 0);
+}
+
+/* What no bytes can make valid is refused at once: 400, where waiting for
+ * the rest of the head would end in the 408 of the 5 s read timeout. */
+static void hopeless_heads(void) {
+#define HEAD(s) s, sizeof s - 1
+  static const struct {
+    const char *head;
+    size_t len;
+    const char *what;
+  } cases[] = {
+      {HEAD("GET /debug/pprof/ HTTP/1.1\nHost: 127.0.0.1:\x01\n\n"), "bare LF"},
+      {HEAD("GET /debug/pprof/ HTTP/1.1\r\nHost: 127.0.0.1:\x01\nX: y\n"),
+       "a bare LF with the head unfinished"},
+      {HEAD("GET /debug/pprof/ HTTP/1.1\r\nHost: 127.0.0.1:\x01\0\r\n\r\n"), "NUL"},
+      {HEAD("GET /debug/pprof/ HTTP/1.1\r\nHost: 127.0.0.1:\x01\0"),
+       "a NUL with the head unfinished"},
+      {HEAD("GET /debug/pprof/ HTTP/1.1\r\nHost: 127.0.0.1:\x01junk\r\n\r\n"),
+       "Host port with junk"},
+      {HEAD("GET /debug/pprof/ HTTP/1.1\r\nHost: 127.0.0.1:+\x01\r\n\r\n"),
+       "Host port with a sign"},
+      {HEAD("GET /debug/pprof/ HTTP/1.1\r\nHost: 127.0.0.1:\r\n\r\n"),
+       "Host with an empty port"},
+      {HEAD("GET /debug/pprof/ HTTP/1.1 junk\r\nHost: 127.0.0.1:\x01\r\n\r\n"),
+       "junk after the version"},
+      {HEAD("GET  /debug/pprof/ HTTP/1.1\r\nHost: 127.0.0.1:\x01\r\n\r\n"),
+       "two spaces in the request line"},
+  };
+#undef HEAD
+  for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+    int status = raw_head(cases[i].head, cases[i].len);
+    CHECK(status == 400, "%s: got %d, want 400 at once", cases[i].what, status);
+  }
+  static const char fine[] = "GET /debug/pprof/ HTTP/1.1\r\nHost: 127.0.0.1:\x01\r\n\r\n";
+  CHECK(raw_head(fine, sizeof fine - 1) == 200, "the same head, well-formed");
+  printf("ok: %zu hopeless or malformed heads got 400 at once\n",
+         sizeof cases / sizeof *cases);
+}
+
 int main(int argc, char **argv) {
   CHECK(argc == 3, "usage: test_http TARGET LIBHEAPPROF");
   int in;
@@ -146,6 +202,7 @@ int main(int argc, char **argv) {
   nanosleep(&settle, NULL);
   fetch_profiles();
   bad_clients();
+  hopeless_heads();
   char *out = pprof("-raw", "/debug/pprof/heap");
   free(out);
   close(in); /* the target exits when its stdin closes */
