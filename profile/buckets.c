@@ -100,6 +100,10 @@ bucket_t *bucket_get(const uintptr_t *pcs, uint32_t nframes, uint64_t size,
 }
 
 size_t bucket_snapshot(bucket_count_t **out) {
+  return bucket_snapshot_kept(out, 0);
+}
+
+size_t bucket_snapshot_kept(bucket_count_t **out, uint32_t epoch) {
   size_t cap = atomic_load_explicit(&created, memory_order_acquire) + 64, n = 0;
   bucket_count_t *v = malloc(cap * sizeof *v);
   if (v == NULL)
@@ -119,6 +123,9 @@ size_t bucket_snapshot(bucket_count_t **out) {
      * allocs read afterwards can only be larger. */
     uint64_t frees = atomic_load_explicit(&b->frees, memory_order_acquire);
     uint64_t allocs = atomic_load_explicit(&b->allocs, memory_order_relaxed);
+    if (epoch != 0 &&
+        atomic_load_explicit(&b->kept_epoch, memory_order_acquire) == epoch)
+      allocs = b->kept_allocs, frees = b->kept_frees;
     v[n++] = (bucket_count_t){b, allocs, frees};
   }
   *out = v;

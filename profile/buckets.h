@@ -25,6 +25,12 @@ typedef struct bucket {
   uint32_t nframes;
   _Atomic uint64_t allocs; /* sampled allocations */
   _Atomic uint64_t frees;  /* frees of those */
+  /* The counters as they stood when keeping epoch `kept_epoch` began
+   * (bucket_keep): copied on the bucket's first change in that epoch, so a
+   * moment's counts are kept without copying every bucket at that moment.
+   * An odd kept_epoch means a copy is being written. */
+  _Atomic uint32_t kept_epoch;
+  uint64_t kept_allocs, kept_frees;
   uintptr_t pcs[];         /* return addresses, leaf first */
 } bucket_t;
 
@@ -55,10 +61,32 @@ static inline void bucket_note_free(bucket_t *b) {
 }
 
 /*
+ * Copy-on-write moments (the peak profile): epoch `e` (even, ≥ 2) starts at
+ * a moment worth keeping; a writer calls bucket_keep(b, e) before it changes
+ * b's counters, which saves them the first time in each epoch. The counts at
+ * the moment are then each bucket's kept ones if kept in `e`, else its
+ * current ones (unchanged since). O(1) per change, nothing at the moment.
+ */
+static inline void bucket_keep(bucket_t *b, uint32_t epoch) {
+  uint32_t seen = atomic_load_explicit(&b->kept_epoch, memory_order_acquire);
+  if (seen == epoch || (seen & 1) ||
+      !atomic_compare_exchange_strong_explicit(&b->kept_epoch, &seen,
+                                               epoch | 1,
+                                               memory_order_acquire,
+                                               memory_order_relaxed))
+    return; /* kept already, or another thread is keeping it */
+  b->kept_frees = atomic_load_explicit(&b->frees, memory_order_acquire);
+  b->kept_allocs = atomic_load_explicit(&b->allocs, memory_order_relaxed);
+  atomic_store_explicit(&b->kept_epoch, epoch, memory_order_release);
+}
+
+/*
  * Copies the counters of every bucket into a new malloc'd array (freed by
- * the caller). Returns the count, or (size_t)-1 if malloc failed.
+ * the caller): as they are now (epoch 0), or as they stood at the start of
+ * keeping epoch `epoch`. Returns the count, or (size_t)-1 if malloc failed.
  */
 size_t bucket_snapshot(bucket_count_t **out);
+size_t bucket_snapshot_kept(bucket_count_t **out, uint32_t epoch);
 
 /* Buckets created so far, and the buckets that could not be created. */
 uint64_t bucket_total(void);

@@ -1,9 +1,12 @@
 /*
- * writer — gzip, whole writes, atomic files, path templates.
+ * writer — whole writes, atomic files, path templates.
  *
- * A profile file is created as "<path>.tmp.<pid>.<n>" in the target's own
- * directory (rename is only atomic within a file system), written, fsync'd
- * and renamed over the target. The target must be absent or a regular
+ * A profile file is created as ".heapprof-<pid>-<n>.tmp" in the target's
+ * own directory (rename is only atomic within a file system), written,
+ * fsync'd and renamed over the target — or, where the caller must never
+ * replace a file (numbered profiles), linked in only if the name is free
+ * (renameat2 RENAME_NOREPLACE, else link), so that the caller can take the
+ * next number instead. The target must be absent or a regular
  * file: anything else in its place — a symlink (the classic planted-link
  * attack), a device, a FIFO, a directory — is refused and left as it was,
  * because renaming over it would destroy it (as root, /dev/null itself)
@@ -23,35 +26,6 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include <zlib.h>
-
-int writer_gzip(const uint8_t *in, size_t len, uint8_t **out, size_t *outlen) {
-  z_stream z;
-  memset(&z, 0, sizeof z);
-  /* 15 window bits + 16: a gzip header and trailer instead of zlib's. */
-  if (deflateInit2(&z, Z_DEFAULT_COMPRESSION, Z_DEFLATED, 15 + 16, 8,
-                   Z_DEFAULT_STRATEGY) != Z_OK)
-    return -1;
-  size_t cap = deflateBound(&z, len) + 64;
-  uint8_t *buf = malloc(cap);
-  if (buf == NULL) {
-    deflateEnd(&z);
-    return -1;
-  }
-  z.next_in = (Bytef *)in;
-  z.avail_in = (uInt)len; /* profiles stay far below 4 GiB */
-  z.next_out = buf;
-  z.avail_out = (uInt)cap;
-  int rc = deflate(&z, Z_FINISH);
-  *outlen = z.total_out;
-  deflateEnd(&z);
-  if (rc != Z_STREAM_END) {
-    free(buf);
-    return -1;
-  }
-  *out = buf;
-  return 0;
-}
 
 int writer_write_all(int fd, const uint8_t *buf, size_t len) {
   while (len > 0) {
@@ -69,38 +43,85 @@ int writer_write_all(int fd, const uint8_t *buf, size_t len) {
 
 static _Atomic unsigned temp_counter;
 
+/* "<dir of path>/.heapprof-<pid>-<n>.tmp": short whatever the target's
+ * name, so every name the file system allows as a target works (a temp
+ * name made by adding a suffix to a 250-byte name is too long), and
+ * hidden, so no glob for profiles matches it. */
+static int temp_name(const char *path, char *tmp, size_t cap) {
+  const char *slash = strrchr(path, '/');
+  int dirlen = slash == NULL ? 0 : (int)(slash - path + 1);
+  int n = snprintf(tmp, cap, "%.*s.heapprof-%d-%u.tmp", dirlen, path,
+                   (int)getpid(), atomic_fetch_add(&temp_counter, 1));
+  if (n < 0 || (size_t)n >= cap) {
+    errno = ENAMETOOLONG;
+    return -1;
+  }
+  return 0;
+}
+
+int writer_begin(const char *path, writer_file_t *f) {
+  f->fd = -1;
+  if (temp_name(path, f->tmp, sizeof f->tmp) != 0)
+    return -1;
+  f->fd = open(f->tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+               0600);
+  return f->fd < 0 ? -1 : 0;
+}
+
+int writer_finish(writer_file_t *f) {
+  int rc = fsync(f->fd);
+  if (close(f->fd) != 0)
+    rc = -1;
+  f->fd = -2; /* closed; the temp file still waits for writer_place */
+  return rc;
+}
+
+/* Puts the finished temp file at `path` only if nothing is there. */
+static int place_new(const char *tmp, const char *path) {
+  if (renameat2(AT_FDCWD, tmp, AT_FDCWD, path, RENAME_NOREPLACE) == 0)
+    return 0;
+  if (errno != EINVAL && errno != ENOSYS && errno != ENOTSUP)
+    return -1;
+  /* A file system without RENAME_NOREPLACE: link fails just as atomically
+   * on an existing name. */
+  if (link(tmp, path) != 0)
+    return -1;
+  unlink(tmp);
+  return 0;
+}
+
+int writer_place(writer_file_t *f, const char *path, int replace) {
+  struct stat st;
+  if (replace && lstat(path, &st) == 0 && !S_ISREG(st.st_mode)) {
+    errno = S_ISLNK(st.st_mode) ? ELOOP : EEXIST;
+    return -1;
+  }
+  return replace ? rename(f->tmp, path) : place_new(f->tmp, path);
+}
+
+void writer_discard(writer_file_t *f) {
+  int saved = errno;
+  if (f->fd >= 0)
+    close(f->fd);
+  if (f->fd != -1)
+    unlink(f->tmp);
+  f->fd = -1;
+  errno = saved;
+}
+
 int writer_write_file(const char *path, const uint8_t *buf, size_t len) {
   struct stat st;
   if (lstat(path, &st) == 0 && !S_ISREG(st.st_mode)) {
     errno = S_ISLNK(st.st_mode) ? ELOOP : EEXIST;
     return -1;
   }
-  char tmp[4096];
-  int n = snprintf(tmp, sizeof tmp, "%s.tmp.%d.%u", path, (int)getpid(),
-                   atomic_fetch_add(&temp_counter, 1));
-  if (n < 0 || (size_t)n >= sizeof tmp) {
-    errno = ENAMETOOLONG;
+  writer_file_t f;
+  if (writer_begin(path, &f) != 0)
     return -1;
-  }
-  int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
-                0600);
-  if (fd < 0)
-    return -1;
-  int rc = writer_write_all(fd, buf, len);
-  if (rc == 0)
-    rc = fsync(fd);
-  int saved = errno;
-  if (close(fd) != 0 && rc == 0) {
-    rc = -1;
-    saved = errno;
-  }
-  if (rc == 0 && rename(tmp, path) != 0) {
-    rc = -1;
-    saved = errno;
-  }
+  int rc = writer_write_all(f.fd, buf, len) == 0 && writer_finish(&f) == 0
+               ? writer_place(&f, path, 1) : -1;
   if (rc != 0)
-    unlink(tmp);
-  errno = saved;
+    writer_discard(&f);
   return rc;
 }
 
@@ -110,7 +131,9 @@ const char *writer_strerror(int err) {
   if (err == EEXIST)
     return "something heapprof will not replace is there (not a regular "
            "file, or a taken temp name)";
-  return strerror(err);
+  const char *s = strerrordesc_np(err); /* static: no buffer shared with
+                                          the program's strerror() */
+  return s != NULL ? s : "unknown error";
 }
 
 /* Appends `s` to out[*at..cap); false when it does not fit. */

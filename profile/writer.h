@@ -1,5 +1,5 @@
 /*
- * writer — gets an encoded profile onto disk or into a descriptor, gzipped,
+ * writer — gets an encoded profile onto disk or into a descriptor,
  * and never half-written: files appear complete (temp file, fsync, rename)
  * or not at all.
  */
@@ -10,9 +10,6 @@
 #include <stdint.h>
 #include <sys/types.h>
 #include <time.h>
-
-/* Gzips `in` into a new malloc'd buffer. 0 or -1 (out of memory). */
-int writer_gzip(const uint8_t *in, size_t len, uint8_t **out, size_t *outlen);
 
 /* Writes all of `buf` to `fd`, retrying short writes and EINTR. 0 or -1
  * with errno set. */
@@ -27,6 +24,28 @@ int writer_write_all(int fd, const uint8_t *buf, size_t len);
  * either way.
  */
 int writer_write_file(const char *path, const uint8_t *buf, size_t len);
+
+/* A profile file being written: a temp file in the target's directory. */
+typedef struct writer_file {
+  int fd;          /* open for writing; -2 once finished, -1 when gone */
+  char tmp[4096];  /* its name */
+} writer_file_t;
+
+/* Creates the temp file for a profile that will be placed at `path`
+ * (mode 0600, O_EXCL|O_NOFOLLOW). 0 or -1 with errno set. */
+int writer_begin(const char *path, writer_file_t *f);
+
+/* fsyncs and closes it. 0 or -1 with errno set. */
+int writer_finish(writer_file_t *f);
+
+/* Gives the finished temp file the name `path`. With `replace`, a regular
+ * file there is replaced atomically and anything else is refused (ELOOP for
+ * a symlink, EEXIST for the rest). Without it, any file there fails with
+ * EEXIST and the temp file waits for another name. 0 or -1 with errno. */
+int writer_place(writer_file_t *f, const char *path, int replace);
+
+/* Removes the temp file, whatever state it is in (errno kept). */
+void writer_discard(writer_file_t *f);
 
 /* Words for an errno left by writer_write_file, including the two it sets
  * itself (ELOOP: a symlink at the target; EEXIST: something else there, or

@@ -15,6 +15,7 @@
 #define _GNU_SOURCE
 #include "control.h"
 
+#include <dlfcn.h>
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
@@ -29,11 +30,13 @@
 
 #include "../profile/buckets.h"
 #include "../profile/pprof.h"
+#include "../profile/sink.h"
 #include "../profile/symbols.h"
 #include "../profile/writer.h"
 #include "arena.h"
 #include "config.h"
 #include "dumper.h"
+#include "fdtable.h"
 #include "http.h"
 #include "sampled.h"
 #include "stack.h"
@@ -79,12 +82,13 @@ static int counts_for(heapprof_kind_t kind, bucket_count_t **counts,
   return *n == (size_t)-1 ? HEAPPROF_ENOMEM : 0;
 }
 
-/* Encodes and gzips `counts` (less `base`, over `duration_ns`, for a delta
- * profile) into a malloc'd buffer. */
+/* Streams the gzipped profile of `counts` (less `base`, over
+ * `duration_ns`, for a delta profile) into `out`. 0, HEAPPROF_ENOMEM, or
+ * HEAPPROF_EIO with errno set (the sink failed). */
 static int encode_delta(const bucket_count_t *counts, size_t n,
                         heapprof_kind_t kind, const bucket_count_t *base,
-                        size_t nbase, int64_t duration_ns, uint8_t **gz,
-                        size_t *gzlen) {
+                        size_t nbase, int64_t duration_ns,
+                        const pprof_sink_t *out) {
   char version[64], dropped[96];
   snprintf(version, sizeof version, "heapprof %s%s", HEAPPROF_VERSION_STRING,
            kind == HEAPPROF_PEAK ? " peak in-use profile" : "");
@@ -106,54 +110,33 @@ static int encode_delta(const bucket_count_t *counts, size_t n,
   if (duration_ns > 0)
     opt.time_nanos -= duration_ns; /* a delta is dated by its start */
   symbols_t *syms = symbols_open();
-  uint8_t *raw = NULL;
-  size_t rawlen = 0;
-  int rc = pprof_encode(counts, n, syms, &opt, &raw, &rawlen);
+  int rc = pprof_write_gzip(counts, n, syms, &opt, out);
+  int err = errno;
   if (syms != NULL)
     symbols_close(syms);
-  if (rc != 0)
-    return HEAPPROF_ENOMEM;
-  rc = writer_gzip(raw, rawlen, gz, gzlen);
-  free(raw);
-  return rc == 0 ? 0 : HEAPPROF_ENOMEM;
+  errno = err;
+  return rc == 0 ? 0 : err == ENOMEM ? HEAPPROF_ENOMEM : HEAPPROF_EIO;
 }
 
-static int encode(const bucket_count_t *counts, size_t n, heapprof_kind_t kind,
-                  uint8_t **gz, size_t *gzlen) {
-  return encode_delta(counts, n, kind, NULL, 0, 0, gz, gzlen);
+/* encode_delta into a new malloc'd HTTP body. */
+static int encode_body(const bucket_count_t *counts, size_t n,
+                       heapprof_kind_t kind, const bucket_count_t *base,
+                       size_t nbase, int64_t duration_ns, uint8_t **body,
+                       size_t *len) {
+  pprof_membuf_t m = {0};
+  pprof_sink_t sink = pprof_sink_mem(&m);
+  int rc = encode_delta(counts, n, kind, base, nbase, duration_ns, &sink);
+  if (rc != 0) {
+    free(m.data);
+    return rc;
+  }
+  *body = m.data;
+  *len = m.len;
+  return 0;
 }
 
 /* Writes a profile to `path`, or to `fd` when path is NULL, as the
  * profiler's own work (hp_own_begin). */
-static int write_profile(const char *path, int fd, heapprof_kind_t kind) {
-  if (atomic_load(&control_epoch) == 0)
-    return HEAPPROF_EBUSY;
-  hp_thread_t *t = &hp_self;
-  hp_own_work_t own = hp_own_begin(t);
-  int saved = errno;
-  pthread_mutex_lock(&dump_lock);
-  bucket_count_t *counts = NULL;
-  size_t n = 0;
-  uint8_t *gz = NULL;
-  size_t len = 0;
-  int rc = counts_for(kind, &counts, &n);
-  if (rc == 0)
-    rc = encode(counts, n, kind, &gz, &len);
-  if (rc == 0) {
-    int w = path ? writer_write_file(path, gz, len)
-                 : writer_write_all(fd, gz, len);
-    rc = w == 0 ? 0 : HEAPPROF_EIO;
-    if (rc != 0)
-      saved = errno;
-  }
-  pthread_mutex_unlock(&dump_lock);
-  free(counts);
-  free(gz);
-  hp_own_end(t, own);
-  errno = saved;
-  return rc;
-}
-
 /* "dir/app.1.pb.gz" → "dir/app.1.peak.pb.gz" (or "….peak" appended). */
 static int add_suffix(char *path, size_t cap, const char *suffix) {
   static const char ext[] = ".pb.gz";
@@ -167,14 +150,92 @@ static int add_suffix(char *path, size_t cap, const char *suffix) {
   return 0;
 }
 
+/* Writes the gzipped profile of `kind` to `fd`. dump_lock held. */
+static int emit_locked(heapprof_kind_t kind, int fd) {
+  bucket_count_t *counts = NULL;
+  size_t n = 0;
+  pprof_sink_t sink = pprof_sink_fd(fd);
+  int rc = counts_for(kind, &counts, &n);
+  if (rc == 0)
+    rc = encode_delta(counts, n, kind, NULL, 0, 0, &sink);
+  int err = errno;
+  free(counts);
+  errno = err;
+  return rc;
+}
+
+/* Whether a HEAPPROF_OUT template numbers its profiles (holds %n). */
+static int numbered(const char *tmpl) {
+  for (const char *c = tmpl; *c != '\0'; c++)
+    if (*c == '%' && *++c == 'n')
+      return 1;
+  return 0;
+}
+
+/* Names the next profile from HEAPPROF_OUT into path[cap]. */
+static int next_name(heapprof_kind_t kind, char *path, size_t cap) {
+  uint64_t seq = atomic_fetch_add(&dump_seq, 1) + 1;
+  if (writer_expand(cfg.out, getpid(), seq, time(NULL), path, cap) != 0 ||
+      (kind == HEAPPROF_PEAK && add_suffix(path, cap, ".peak") != 0)) {
+    errno = ENAMETOOLONG;
+    return -1;
+  }
+  return 0;
+}
+
+/* Writes a profile file at `path`, complete or not at all. With `next`
+ * (HEAPPROF_OUT's numbered names) an existing file is never replaced: the
+ * name moves on to the next number, so an exec'd image of the same pid, or
+ * an earlier process with the same pid, keeps its profiles. dump_lock
+ * held. 0, HEAPPROF_EIO (errno set) or another HEAPPROF_E* code. */
+static int file_locked(heapprof_kind_t kind, char *path, size_t cap,
+                       int next) {
+  writer_file_t f;
+  if (writer_begin(path, &f) != 0)
+    return HEAPPROF_EIO;
+  int rc = emit_locked(kind, f.fd);
+  if (rc == 0 && writer_finish(&f) != 0)
+    rc = HEAPPROF_EIO;
+  for (int tries = 0; rc == 0 && writer_place(&f, path, !next) != 0; tries++)
+    if (!next || errno != EEXIST || tries == 10000 ||
+        next_name(kind, path, cap) != 0)
+      rc = HEAPPROF_EIO;
+  if (rc != 0)
+    writer_discard(&f);
+  return rc;
+}
+
+/* Writes a profile to `fd`, or to the file `path` (a buffer of `cap`
+ * bytes, which takes the name written when `next`), as the profiler's own
+ * work (hp_own_begin). */
+static int write_profile(char *path, size_t cap, int next, int fd,
+                         heapprof_kind_t kind) {
+  if (atomic_load(&control_epoch) == 0)
+    return HEAPPROF_EBUSY;
+  hp_thread_t *t = &hp_self;
+  hp_own_work_t own = hp_own_begin(t);
+  int saved = errno;
+  pthread_mutex_lock(&dump_lock);
+  int rc = path != NULL ? file_locked(kind, path, cap, next)
+                        : emit_locked(kind, fd);
+  if (rc == HEAPPROF_EIO)
+    saved = errno;
+  pthread_mutex_unlock(&dump_lock);
+  hp_own_end(t, own);
+  errno = saved;
+  return rc;
+}
+
 /* Writes the next profile named by HEAPPROF_OUT; says why on failure. */
 static int dump_next(heapprof_kind_t kind, char *path_out, size_t path_len) {
   char path[CONFIG_PATH_MAX];
-  uint64_t seq = atomic_fetch_add(&dump_seq, 1) + 1;
-  if (writer_expand(cfg.out, getpid(), seq, time(NULL), path, sizeof path) ||
-      (kind == HEAPPROF_PEAK && add_suffix(path, sizeof path, ".peak")))
+  if (next_name(kind, path, sizeof path) != 0) {
+    config_warn("heapprof: cannot name a profile from HEAPPROF_OUT=\"%.64s...\": "
+                "the name would be longer than %d bytes", cfg.out,
+                (int)sizeof path - 1);
     return HEAPPROF_EINVAL;
-  int rc = write_profile(path, -1, kind);
+  }
+  int rc = write_profile(path, sizeof path, numbered(cfg.out), -1, kind);
   if (rc == HEAPPROF_EIO)
     config_warn("heapprof: cannot write profile %s: %s", path,
                 writer_strerror(errno));
@@ -197,11 +258,19 @@ static int text_body(heapprof_kind_t kind, uint8_t **body, size_t *len) {
   if (rc != 0)
     return rc;
   symbols_t *syms = symbols_open();
-  *body = (uint8_t *)pprof_text(counts, n, syms, atomic_load(&control_rate), len);
+  pprof_membuf_t m = {0};
+  pprof_sink_t sink = pprof_sink_mem(&m);
+  rc = pprof_write_text(counts, n, syms, atomic_load(&control_rate), &sink);
   if (syms != NULL)
     symbols_close(syms);
   free(counts);
-  return *body != NULL ? 0 : HEAPPROF_ENOMEM;
+  if (rc != 0) {
+    free(m.data);
+    return HEAPPROF_ENOMEM;
+  }
+  *body = m.data;
+  *len = m.len;
+  return 0;
 }
 
 /* A delta profile: the buckets now, less the buckets `seconds` ago. The
@@ -221,11 +290,11 @@ static int delta_body(heapprof_kind_t kind, int seconds, uint8_t **body,
                (t1.tv_nsec - t0.tv_nsec);
   pthread_mutex_lock(&dump_lock);
   int rc = (na = bucket_snapshot(&after)) == (size_t)-1 ? HEAPPROF_ENOMEM : 0;
-  if (rc == 0)
-    rc = encode_delta(after, na, kind, before, nb, ns, body, len);
-  pthread_mutex_unlock(&dump_lock);
-  if (rc == 0)
+  if (rc == 0) {
+    rc = encode_body(after, na, kind, before, nb, ns, body, len);
     free(after);
+  }
+  pthread_mutex_unlock(&dump_lock);
   free(before);
   return rc;
 }
@@ -247,7 +316,7 @@ int control_body(int kind, int text, int seconds, uint8_t **body,
     pthread_mutex_lock(&dump_lock);
     rc = counts_for((heapprof_kind_t)kind, &counts, &n);
     if (rc == 0)
-      rc = encode(counts, n, (heapprof_kind_t)kind, body, len);
+      rc = encode_body(counts, n, (heapprof_kind_t)kind, NULL, 0, 0, body, len);
     pthread_mutex_unlock(&dump_lock);
     free(counts);
   }
@@ -261,24 +330,74 @@ int control_dump_path(int kind, char *path, size_t cap) {
 
 int control_dump(int kind) { return dump_next((heapprof_kind_t)kind, NULL, 0); }
 
+/* ---- heapprof's own threads ---- */
+
+/* glibc counts a process's threads in __nptl_nthreads and calls exit(0)
+ * when the last one ends without calling exit (pthread_exit in main and
+ * the others return; a child forked from a worker thread whose function
+ * returns). heapprof's threads never end, so each takes itself out of
+ * that count: the process ends when the program's last thread does, as
+ * it would without heapprof. A thread whose uncounting brings the count
+ * to 0 found that last thread already gone, and does what it would have
+ * done. Where the symbol is missing (not glibc), nothing is uncounted. */
+static void uncount_self(void) {
+  unsigned int *n = dlvsym(RTLD_DEFAULT, "__nptl_nthreads", "GLIBC_PRIVATE");
+  if (n != NULL && __atomic_sub_fetch(n, 1, __ATOMIC_SEQ_CST) == 0)
+    exit(0);
+}
+
+/* Before a heapprof thread ends: glibc takes it out of the count itself. */
+static void recount_self(void) {
+  unsigned int *n = dlvsym(RTLD_DEFAULT, "__nptl_nthreads", "GLIBC_PRIVATE");
+  if (n != NULL)
+    __atomic_add_fetch(n, 1, __ATOMIC_SEQ_CST);
+}
+
+typedef struct spawned {
+  void *(*fn)(void *);
+  char name[16];
+} spawned_t;
+
+/* Every heapprof thread starts here: never sampled, uncounted, with a
+ * descriptor table of its own (fdtable.c). */
+static void *trampoline(void *arg) {
+  hp_self.busy = 1;
+  spawned_t s = *(spawned_t *)arg;
+  free(arg);
+  pthread_setname_np(pthread_self(), s.name);
+  fdtable_private();
+  uncount_self();
+  void *r = s.fn(NULL);
+  recount_self();
+  return r;
+}
+
 int control_spawn(const char *name, void *(*fn)(void *)) {
+  spawned_t *s = malloc(sizeof *s);
+  if (s == NULL)
+    return ENOMEM;
+  s->fn = fn;
+  snprintf(s->name, sizeof s->name, "%s", name);
   sigset_t all, old;
   sigfillset(&all);
   pthread_sigmask(SIG_SETMASK, &all, &old);
   pthread_t t;
-  int rc = pthread_create(&t, NULL, fn, NULL);
+  int rc = pthread_create(&t, NULL, trampoline, s);
   pthread_sigmask(SIG_SETMASK, &old, NULL);
-  if (rc == 0) {
+  if (rc == 0)
     pthread_detach(t);
-    pthread_setname_np(t, name);
-  }
+  else
+    free(s);
   return rc;
 }
 
 /* ---- fork ---- */
 
+/* dump_lock is not among the locks taken: a dump holds it for as long as
+ * symbolizing, encoding and writing take, and fork must never wait for
+ * that. The child does not need it: the dump in progress belongs to a
+ * thread that did not come along, and the child starts unlocked. */
 static void fork_prepare(void) {
-  pthread_mutex_lock(&dump_lock);
   dumper_fork_prepare();
   stats_fork_prepare();
   bucket_fork_prepare();
@@ -291,7 +410,6 @@ static void fork_parent(void) {
   bucket_fork_parent();
   stats_fork_parent();
   dumper_fork_parent();
-  pthread_mutex_unlock(&dump_lock);
 }
 
 static void fork_child(void) {
@@ -299,7 +417,6 @@ static void fork_child(void) {
   bucket_fork_child();
   stats_fork_child();
   dumper_fork_child();
-  http_fork_child();
   pthread_mutex_init(&dump_lock, NULL);
   /* A different stream from the parent's, reproducible under a fixed seed. */
   sampler_seed(&hp_self.rng, sampler_mix(control_seed, ~forks));
@@ -325,11 +442,10 @@ __attribute__((constructor)) static void control_start(void) {
   if (cfg.rate > 0)
     stack_init();
   pthread_atfork(fork_prepare, fork_parent, fork_child);
-  if (cfg.rate > 0 && dumper_start(&cfg) != 0)
-    config_warn("heapprof: cannot start the dump thread: %s; signal, interval "
-                "and growth profiles are off", strerror(errno));
+  if (cfg.rate > 0)
+    dumper_start(&cfg);
   if (cfg.rate > 0 && cfg.http[0] != '\0')
-    http_start(cfg.http, cfg.http_remote);
+    http_start(cfg.http, cfg.http_remote, cfg.verbose);
   atomic_store(&control_rate, cfg.rate);
   atomic_store(&ever_on, cfg.rate > 0);
   atomic_store_explicit(&control_epoch, 1, memory_order_release);
@@ -381,15 +497,21 @@ static int valid_kind(heapprof_kind_t kind) {
 
 HEAPPROF_EXTERN int heapprof_write_profile(const char *path,
                                            heapprof_kind_t kind) {
+  char name[CONFIG_PATH_MAX];
   if (path == NULL || *path == '\0' || !valid_kind(kind))
     return HEAPPROF_EINVAL;
-  return write_profile(path, -1, kind);
+  if (strlen(path) >= sizeof name) {
+    errno = ENAMETOOLONG;
+    return HEAPPROF_EIO;
+  }
+  strcpy(name, path);
+  return write_profile(name, sizeof name, 0, -1, kind);
 }
 
 HEAPPROF_EXTERN int heapprof_write_profile_fd(int fd, heapprof_kind_t kind) {
   if (fd < 0 || !valid_kind(kind))
     return HEAPPROF_EINVAL;
-  return write_profile(NULL, fd, kind);
+  return write_profile(NULL, 0, 0, fd, kind);
 }
 
 HEAPPROF_EXTERN int heapprof_dump(char *path_out, size_t path_len) {

@@ -3,16 +3,21 @@
  *
  * Nothing that writes a profile runs in a signal handler or on an
  * allocating thread: the handler, and an allocating thread whose sample
- * crossed the growth threshold, write one byte to the wake pipe; the dump
- * thread, with every signal blocked, polls the pipe with the interval as
- * its timeout and writes the profile.
+ * crossed the growth threshold, note what they want in an atomic and post
+ * a semaphore; the dump thread, with every signal blocked, waits on the
+ * semaphore with the interval as its timeout and writes the profile.
+ * sem_post is async-signal-safe, is no cancellation point and touches no
+ * descriptor, so neither the handler nor malloc can act on a program's
+ * pending cancellation or on a descriptor the program now owns (a wake
+ * pipe did both).
  *
  * The in-use estimate moves by size / (1 − e^(−size/rate)) per sampled
- * allocation or free — the weight the profile gives that object — so it
- * equals the profile's inuse_space total. It is kept only while growth,
- * peak or leak watch is on: otherwise nothing reads it, and a sample
- * would pay an exp() and a write to a line every thread shares. One threshold, the lower of the
- * next growth dump and the next peak step, is compared on each move.
+ * allocation or free — the weight the profile gives that object, at the
+ * rate it was sampled at — so it equals the profile's inuse_space total.
+ * It is kept only while growth, peak or leak watch is on: otherwise
+ * nothing reads it, and a sample would pay an exp() and a write to a line
+ * every thread shares. One threshold, the lower of the next growth dump
+ * and the next peak step, is compared on each move.
  *
  * Leak watch: every HEAPPROF_LEAKWATCH period the thread looks at the
  * estimate; after K rises in a row it compares the buckets with a copy
@@ -20,20 +25,18 @@
  * line, writes a profile, and starts counting again.
  *
  * Peak: when the estimate passes the previous high-water mark by a step
- * (1/32 of it, at least 1 MiB), the allocating thread that got there copies
- * the bucket counts at once — the profile as it stands at that moment —
- * and keeps them under peak_lock. Copies are O(buckets) and happen at most
- * a few hundred times in a process's life (the mark grows 3% per copy);
- * the fast path never sees any of this.
+ * (1/32 of it, at least 1 MiB), the allocating thread that got there
+ * starts a new keeping epoch (buckets.h): O(1), no copy. From then on
+ * each bucket saves its counters on its first change, so the profile at
+ * the mark is each bucket's kept counters, or its current ones where it
+ * has not changed since. An allocating thread never copies the table.
  */
 #define _GNU_SOURCE
 #include "dumper.h"
 
 #include <errno.h>
-#include <fcntl.h>
-#include <math.h>
-#include <poll.h>
 #include <pthread.h>
+#include <semaphore.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdatomic.h>
@@ -55,24 +58,30 @@
 #define NO_THRESHOLD INT64_MAX
 
 static hp_config_t const *cfg;
-static int wake_fds[2] = {-1, -1};
 static int tracking;              /* a trigger reads the estimate */
 static _Atomic int64_t inuse;     /* the estimate, bytes */
-static _Atomic int64_t threshold; /* wake or copy when inuse passes this */
+static _Atomic int64_t threshold; /* wake or keep when inuse passes this */
 static _Atomic int64_t growth_base;
 
-static pthread_mutex_t peak_lock = PTHREAD_MUTEX_INITIALIZER;
-/* Protected by peak_lock: */
-static bucket_count_t *peak_counts;
-static size_t peak_n;
-static int64_t peak_bytes;
+/* The wake-up: what was asked for, then a post. */
+static sem_t wake_sem;
+static _Atomic int thread_up;        /* wake_sem is live and waited on */
+static _Atomic int pending_signals;  /* dump signals not yet answered */
+static _Atomic int pending_growth;   /* growth steps not yet dumped */
 
-static void wake(char why) {
+/* The peak: the keeping epoch of the mark (0: none yet, else even) and
+ * the estimate there. Protected by peak_lock, held for a few instructions;
+ * peak_epoch is also read without it by the sampling path. */
+static pthread_mutex_t peak_lock = PTHREAD_MUTEX_INITIALIZER;
+static _Atomic uint32_t peak_epoch;
+static int64_t peak_bytes;
+static int keeping; /* HEAPPROF_PEAK: samples call bucket_keep */
+
+static void wake(_Atomic int *what) {
   int saved = errno;
-  if (wake_fds[1] >= 0) {
-    ssize_t ignored = write(wake_fds[1], &why, 1);
-    (void)ignored;
-  }
+  atomic_fetch_add_explicit(what, 1, memory_order_relaxed);
+  if (atomic_load_explicit(&thread_up, memory_order_acquire))
+    sem_post(&wake_sem);
   errno = saved;
 }
 
@@ -96,37 +105,31 @@ static void rearm(void) {
   atomic_store(&threshold, t);
 }
 
-/* Copies the counts as the new high-water mark if `now` still beats it. */
-static void keep_peak(int64_t now) {
-  bucket_count_t *counts;
-  size_t n = bucket_snapshot(&counts);
-  if (n == (size_t)-1)
-    return;
-  pthread_mutex_lock(&peak_lock);
-  if (now > peak_bytes) {
-    bucket_count_t *old = peak_counts;
-    peak_counts = counts, peak_n = n, peak_bytes = now;
-    counts = old;
-  }
-  pthread_mutex_unlock(&peak_lock);
-  free(counts);
-}
-
-/* Called when the estimate passed the threshold. */
+/* Called when the estimate passed the threshold: a new mark starts a new
+ * keeping epoch (O(1)); a growth step wakes the dump thread. */
 static void crossed(int64_t now) {
-  hp_thread_t *t = &hp_self;
-  t->busy++;
-  pthread_mutex_lock(&peak_lock);
-  int over_peak = cfg->peak && now >= peak_next_locked();
-  pthread_mutex_unlock(&peak_lock);
-  if (over_peak)
-    keep_peak(now);
+  if (cfg->peak) {
+    pthread_mutex_lock(&peak_lock);
+    if (now >= peak_next_locked()) {
+      peak_bytes = now;
+      uint32_t e = atomic_load_explicit(&peak_epoch, memory_order_relaxed) + 2;
+      atomic_store_explicit(&peak_epoch, e == 0 ? 2 : e, memory_order_release);
+    }
+    pthread_mutex_unlock(&peak_lock);
+  }
   if (cfg->growth > 0 && now >= atomic_load(&growth_base) + cfg->growth) {
-    atomic_store(&growth_base, now); /* one wake per step of growth */
-    wake('g');
+    atomic_store(&growth_base, now); /* one profile per step of growth */
+    wake(&pending_growth);
   }
   rearm();
-  t->busy--;
+}
+
+void dumper_keep(bucket_t *b) {
+  if (!keeping)
+    return;
+  uint32_t e = atomic_load_explicit(&peak_epoch, memory_order_acquire);
+  if (e != 0)
+    bucket_keep(b, e);
 }
 
 void dumper_note(uint64_t size, int64_t rate, int sign) {
@@ -143,16 +146,14 @@ void dumper_note(uint64_t size, int64_t rate, int sign) {
 int64_t dumper_inuse(void) { return atomic_load(&inuse); }
 
 int dumper_peak(bucket_count_t **out, size_t *n, int64_t *bytes) {
-  int rc = -1;
   pthread_mutex_lock(&peak_lock);
-  if (peak_counts != NULL && (*out = malloc(peak_n * sizeof **out + 1))) {
-    memcpy(*out, peak_counts, peak_n * sizeof **out);
-    *n = peak_n;
-    *bytes = peak_bytes;
-    rc = 0;
-  }
+  uint32_t e = atomic_load(&peak_epoch);
+  *bytes = peak_bytes;
   pthread_mutex_unlock(&peak_lock);
-  return rc;
+  if (e == 0)
+    return -1;
+  *n = bucket_snapshot_kept(out, e);
+  return *n == (size_t)-1 ? -1 : 0;
 }
 
 /* ---- leak watch ---- */
@@ -269,7 +270,7 @@ static void leak_tick(void) {
   else
     return;
   char path[CONFIG_PATH_MAX] = "";
-  control_dump_path(0 /* HEAPPROF_HEAP */, path, sizeof path);
+  control_dump_path(HEAPPROF_HEAP, path, sizeof path);
   report_leak(why, growth, path);
   watch.rises = watch.high = 0;
   rebase();
@@ -279,7 +280,18 @@ static void leak_tick(void) {
 
 static void on_signal(int sig) {
   (void)sig;
-  wake('s');
+  wake(&pending_signals);
+}
+
+/* The absolute CLOCK_MONOTONIC time `ms` from now. */
+static struct timespec after_ms(int64_t ms) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  t.tv_sec += ms / 1000;
+  t.tv_nsec += (ms % 1000) * 1000000;
+  if (t.tv_nsec >= 1000000000)
+    t.tv_sec++, t.tv_nsec -= 1000000000;
+  return t;
 }
 
 static int64_t now_ms(void) {
@@ -290,42 +302,46 @@ static int64_t now_ms(void) {
 
 /* Milliseconds until `next` (ms on the monotonic clock), 0 if past,
  * -1 if `period` is off; capped at an hour. */
-static int until(int64_t period, int64_t next) {
+static int64_t until(int64_t period, int64_t next) {
   if (period <= 0)
     return -1;
   int64_t left = next - now_ms();
-  return left < 0 ? 0 : left > 3600000 ? 3600000 : (int)left;
+  return left < 0 ? 0 : left > 3600000 ? 3600000 : left;
+}
+
+/* Waits for a post or `timeout_ms` (-1: no timeout). */
+static void wait_wake(int64_t timeout_ms) {
+  if (timeout_ms < 0) {
+    while (sem_wait(&wake_sem) != 0 && errno == EINTR)
+      ;
+  } else {
+    struct timespec at = after_ms(timeout_ms);
+    while (sem_clockwait(&wake_sem, CLOCK_MONOTONIC, &at) != 0 &&
+           errno == EINTR)
+      ;
+  }
+  while (sem_trywait(&wake_sem) == 0) /* one round answers every post */
+    ;
 }
 
 static void *dump_thread(void *arg) {
   (void)arg;
-  hp_self.busy = 1; /* never sampled */
   int64_t period = cfg->interval * 1000, next = now_ms() + period;
   int64_t watch_period = cfg->leak_period * 1000;
   int64_t watch_next = now_ms() + watch_period;
-  char buf[64];
   for (;;) {
-    int timeout = until(period, next), w = until(watch_period, watch_next);
+    int64_t timeout = until(period, next), w = until(watch_period, watch_next);
     if (w >= 0 && (timeout < 0 || w < timeout))
       timeout = w;
-    struct pollfd p = {wake_fds[0], POLLIN, 0};
-    int r = poll(&p, 1, timeout);
-    if (r < 0 && errno != EINTR)
-      return NULL;
-    if (r > 0) {
-      ssize_t got = read(wake_fds[0], buf, sizeof buf);
-      if (got == 0 || (got < 0 && errno != EINTR && errno != EAGAIN))
-        return NULL;
-      /* Every step of growth gets its profile; signals that arrive while
-       * one is being answered are answered by the same profile. */
-      int growth_steps = 0, signals = 0;
-      for (ssize_t i = 0; i < got; i++)
-        buf[i] == 'g' ? growth_steps++ : signals++;
-      for (int i = 0; i < growth_steps + (signals > 0); i++)
-        control_dump(0 /* HEAPPROF_HEAP */);
-    }
+    wait_wake(timeout);
+    /* Every step of growth gets its profile; signals that arrive while
+     * one is being answered are answered by the same profile. */
+    int growth_steps = atomic_exchange(&pending_growth, 0);
+    int signals = atomic_exchange(&pending_signals, 0);
+    for (int i = 0; i < growth_steps + (signals > 0); i++)
+      control_dump(HEAPPROF_HEAP);
     if (period > 0 && now_ms() >= next) {
-      control_dump(0 /* HEAPPROF_HEAP */);
+      control_dump(HEAPPROF_HEAP);
       next += period;
       if (next < now_ms()) /* a slow dump: no burst to catch up */
         next = now_ms() + period;
@@ -335,15 +351,18 @@ static void *dump_thread(void *arg) {
       watch_next = now_ms() + watch_period;
     }
   }
+  return NULL;
 }
 
 static int start_thread(void) {
-  if (pipe2(wake_fds, O_CLOEXEC | O_NONBLOCK) != 0)
+  /* One post: the first round answers what was asked before the thread
+   * was there. */
+  if (sem_init(&wake_sem, 0, 1) != 0)
     return -1;
+  atomic_store_explicit(&thread_up, 1, memory_order_release);
   int rc = control_spawn("heapprof", dump_thread);
   if (rc != 0) {
-    close(wake_fds[0]), close(wake_fds[1]);
-    wake_fds[0] = wake_fds[1] = -1;
+    atomic_store(&thread_up, 0);
     errno = rc;
     return -1;
   }
@@ -365,39 +384,40 @@ static void install_signal(int sig) {
   sigaction(sig, &sa, NULL);
 }
 
-int dumper_start(const hp_config_t *c) {
+/* The thread is started by the first sample, not at start-up: a process
+ * with a second thread is no longer single-threaded, and some programs
+ * rely on being so (unshare(CLONE_NEWUSER) refuses a threaded process, so
+ * `unshare -U`, bwrap and container runtimes would fail under heapprof).
+ * Before the first sample there is nothing to profile; a signal that
+ * arrives then is answered by the thread's first round. */
+void dumper_start(const hp_config_t *c) {
   cfg = c;
   tracking = c->growth > 0 || c->peak || c->leak_period > 0;
+  keeping = c->peak;
   rearm();
   if (c->signal == 0 && c->interval == 0 && c->growth == 0 &&
       c->leak_period == 0)
-    return 0;
-  if (start_thread() != 0)
-    return -1;
+    return;
+  atomic_store(&dumper_start_pending, 1);
   install_signal(c->signal);
-  return 0;
 }
 
-_Atomic int dumper_restart_pending;
+_Atomic int dumper_start_pending;
 
-void dumper_restart(void) {
-  if (atomic_exchange(&dumper_restart_pending, 0) && start_thread() != 0)
-    config_warn("heapprof: cannot start the dump thread in child %d: %s",
-                (int)getpid(), strerror(errno));
+void dumper_start_thread(void) {
+  if (atomic_exchange(&dumper_start_pending, 0) && start_thread() != 0)
+    config_warn("heapprof: cannot start the dump thread: %s; signal, "
+                "interval and growth profiles are off", strerrordesc_np(errno));
 }
 
 void dumper_fork_prepare(void) { pthread_mutex_lock(&peak_lock); }
 void dumper_fork_parent(void) { pthread_mutex_unlock(&peak_lock); }
 
-/* The parent's dump thread did not come along: the child closes the
- * parent's wake pipe and starts a thread of its own at its first
- * allocation, which the zeroed countdown sends to the slow path. */
+/* The parent's dump thread did not come along: the child starts a thread
+ * of its own at its first sample, like the parent did. Until then posts go
+ * nowhere; what they asked for is answered by its first round. */
 void dumper_fork_child(void) {
   pthread_mutex_init(&peak_lock, NULL);
-  if (wake_fds[0] >= 0) {
-    close(wake_fds[0]), close(wake_fds[1]);
-    wake_fds[0] = wake_fds[1] = -1;
-    atomic_store(&dumper_restart_pending, 1);
-    hp_countdown_set(&hp_self, 0);
-  }
+  if (atomic_exchange(&thread_up, 0))
+    atomic_store(&dumper_start_pending, 1);
 }

@@ -18,9 +18,13 @@
 #include "../profile/buckets.h"
 #include "config.h"
 
-/* Starts the thread (if any trigger needs it) and installs the signal.
- * -1 with errno when the thread cannot start. */
-int dumper_start(const hp_config_t *cfg);
+/* Installs the dump signal and arms the dump thread's start at the first
+ * sample, if any trigger needs the thread. */
+void dumper_start(const hp_config_t *cfg);
+
+/* Bucket `b` is about to change: with HEAPPROF_PEAK on, its counters are
+ * kept as they stood at the mark (O(1), once per bucket and mark). */
+void dumper_keep(bucket_t *b);
 
 /* A sampled object of `size` bytes was allocated (+1) or freed (-1). */
 void dumper_note(uint64_t size, int64_t rate, int sign);
@@ -33,11 +37,12 @@ int64_t dumper_inuse(void);
  * caller frees). 0, or -1 when peak tracking is off or nothing was kept. */
 int dumper_peak(bucket_count_t **out, size_t *n, int64_t *peak_bytes);
 
-/* Set in a forked child whose parent had a dump thread: the child's first
- * allocation starts its own (dumper_restart), so that a child that only
+/* Set while the dump thread is wanted but not started: the next sample
+ * (should_sample, on a program thread) starts it with
+ * dumper_start_thread. In a forked child too, so that a child that only
  * execs never pays for a thread. */
-extern _Atomic int dumper_restart_pending;
-void dumper_restart(void);
+extern _Atomic int dumper_start_pending;
+void dumper_start_thread(void);
 
 void dumper_fork_prepare(void);
 void dumper_fork_parent(void);

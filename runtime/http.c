@@ -32,7 +32,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <semaphore.h>
+#include <stddef.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -41,6 +45,7 @@
 
 #include "config.h"
 #include "control.h"
+#include "fdtable.h"
 #include "httpreq.h"
 #include "thread.h"
 
@@ -49,8 +54,8 @@
 #define WRITE_TIMEOUT_S 30
 #define MAX_SECONDS 300
 
-static int listen_fd = -1;
 static int remote_allowed;
+static int verbose;
 static char served_host[64]; /* the bound address as a Host would name it */
 static int served_port;
 
@@ -118,15 +123,17 @@ static ssize_t recv_by(int fd, char *buf, size_t cap, int64_t deadline_ms) {
   }
 }
 
-/* Reads until the blank line ending the head. 0 ok, 408 too slow, 431 too
- * big, -1 the client went away. */
-static int read_head(int fd, char *buf, size_t *len) {
+/* Reads until the blank line ending the head: 0 ok (*head_len its
+ * length), 400 bytes that can never make a head (answered at once, not
+ * at the deadline), 408 too slow, 431 too big, -1 the client went away. */
+static int read_head(int fd, char *buf, size_t *len, size_t *head_len) {
   int64_t deadline = now_ms() + READ_TIMEOUT_MS;
   *len = 0;
   for (;;) {
     buf[*len] = '\0';
-    if (strstr(buf, "\r\n\r\n") != NULL)
-      return 0;
+    int end = httpreq_head_end(buf, *len, head_len);
+    if (end != 0)
+      return end > 0 ? 0 : 400;
     if (*len >= HEAD_MAX)
       return 431;
     ssize_t r = recv_by(fd, buf + *len, HEAD_MAX - *len, deadline);
@@ -173,8 +180,14 @@ static void serve_symbols(int fd, const request_t *rq, int head_only) {
       (syms = symbols_open()) == NULL) {
     reply_error(fd, 400, "Bad Request", "cannot read or answer the body");
   } else {
-    for (char *tok = strtok(in, "+ \r\n"); tok; tok = strtok(NULL, "+ \r\n")) {
-      unsigned long long addr = strtoull(tok, NULL, 0);
+    /* Addresses separated by '+' or white space. Not strtok: its state is
+     * the program's, shared with every thread that tokenizes. */
+    for (char *at = in, *end; *at != '\0'; at = end) {
+      at += strspn(at, "+ \t\r\n");
+      end = at + strcspn(at, "+ \t\r\n");
+      if (end == at)
+        break;
+      unsigned long long addr = strtoull(at, NULL, 0);
       symbols_frame_t fr;
       symbols_lookup(syms, addr, &fr);
       if (fr.function == NULL || len + strlen(fr.function) + 24 > cap)
@@ -263,94 +276,26 @@ static void route(int fd, const request_t *rq) {
 
 static void handle(int fd) {
   char head[HEAD_MAX + 1];
-  size_t len;
-  int rc = read_head(fd, head, &len);
+  size_t len, head_len = 0;
+  int rc = read_head(fd, head, &len, &head_len);
   request_t rq;
-  if (rc == 408)
+  if (rc == 400)
+    reply_error(fd, 400, "Bad Request", "malformed request head");
+  else if (rc == 408)
     reply_error(fd, 408, "Request Timeout", "the request head took too long");
   else if (rc == 431)
     reply_error(fd, 431, "Request Header Fields Too Large", "the head is over 8 KiB");
   else if (rc == 0) {
     /* The body starts after the blank line; parse() cuts up the head. */
-    const char *body = strstr(head, "\r\n\r\n") + 4;
+    const char *body = head + head_len;
     if ((rc = httpreq_parse(head, &rq)) != 0) {
       reply_error(fd, 400, "Bad Request", "malformed request");
       return;
     }
     rq.body = body;
-    rq.body_have = (size_t)(head + len - body);
+    rq.body_have = len - head_len;
     route(fd, &rq);
   }
-}
-
-static void *serve(void *arg) {
-  (void)arg;
-  hp_self.busy = 1; /* nothing the server allocates is profiled */
-  for (;;) {
-    int fd = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC);
-    if (fd < 0) {
-      if (errno == EMFILE || errno == ENFILE || errno == ENOMEM ||
-          errno == ENOBUFS) {
-        struct timespec pause = {0, 100000000};
-        nanosleep(&pause, NULL); /* the host is short of fds: back off */
-      } else if (errno == EBADF || errno == EINVAL) {
-        return NULL; /* the socket is gone */
-      }
-      continue;
-    }
-    struct timeval wt = {WRITE_TIMEOUT_S, 0};
-    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &wt, sizeof wt);
-    handle(fd);
-    close(fd);
-  }
-}
-
-/* ---- start ---- */
-
-/* Fills `ss` from "HOST:PORT"; 0 or -1. */
-static int parse_addr(const char *addr, struct sockaddr_storage *ss,
-                      socklen_t *sslen) {
-  char host[128];
-  const char *colon;
-  memset(ss, 0, sizeof *ss);
-  if (addr[0] == '[') {
-    const char *close = strchr(addr, ']');
-    if (close == NULL || close[1] != ':' || close - addr - 1 >= (long)sizeof host)
-      return -1;
-    snprintf(host, sizeof host, "%.*s", (int)(close - addr - 1), addr + 1);
-    colon = close + 1;
-  } else {
-    colon = strrchr(addr, ':');
-    if (colon == NULL || colon - addr >= (long)sizeof host)
-      return -1;
-    snprintf(host, sizeof host, "%.*s", (int)(colon - addr), addr);
-  }
-  char *end;
-  long port = strtol(colon + 1, &end, 10);
-  if (colon[1] == '\0' || *end != '\0' || port < 0 || port > 65535)
-    return -1;
-  if (host[0] == '\0' || strcasecmp(host, "localhost") == 0)
-    strcpy(host, "127.0.0.1");
-  struct sockaddr_in *in4 = (struct sockaddr_in *)ss;
-  struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)ss;
-  if (inet_pton(AF_INET, host, &in4->sin_addr) == 1) {
-    in4->sin_family = AF_INET;
-    in4->sin_port = htons((uint16_t)port);
-    *sslen = sizeof *in4;
-  } else if (inet_pton(AF_INET6, host, &in6->sin6_addr) == 1) {
-    in6->sin6_family = AF_INET6;
-    in6->sin6_port = htons((uint16_t)port);
-    *sslen = sizeof *in6;
-  } else {
-    return -1;
-  }
-  return 0;
-}
-
-static int is_loopback(const struct sockaddr_storage *ss) {
-  if (ss->ss_family == AF_INET)
-    return (ntohl(((const struct sockaddr_in *)ss)->sin_addr.s_addr) >> 24) == 127;
-  return IN6_IS_ADDR_LOOPBACK(&((const struct sockaddr_in6 *)ss)->sin6_addr);
 }
 
 /* Records how a Host header names the bound socket. */
@@ -370,48 +315,147 @@ static void note_served(int fd) {
   }
 }
 
-void http_start(const char *addr, int remote_ok) {
-  struct sockaddr_storage ss;
-  socklen_t sslen;
-  if (parse_addr(addr, &ss, &sslen) != 0) {
-    config_warn("heapprof: HEAPPROF_HTTP=\"%.64s\" is not valid: expected "
-                "HOST:PORT with a numeric address or localhost "
-                "(127.0.0.1:6060, :0, [::1]:6060); no HTTP server", addr);
-    return;
-  }
-  if (!is_loopback(&ss) && !remote_ok) {
-    config_warn("heapprof: HEAPPROF_HTTP=\"%.64s\" is not a loopback address; "
-                "set HEAPPROF_HTTP_REMOTE=1 to serve profiles to other hosts; "
-                "no HTTP server", addr);
-    return;
-  }
-  remote_allowed = remote_ok;
-  int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0), one = 1;
-  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-  if (fd < 0 || bind(fd, (struct sockaddr *)&ss, sslen) != 0 ||
-      listen(fd, 16) != 0) {
-    config_warn("heapprof: cannot serve HTTP on %s: %s", addr, strerror(errno));
-    if (fd >= 0)
-      close(fd);
-    return;
-  }
-  note_served(fd);
-  listen_fd = fd;
-  int rc = control_spawn("heapprof-http", serve);
-  if (rc != 0) {
-    config_warn("heapprof: cannot start the HTTP thread: %s", strerror(rc));
-    close(fd);
-    listen_fd = -1;
-    return;
-  }
-  if (strstr(addr, ":0") == addr + strlen(addr) - 2)
-    config_warn("heapprof: serving http://%s:%d/debug/pprof/", served_host,
-                served_port);
+/* The listening socket, in this thread's own descriptor table (fdtable.c),
+ * so that it never occupies a number the program expects, never goes to a
+ * child, and cannot be closed, replaced or accepted on by the program. */
+static struct {
+  char addr[128];
+  sem_t ready; /* posted once the thread knows whether it serves */
+  ino_t ino;   /* the socket's inode: checked where the table is shared */
+  int any_port; /* port 0 asked for: the one picked is printed */
+} start;
+
+/* Whether `fd` is still our listening socket. Only a thread that shares
+ * the program's table needs to ask (unshare refused): the program may have
+ * closed that number and opened something else there. */
+static int still_ours(int fd) {
+  struct stat st;
+  return fdtable_is_private() ||
+         (fstat(fd, &st) == 0 && S_ISSOCK(st.st_mode) && st.st_ino == start.ino);
 }
 
-void http_fork_child(void) {
-  if (listen_fd >= 0) {
-    close(listen_fd);
-    listen_fd = -1;
+static void serve_loop(int lfd) {
+  for (;;) {
+    if (!still_ours(lfd)) {
+      config_warn("heapprof: the program closed the /debug/pprof socket "
+                  "(descriptor %d); no HTTP server from now on", lfd);
+      return;
+    }
+    int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+    if (fd < 0) {
+      if (errno == EMFILE || errno == ENFILE || errno == ENOMEM ||
+          errno == ENOBUFS) {
+        struct timespec pause = {0, 100000000};
+        nanosleep(&pause, NULL); /* short of fds or memory: back off */
+      } else if (errno == EBADF || errno == EINVAL || errno == ENOTSOCK) {
+        return; /* the socket is gone */
+      }
+      continue;
+    }
+    fd = fdtable_move_high(fd);
+    struct timeval wt = {WRITE_TIMEOUT_S, 0};
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &wt, sizeof wt);
+    handle(fd);
+    close(fd);
   }
+}
+
+/* Binds a name in the abstract socket namespace that only the heapprof
+ * serving TCP port `port` holds (0, or -1 with errno). Processes that
+ * inherit a fixed HEAPPROF_HTTP from a profiled parent find the port
+ * taken, and this tells them by whom. The socket is kept for the
+ * process's life and never listened on. */
+static int claim_port(int port) {
+  struct sockaddr_un un = {.sun_family = AF_UNIX};
+  int n = snprintf(un.sun_path + 1, sizeof un.sun_path - 1,
+                   "heapprof-http:%d", port);
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0)
+    return -1;
+  socklen_t len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + (size_t)n);
+  if (bind(fd, (struct sockaddr *)&un, len) != 0) {
+    int saved = errno;
+    close(fd);
+    errno = saved;
+    return -1;
+  }
+  fdtable_move_high(fd);
+  return 0;
+}
+
+static int port_of(const struct sockaddr_storage *ss) {
+  return ntohs(ss->ss_family == AF_INET
+                   ? ((const struct sockaddr_in *)ss)->sin_port
+                   : ((const struct sockaddr_in6 *)ss)->sin6_port);
+}
+
+/* Binds and listens on the configured address: the socket, or -1 after
+ * one stderr line — none when the port is another heapprof's. */
+static int open_listener(void) {
+  struct sockaddr_storage ss;
+  socklen_t sslen;
+  if (httpreq_parse_addr(start.addr, &ss, &sslen) != 0 ||
+      (!remote_allowed && !httpreq_addr_loopback(&ss)))
+    return -1; /* config.c said why */
+  start.any_port = port_of(&ss) == 0;
+  int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0), one = 1;
+  if (fd >= 0)
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  if (fd < 0 || bind(fd, (struct sockaddr *)&ss, sslen) != 0 ||
+      listen(fd, 64) != 0) {
+    int err = errno, port = port_of(&ss);
+    if (fd >= 0)
+      close(fd);
+    if (err == EADDRINUSE && port != 0 && claim_port(port) != 0 &&
+        errno == EADDRINUSE) {
+      if (verbose)
+        config_warn("heapprof: HTTP port %d is served by another heapprof "
+                    "process (an inherited HEAPPROF_HTTP?); not serving", port);
+      return -1;
+    }
+    config_warn("heapprof: cannot serve HTTP on %s: %s", start.addr,
+                strerrordesc_np(err));
+    return -1;
+  }
+  fd = fdtable_move_high(fd);
+  struct stat st;
+  start.ino = fstat(fd, &st) == 0 ? st.st_ino : 0;
+  note_served(fd);
+  claim_port(served_port);
+  return fd;
+}
+
+static void *serve(void *arg) {
+  (void)arg;
+  int lfd = open_listener();
+  sem_post(&start.ready);
+  if (lfd >= 0)
+    serve_loop(lfd);
+  return NULL;
+}
+
+void http_start(const char *addr, int remote_ok, int verbose_on) {
+  snprintf(start.addr, sizeof start.addr, "%s", addr);
+  remote_allowed = remote_ok;
+  verbose = verbose_on;
+  sem_init(&start.ready, 0, 0);
+  int rc = control_spawn("heapprof-http", serve);
+  if (rc != 0) {
+    config_warn("heapprof: cannot start the HTTP thread: %s",
+                strerrordesc_np(rc));
+    return;
+  }
+  /* Wait (briefly: a bind) for the outcome, so that the port is printed
+   * before the program runs; never a cancellation point of the program's. */
+  int old;
+  pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &old);
+  struct timespec at;
+  clock_gettime(CLOCK_REALTIME, &at);
+  at.tv_sec += 5;
+  while (sem_timedwait(&start.ready, &at) != 0 && errno == EINTR)
+    ;
+  pthread_setcancelstate(old, NULL);
+  if (served_port != 0 && start.any_port)
+    config_warn("heapprof: serving http://%s:%d/debug/pprof/", served_host,
+                served_port);
 }

@@ -6,15 +6,14 @@
 #ifndef HEAPPROF_HTTP_H
 #define HEAPPROF_HTTP_H
 
-/* Parses `addr` ("127.0.0.1:6060", ":0", "[::1]:6060", "localhost:6060"),
- * binds, and starts the server thread. A non-loopback address needs
- * `remote_ok`. Port 0 picks a free port; the address served is printed on
- * stderr then. Problems are reported on stderr; the program goes on
- * without the server. */
-void http_start(const char *addr, int remote_ok);
-
-/* In a forked child the server is the parent's: the child closes its copy
- * of the listening socket. */
-void http_fork_child(void);
+/* Starts the server thread for `addr` ("127.0.0.1:6060", ":0",
+ * "[::1]:6060", "localhost:6060"; checked by config.c, loopback unless
+ * `remote_ok`), which binds in a descriptor table of its own. Port 0 picks
+ * a free port; the address served is printed on stderr then. Problems are
+ * reported on stderr; the program goes on without the server. A port that
+ * another heapprof serves (a fixed HEAPPROF_HTTP inherited from a profiled
+ * parent) is left to it silently, or with one line when `verbose`. A
+ * forked child does not serve: the socket stays with the parent's thread. */
+void http_start(const char *addr, int remote_ok, int verbose);
 
 #endif /* HEAPPROF_HTTP_H */

@@ -258,12 +258,6 @@ static SLOW int64_t should_sample(hp_thread_t *t, size_t n) {
   }
   if (t->busy) /* the countdown is left as it was: not ours to spend */
     return 0;
-  if (unlikely(atomic_load_explicit(&dumper_restart_pending,
-                                    memory_order_relaxed))) {
-    t->busy++;
-    dumper_restart(); /* a forked child's first allocation */
-    t->busy--;
-  }
   int64_t rate = atomic_load_explicit(&control_rate, memory_order_relaxed);
   if (t->epoch != epoch) {
     if (t->epoch == 0)
@@ -278,16 +272,24 @@ static SLOW int64_t should_sample(hp_thread_t *t, size_t n) {
   }
   int64_t sample_rate = t->gap_rate;
   hp_countdown_set(t, draw(t, rate));
+  if (unlikely(atomic_load_explicit(&dumper_start_pending,
+                                    memory_order_relaxed)) && sample_rate > 0) {
+    hp_own_work_t own = hp_own_begin(t); /* its memory is not the program's */
+    dumper_start_thread(); /* the first sample wants the dump thread */
+    hp_own_end(t, own);
+  }
   return sample_rate;
 }
 
 /* A sampled block of `b` came (note_alloc) or went (note_free). */
 static void note_alloc(bucket_t *b) {
+  dumper_keep(b);
   bucket_note_alloc(b);
   dumper_note(b->size, b->rate, +1);
 }
 
 static void note_free(bucket_t *b) {
+  dumper_keep(b);
   bucket_note_free(b);
   dumper_note(b->size, b->rate, -1);
 }

@@ -6,7 +6,7 @@
  * Bytes need none: the sampling countdown counts them (thread.h).
  * Reading sums the live threads' blocks under reg_lock, plus the totals of
  * threads that have exited. A thread enters the registry at its first slow
- * path (every thread's first allocation takes it); a pthread key destructor
+ * path (every thread's first allocation takes it); a thread-exit callback
  * folds its counts into the totals and takes it out when it exits, while
  * its TLS is still valid. Counts are read without the owner's cooperation:
  * mallocs and frees are single aligned 64-bit words, so a reader sees some
@@ -44,8 +44,12 @@ static pthread_mutex_t reg_lock = PTHREAD_MUTEX_INITIALIZER;
 static node_t *nodes;
 static uint64_t gone_mallocs, gone_frees, gone_bytes, gone_marked, gone_unmarked;
 
-static pthread_key_t exit_key;
-static int have_key;
+/* Thread-exit callbacks without a pthread key: keys are the program's
+ * (PTHREAD_KEYS_MAX of them), and one taken by heapprof is one the program
+ * cannot create. This is the hook C++ thread_local destructors use. */
+extern int __cxa_thread_atexit_impl(void (*fn)(void *), void *obj,
+                                    void *dso_symbol);
+extern void *__dso_handle;
 static struct mallinfo2 (*allocator_info)(void);
 
 static uint64_t load(const uint64_t *v) {
@@ -76,7 +80,6 @@ static void on_thread_exit(void *arg) {
 }
 
 void stats_init(void) {
-  have_key = pthread_key_create(&exit_key, on_thread_exit) == 0;
   void *next_malloc = dlsym(RTLD_NEXT, "malloc");
   if (next_malloc != NULL && next_malloc == dlsym(RTLD_NEXT, "__libc_malloc"))
     allocator_info = (struct mallinfo2 (*)(void))dlsym(RTLD_NEXT, "mallinfo2");
@@ -95,8 +98,8 @@ void stats_thread_register(hp_thread_t *t) {
     n->thread = t;
   t->registered = n != NULL ? 1 : -1;
   pthread_mutex_unlock(&reg_lock);
-  if (n != NULL && have_key)
-    pthread_setspecific(exit_key, n);
+  if (n != NULL)
+    __cxa_thread_atexit_impl(on_thread_exit, n, &__dso_handle);
 }
 
 /* The sampled in-use estimate, un-sampled as the heap profile does it. */

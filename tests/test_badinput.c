@@ -150,14 +150,14 @@ static void paths(void) {
   mkdir(dir, 0700);
   snprintf(path, sizeof path, "%s/p.pb.gz", dir);
   for (int i = 0; i < 400; i++) {
-    snprintf(plant, sizeof plant, "%s.tmp.%d.%d", path, (int)getpid(), i);
+    snprintf(plant, sizeof plant, "%s/.heapprof-%d-%d.tmp", dir, (int)getpid(), i);
     fd = open(plant, O_WRONLY | O_CREAT, 0600);
     CHECK(write(fd, "mine", 4) == 4, "plant");
     close(fd);
   }
   write_fails(path, EEXIST, "planted temp file");
   for (int i = 0; i < 400; i++) {
-    snprintf(plant, sizeof plant, "%s.tmp.%d.%d", path, (int)getpid(), i);
+    snprintf(plant, sizeof plant, "%s/.heapprof-%d-%d.tmp", dir, (int)getpid(), i);
     char got[8] = {0};
     fd = open(plant, O_RDONLY);
     CHECK(fd >= 0 && read(fd, got, sizeof got) == 4 && strcmp(got, "mine") == 0,
