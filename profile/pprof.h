@@ -1,8 +1,11 @@
 /*
- * pprof — turns bucket counters into a pprof Profile message shaped exactly
- * like Go's heap profile: sample types alloc_objects/count,
- * alloc_space/bytes, inuse_objects/count, inuse_space/bytes; period type
- * space/bytes; one sample per bucket with a numeric label "bytes".
+ * pprof — turns bucket counters into a pprof profile shaped exactly like
+ * Go's heap profile: sample types alloc_objects/count, alloc_space/bytes,
+ * inuse_objects/count, inuse_space/bytes; period type space/bytes; one
+ * sample per bucket with a numeric label "bytes". The profile is streamed
+ * into a sink (sink.h) as it is made, gzipped, in chunks of a few KiB: the
+ * encoder's memory grows with the distinct locations, functions and
+ * strings, never with the number of buckets.
  */
 #ifndef HEAPPROF_PPROF_H
 #define HEAPPROF_PPROF_H
@@ -11,7 +14,21 @@
 #include <stdint.h>
 
 #include "buckets.h"
+#include "sink.h"
 #include "symbols.h"
+
+/*
+ * Where the encoder gets its working memory, in the manner of Lua's
+ * lua_Alloc: one function that allocates (p NULL), resizes, or frees
+ * (new_size 0, returning NULL), always told the block's current size, so
+ * that an allocator that counts or caps needs no header. Returns NULL when
+ * it cannot allocate, leaving the block as it was (as realloc does). zlib's
+ * state goes through it too, so it sees every byte the encoder uses.
+ */
+typedef struct pprof_alloc {
+  void *(*realloc)(void *ctx, void *p, size_t old_size, size_t new_size);
+  void *ctx;
+} pprof_alloc_t;
 
 typedef struct pprof_options {
   int64_t rate;           /* the period written (each bucket is un-sampled
@@ -25,6 +42,7 @@ typedef struct pprof_options {
    * bucket by bucket; a bucket missing from base counts from zero. */
   const bucket_count_t *base;
   size_t nbase;
+  const pprof_alloc_t *alloc; /* NULL: malloc, realloc and free */
 } pprof_options_t;
 
 /* Un-sampled (objects, bytes) for `count` sampled objects of `size` bytes
@@ -40,21 +58,31 @@ void pprof_inuse_total(const bucket_count_t *counts, size_t n,
                        int64_t *objects, int64_t *bytes);
 
 /*
- * Encodes a profile of `n` bucket counts. `syms` may be NULL: locations
- * then carry addresses only. On success returns 0 and a malloc'd buffer of
- * the serialised (not gzipped) message; -1 when out of memory.
+ * Streams the gzipped profile of `n` bucket counts into `out`. `syms` may
+ * be NULL: locations then carry addresses only; otherwise its strings must
+ * stay valid until the call returns (they do until symbols_close), as must
+ * opt->comments. Working memory: ~290 KiB to start (zlib's deflate state
+ * and 12 KiB of buffers), then 60–100 bytes per distinct location,
+ * function and string (a map's slots at most half full, and briefly two
+ * maps while one doubles): 680 KiB in all for 4,096 locations, however
+ * many buckets. Nothing per bucket, except for a delta whose base is not
+ * in the order bucket_snapshot gives (an index of the base). Returns 0,
+ * or -1 with errno ENOMEM or the sink's errno; nothing is left allocated
+ * either way (the sink may hold part of the profile).
  */
-int pprof_encode(const bucket_count_t *counts, size_t n, symbols_t *syms,
-                 const pprof_options_t *opt, uint8_t **out, size_t *len);
+int pprof_write_gzip(const bucket_count_t *counts, size_t n, symbols_t *syms,
+                     const pprof_options_t *opt, const pprof_sink_t *out);
 
 /*
- * Go's legacy text heap format (/debug/pprof/heap?debug=1): a header with
- * totals and 2·rate, one line per bucket with raw sampled counts and its
- * return addresses, '#' lines naming each frame, and the process's memory
- * map so that pprof can find the binaries. A malloc'd NUL-terminated
- * string, or NULL when out of memory. `syms` may be NULL.
+ * Go's legacy text heap format (/debug/pprof/heap?debug=1), streamed (not
+ * gzipped) into `out`: a header with totals and 2·rate, one line per
+ * bucket with sampled counts and its return addresses, '#' lines naming
+ * each frame, and the process's memory map so that pprof can find the
+ * binaries. A bucket taken at another rate than `rate` gets its counts
+ * converted (see the comment at text_counts in pprof.c). `syms` may be
+ * NULL. No heap memory is used. 0, or -1 with the sink's errno.
  */
-char *pprof_text(const bucket_count_t *counts, size_t n, symbols_t *syms,
-                 int64_t rate, size_t *len);
+int pprof_write_text(const bucket_count_t *counts, size_t n, symbols_t *syms,
+                     int64_t rate, const pprof_sink_t *out);
 
 #endif /* HEAPPROF_PPROF_H */

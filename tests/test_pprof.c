@@ -1,20 +1,144 @@
 /*
- * test_pprof — the encoder's output decoded two ways: by protobuf-c
- * (every field where Go puts it) and by `go tool pprof` itself.
+ * test_pprof — the streaming encoder, checked the ways a reader sees it.
+ *
+ *   test_pprof             every check below, at sizes fit for ASan
+ *   test_pprof memory N    only the memory check, with N buckets
+ *
+ * - A table of fake buckets (several rates, a delta base in snapshot order
+ *   and out of it, frees above allocs, a stack-less bucket, a zero bucket)
+ *   is streamed gzipped; the bytes are inflated and decoded by protobuf-c
+ *   (every field where Go puts it: ids 1..n in order, string_table[0] "",
+ *   four values per sample, the bytes label) and read by the real
+ *   `go tool pprof -raw`, and each sample's values must be the un-sampled
+ *   counts computed here from the bucket's own rate.
+ * - With the real symbolizer: names reach pprof, a leading operator new
+ *   frame is dropped, the mapping claims has_functions.
+ * - The text form (?debug=1), read by pprof: raw counts for buckets at the
+ *   header's rate, converted counts for the others (read back as the same
+ *   estimate), the memory map.
+ * - A sink that fails at its k-th write, for every k up to the last: -1
+ *   with the sink's errno and nothing left allocated; the same for an
+ *   allocator that fails at its k-th allocation (ENOMEM).
+ * - Memory: every byte the encoder allocates goes through a counting
+ *   allocator (opt.alloc, zlib's state included), so its high-water mark
+ *   is exact and deterministic. With thousands of distinct PCs and ever
+ *   more buckets with distinct stacks, the mark must not grow with the
+ *   bucket count, and must stay far below the un-gzipped message (which
+ *   the old encoder held whole, besides a struct per sample).
  */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+#include <zlib.h>
 
 #include "buckets.h"
 #include "pprof.h"
 #include "profile.pb-c.h"
+#include "sink.h"
 #include "symbols.h"
 #include "testlib.h"
-#include "writer.h"
 
 typedef Perftools__Profiles__Profile Profile;
+typedef Perftools__Profiles__Sample Sample;
+
+#define RATE 524288
+
+/* ---- a counting allocator (opt.alloc) ---- */
+
+/* Each block carries the size it was given, so that the encoder's claim
+ * of a block's old size is checked on every resize and free. */
+typedef struct counter {
+  size_t now, peak;
+  long calls;   /* allocations and growths so far */
+  long fail_at; /* the call that fails (0-based); -1: none */
+} counter_t;
+
+static void *count_realloc(void *ctx, void *p, size_t old_size, size_t new_size) {
+  counter_t *c = ctx;
+  uint8_t *h = p != NULL ? (uint8_t *)p - 16 : NULL;
+  if (h != NULL) {
+    size_t had;
+    memcpy(&had, h, sizeof had);
+    CHECK(had == old_size, "encoder says a block of %zu bytes has %zu", had,
+          old_size);
+  } else {
+    CHECK(old_size == 0, "new block with old size %zu", old_size);
+  }
+  if (new_size == 0) {
+    free(h);
+    c->now -= old_size;
+    return NULL;
+  }
+  if (c->calls++ == c->fail_at)
+    return NULL;
+  uint8_t *q = realloc(h, new_size + 16);
+  if (q == NULL)
+    return NULL;
+  memcpy(q, &new_size, sizeof new_size);
+  c->now = c->now - old_size + new_size;
+  if (c->now > c->peak)
+    c->peak = c->now;
+  return q + 16;
+}
+
+static pprof_alloc_t counting(counter_t *c, long fail_at) {
+  *c = (counter_t){0, 0, 0, fail_at};
+  return (pprof_alloc_t){count_realloc, c};
+}
+
+/* ---- fake buckets ---- */
+
+static bucket_t *fake(const uintptr_t *pcs, uint32_t nframes, uint64_t size,
+                      int64_t rate) {
+  bucket_t *b = calloc(1, sizeof *b + nframes * sizeof *pcs);
+  CHECK(b != NULL, "calloc");
+  if (nframes > 0)
+    memcpy(b->pcs, pcs, nframes * sizeof *pcs);
+  b->nframes = nframes;
+  b->size = size;
+  b->rate = rate;
+  return b;
+}
+
+/* ---- reading back ---- */
+
+static uint8_t *gunzip(const uint8_t *gz, size_t len, size_t *out_len) {
+  z_stream z;
+  memset(&z, 0, sizeof z);
+  CHECK(inflateInit2(&z, 15 + 16) == Z_OK, "inflateInit2");
+  size_t cap = len * 8 + 1024, n = 0;
+  uint8_t *out = malloc(cap);
+  z.next_in = (Bytef *)gz;
+  z.avail_in = (uInt)len;
+  int rc;
+  do {
+    if (n == cap)
+      out = realloc(out, cap *= 2);
+    z.next_out = out + n;
+    z.avail_out = (uInt)(cap - n);
+    rc = inflate(&z, Z_NO_FLUSH);
+    n = cap - z.avail_out;
+    CHECK(rc == Z_OK || rc == Z_STREAM_END, "inflate: %d", rc);
+  } while (rc != Z_STREAM_END);
+  CHECK(z.avail_in == 0, "%u bytes after the gzip stream", z.avail_in);
+  inflateEnd(&z);
+  *out_len = n;
+  return out;
+}
+
+static Profile *decode(const pprof_membuf_t *m) {
+  size_t len;
+  uint8_t *raw = gunzip(m->data, m->len, &len);
+  Profile *p = perftools__profiles__profile__unpack(NULL, len, raw);
+  CHECK(p != NULL, "protobuf-c cannot decode the encoder's output");
+  free(raw);
+  return p;
+}
 
 static const char *str(const Profile *p, int64_t i) {
   CHECK(i >= 0 && (size_t)i < p->n_string_table, "string index %lld",
@@ -22,22 +146,13 @@ static const char *str(const Profile *p, int64_t i) {
   return p->string_table[i];
 }
 
-static void check_unsample(void) {
-  int64_t o, b;
-  pprof_unsample(1000, 4096, 524288, &o, &b);
-  double scale = 1 / (1 - exp(-4096.0 / 524288));
-  CHECK(o == (int64_t)(1000 * scale) && b == (int64_t)(1000 * 4096 * scale),
-        "scaled to %lld/%lld", (long long)o, (long long)b);
-  CHECK(o > 128000 && o < 129000, "1000 samples of 4 KiB ≈ 128.5k objects");
-  pprof_unsample(7, 100, 1, &o, &b);
-  CHECK(o == 7 && b == 700, "rate 1 must not scale");
-  pprof_unsample(0, 100, 524288, &o, &b);
-  CHECK(o == 0 && b == 0, "zero count");
-}
-
-static void check_shape(const Profile *p, int allocs_view) {
+static void check_shape(const Profile *p, int64_t period, int allocs_view) {
   CHECK(p->n_string_table > 0 && strcmp(p->string_table[0], "") == 0,
         "string_table[0] must be \"\"");
+  for (size_t i = 1; i < p->n_string_table; i++)
+    for (size_t j = 0; j < i; j++)
+      CHECK(strcmp(p->string_table[i], p->string_table[j]) != 0,
+            "string %zu repeats %zu", i, j);
   static const char *want[4][2] = {{"alloc_objects", "count"},
                                    {"alloc_space", "bytes"},
                                    {"inuse_objects", "count"},
@@ -51,17 +166,26 @@ static void check_shape(const Profile *p, int allocs_view) {
   CHECK(p->period_type && strcmp(str(p, p->period_type->type), "space") == 0 &&
             strcmp(str(p, p->period_type->unit), "bytes") == 0,
         "period type");
-  CHECK(p->period == 524288, "period %lld", (long long)p->period);
-  CHECK(p->time_nanos > 0 && p->duration_nanos == 0, "time fields");
+  CHECK(p->period == period, "period %lld", (long long)p->period);
   if (allocs_view)
     CHECK(strcmp(str(p, p->default_sample_type), "alloc_space") == 0,
           "allocs view must default to alloc_space");
   else
     CHECK(p->default_sample_type == 0, "heap view has no default type");
-  for (size_t i = 0; i < p->n_location; i++)
-    CHECK(p->location[i]->id == i + 1, "location ids must be 1..n");
+  for (size_t i = 0; i < p->n_location; i++) {
+    CHECK(p->location[i]->id == i + 1, "location ids must be 1..n in order");
+    CHECK(p->location[i]->mapping_id <= p->n_mapping, "dangling mapping id");
+    for (size_t j = 0; j < p->location[i]->n_line; j++)
+      CHECK(p->location[i]->line[j]->function_id >= 1 &&
+                p->location[i]->line[j]->function_id <= p->n_function,
+            "dangling function id");
+  }
+  for (size_t i = 0; i < p->n_function; i++)
+    CHECK(p->function[i]->id == i + 1, "function ids must be 1..n in order");
+  for (size_t i = 0; i < p->n_mapping; i++)
+    CHECK(p->mapping[i]->id == i + 1, "mapping ids must be 1..n in order");
   for (size_t i = 0; i < p->n_sample; i++) {
-    const Perftools__Profiles__Sample *s = p->sample[i];
+    const Sample *s = p->sample[i];
     CHECK(s->n_value == 4, "sample %zu has %zu values", i, s->n_value);
     CHECK(s->n_label == 1 && strcmp(str(p, s->label[0]->key), "bytes") == 0,
           "sample %zu lacks the bytes label", i);
@@ -71,73 +195,542 @@ static void check_shape(const Profile *p, int allocs_view) {
   }
 }
 
-int main(void) {
-  check_unsample();
-  /* Two fake stacks sharing frames, three sizes. */
-  uintptr_t s1[] = {0x401001, 0x402001, 0x403001};
-  uintptr_t s2[] = {0x404001, 0x402001, 0x403001};
-  bucket_t *a = bucket_get(s1, 3, 4096, 524288), *b = bucket_get(s2, 3, 1 << 20, 524288),
-           *c = bucket_get(s1, 3, 64, 524288);
-  for (int i = 0; i < 10; i++)
-    bucket_note_alloc(a);
-  for (int i = 0; i < 4; i++)
-    bucket_note_free(a);
-  bucket_note_alloc(b);
-  bucket_note_alloc(c);
-  bucket_note_free(c);
+/* The profile's bytes to a file, through the descriptor sink. */
+static void to_file(const char *path, int gzip, const bucket_count_t *counts,
+                    size_t n, symbols_t *syms, const pprof_options_t *opt) {
+  int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  CHECK(fd >= 0, "open %s: %d", path, errno);
+  pprof_sink_t sink = pprof_sink_fd(fd);
+  int rc = gzip ? pprof_write_gzip(counts, n, syms, opt, &sink)
+                : pprof_write_text(counts, n, syms, opt->rate, &sink);
+  CHECK(rc == 0, "write %s: %d", path, errno);
+  CHECK(close(fd) == 0, "close");
+}
 
-  bucket_count_t *counts;
-  size_t n = bucket_snapshot(&counts);
-  const char *comments[] = {"test comment"};
+static void unsample_test(void) {
+  int64_t o, b;
+  pprof_unsample(1000, 4096, RATE, &o, &b);
+  double scale = 1 / (1 - exp(-4096.0 / RATE));
+  CHECK(o == (int64_t)(1000 * scale) && b == (int64_t)(1000 * 4096 * scale),
+        "scaled to %lld/%lld", (long long)o, (long long)b);
+  CHECK(o > 128000 && o < 129000, "1000 samples of 4 KiB ≈ 128.5k objects");
+  pprof_unsample(7, 100, 1, &o, &b);
+  CHECK(o == 7 && b == 700, "rate 1 must not scale");
+  pprof_unsample(0, 100, RATE, &o, &b);
+  CHECK(o == 0 && b == 0, "zero count");
+}
+
+/* ---- the table of fake buckets ---- */
+
+#define NTABLE 8
+static bucket_t *table[NTABLE];
+static bucket_count_t counts[NTABLE];
+
+static void make_table(void) {
+  static const uintptr_t s1[] = {0x401001, 0x402001, 0x403001};
+  static const uintptr_t s2[] = {0x404001, 0x402001, 0x403001};
+  static const uintptr_t s3[] = {0x405001, 0x406001};
+  static const struct {
+    const uintptr_t *pcs;
+    uint32_t nframes;
+    uint64_t size;
+    int64_t rate;
+    uint64_t allocs, frees;
+  } t[NTABLE] = {
+      {s1, 3, 4096, RATE, 10, 4},
+      {s2, 3, 1 << 20, RATE, 1, 0},
+      {s1, 3, 64, RATE, 1, 1},       /* nothing in use, allocs still shown */
+      {s3, 2, 100, 1, 1000, 0},      /* taken at rate 1: exact */
+      {s3, 2, 200, 4096, 700, 200},  /* taken at another rate */
+      {s2, 3, 32, RATE, 0, 0},       /* all zero: no sample */
+      {NULL, 0, 8, 1, 3, 0},         /* no stack at all */
+      {s2, 2, 16, RATE, 2, 5},       /* frees above allocs: in-use 0 */
+  };
+  for (int i = 0; i < NTABLE; i++) {
+    table[i] = fake(t[i].pcs, t[i].nframes, t[i].size, t[i].rate);
+    counts[i] = (bucket_count_t){table[i], t[i].allocs, t[i].frees};
+  }
+}
+
+static uint64_t minus(uint64_t a, uint64_t b) { return a > b ? a - b : 0; }
+
+/* What a bucket's sample must say: each pair un-sampled at the bucket's
+ * own rate; in-use over a window is now's less the base's. */
+static int expected(const bucket_count_t *c, const bucket_count_t *base,
+                    int64_t v[4]) {
+  int64_t o0 = 0, b0 = 0;
+  const bucket_t *bk = c->bucket;
+  pprof_unsample(minus(c->allocs, base ? base->allocs : 0), bk->size, bk->rate,
+                 &v[0], &v[1]);
+  pprof_unsample(minus(c->allocs, c->frees), bk->size, bk->rate, &v[2], &v[3]);
+  if (base != NULL)
+    pprof_unsample(minus(base->allocs, base->frees), bk->size, bk->rate, &o0,
+                   &b0);
+  v[2] -= o0, v[3] -= b0;
+  return v[0] || v[1] || v[2] || v[3];
+}
+
+/* Every bucket with a nonzero value has exactly one sample with its
+ * values, size label and stack; nothing else is there. */
+static void check_samples(const Profile *p, const bucket_count_t *base,
+                          size_t nbase) {
+  size_t want = 0;
+  for (int i = 0; i < NTABLE; i++) {
+    const bucket_count_t *b = NULL;
+    for (size_t j = 0; j < nbase; j++)
+      if (base[j].bucket == counts[i].bucket)
+        b = &base[j];
+    int64_t v[4];
+    if (!expected(&counts[i], b, v))
+      continue;
+    want++;
+    size_t hits = 0;
+    for (size_t s = 0; s < p->n_sample; s++) {
+      const Sample *sm = p->sample[s];
+      if (sm->label[0]->num != (int64_t)table[i]->size)
+        continue;
+      hits++;
+      for (int k = 0; k < 4; k++)
+        CHECK(sm->value[k] == v[k], "bucket %d value %d: %lld, want %lld", i,
+              k, (long long)sm->value[k], (long long)v[k]);
+      CHECK(sm->n_location_id == table[i]->nframes, "bucket %d: %zu frames",
+            i, sm->n_location_id);
+      for (size_t f = 0; f < sm->n_location_id; f++)
+        CHECK(p->location[sm->location_id[f] - 1]->address ==
+                  table[i]->pcs[f] - 1,
+              "bucket %d frame %zu: address must be the return address - 1",
+              i, f);
+    }
+    CHECK(hits == 1, "bucket %d has %zu samples", i, hits);
+  }
+  CHECK(p->n_sample == want, "%zu samples, want %zu", p->n_sample, want);
+}
+
+static void table_test(void) {
+  const char *comments[] = {"test comment", "second comment"};
   for (int view = 0; view < 2; view++) {
-    pprof_options_t opt = {.rate = 524288, .allocs_view = view,
+    counter_t c;
+    pprof_alloc_t a = counting(&c, -1);
+    pprof_options_t opt = {.rate = RATE, .allocs_view = view,
                            .time_nanos = 1700000000000000000LL,
-                           .comments = comments, .ncomments = 1};
-    uint8_t *raw;
-    size_t len;
-    CHECK(pprof_encode(counts, n, NULL, &opt, &raw, &len) == 0, "encode");
-    Profile *p = perftools__profiles__profile__unpack(NULL, len, raw);
-    CHECK(p != NULL, "protobuf-c cannot decode the encoder's output");
-    check_shape(p, view);
-    CHECK(p->n_sample == 3, "%zu samples, want 3", p->n_sample);
-    CHECK(p->n_location == 4, "%zu locations, want 4 (shared frames once)",
+                           .comments = comments, .ncomments = 2, .alloc = &a};
+    pprof_membuf_t m = {0};
+    pprof_sink_t sink = pprof_sink_mem(&m);
+    CHECK(pprof_write_gzip(counts, NTABLE, NULL, &opt, &sink) == 0,
+          "encode: %d", errno);
+    CHECK(c.now == 0, "%zu bytes left allocated", c.now);
+    CHECK(m.len > 18 && m.data[0] == 0x1f && m.data[1] == 0x8b,
+          "not gzip");
+    Profile *p = decode(&m);
+    check_shape(p, RATE, view);
+    CHECK(p->time_nanos == 1700000000000000000LL && p->duration_nanos == 0,
+          "time fields");
+    CHECK(p->n_comment == 2 && strcmp(str(p, p->comment[0]), "test comment") == 0 &&
+              strcmp(str(p, p->comment[1]), "second comment") == 0,
+          "comments");
+    check_samples(p, NULL, 0);
+    CHECK(p->n_location == 6, "%zu locations, want 6 (shared frames once)",
           p->n_location);
-    for (size_t i = 0; i < p->n_location; i++)
-      CHECK((p->location[i]->address & 0xfff) == 0,
-            "location address must be the return address - 1");
+    CHECK(p->n_mapping == 0 && p->n_function == 0, "no symbols, no names");
     perftools__profiles__profile__free_unpacked(p, NULL);
+    free(m.data);
 
-    /* And pprof's view of the same bytes, gzipped. */
-    uint8_t *gz;
-    size_t gzlen;
-    CHECK(writer_gzip(raw, len, &gz, &gzlen) == 0, "gzip");
+    /* And pprof's view of the same encoder, through the fd sink. */
     char path[512];
     snprintf(path, sizeof path, "%s/fake%d.pb.gz", tl_tmpdir(), view);
-    CHECK(writer_write_file(path, gz, gzlen) == 0, "write %s", path);
+    to_file(path, 1, counts, NTABLE, NULL, &opt);
     tl_profile_t tp;
     tl_read_profile(path, &tp);
-    CHECK(tp.nsamples == 3 && tp.period == 524288, "pprof sees %zu samples",
-          tp.nsamples);
-    int64_t scaled_o, scaled_b;
-    pprof_unsample(6, 4096, 524288, &scaled_o, &scaled_b);
-    int found = 0;
-    for (size_t i = 0; i < tp.nsamples; i++) {
-      if (tp.samples[i].bytes != 4096)
+    CHECK(tp.period == RATE, "pprof period %lld", (long long)tp.period);
+    /* pprof drops the stack-less sample (buckets always have a frame). */
+    CHECK(tp.nsamples == 6, "pprof sees %zu samples, want 6:\n%s",
+          tp.nsamples, tp.raw);
+    for (int i = 0; i < NTABLE; i++) {
+      int64_t v[4];
+      if (!expected(&counts[i], NULL, v) || table[i]->nframes == 0)
         continue;
-      found = 1;
-      CHECK(tp.samples[i].v[2] == scaled_o && tp.samples[i].v[3] == scaled_b,
-            "4 KiB bucket in use %lld/%lld, want %lld/%lld",
-            (long long)tp.samples[i].v[2], (long long)tp.samples[i].v[3],
-            (long long)scaled_o, (long long)scaled_b);
-      CHECK(tp.samples[i].nlocs == 3, "stack depth %zu", tp.samples[i].nlocs);
+      int found = 0;
+      for (size_t s = 0; s < tp.nsamples; s++)
+        if (tp.samples[s].bytes == (int64_t)table[i]->size &&
+            memcmp(tp.samples[s].v, v, sizeof v) == 0 &&
+            tp.samples[s].nlocs == table[i]->nframes)
+          found++;
+      CHECK(found == 1, "pprof shows bucket %d %d times:\n%s", i, found,
+            tp.raw);
     }
-    CHECK(found, "pprof lost the 4 KiB sample:\n%s", tp.raw);
     CHECK(strstr(tp.raw, "test comment") != NULL, "comment lost");
     tl_free_profile(&tp);
-    free(gz);
-    free(raw);
   }
-  free(counts);
+}
+
+/* A delta: base as bucket_snapshot gives it (a subsequence of counts),
+ * and the same base shuffled (the indexed path): the same samples. */
+static void delta_test(void) {
+  bucket_count_t base[3] = {
+      {table[0], 4, 1}, {table[3], 1000, 0}, {table[7], 1, 0}};
+  bucket_count_t shuffled[3] = {base[2], base[0], base[1]};
+  const bucket_count_t *bases[2] = {base, shuffled};
+  for (int k = 0; k < 2; k++) {
+    counter_t c;
+    pprof_alloc_t a = counting(&c, -1);
+    pprof_options_t opt = {.rate = RATE, .time_nanos = 1,
+                           .duration_nanos = 5000000000LL,
+                           .base = bases[k], .nbase = 3, .alloc = &a};
+    pprof_membuf_t m = {0};
+    pprof_sink_t sink = pprof_sink_mem(&m);
+    CHECK(pprof_write_gzip(counts, NTABLE, NULL, &opt, &sink) == 0, "delta");
+    CHECK(c.now == 0, "%zu bytes left allocated", c.now);
+    Profile *p = decode(&m);
+    check_shape(p, RATE, 0);
+    CHECK(p->duration_nanos == 5000000000LL, "duration");
+    check_samples(p, base, 3);
+    perftools__profiles__profile__free_unpacked(p, NULL);
+    free(m.data);
+  }
+}
+
+/* ---- the real symbolizer ---- */
+
+__attribute__((noinline)) static void *caller_site(size_t n) {
+  return malloc(n);
+}
+
+/* A local symbol named like operator new[]: the encoder must drop it as a
+ * leading frame, as it drops the real one. Local, so it replaces nothing. */
+static void *fake_new(size_t n) __asm__("_Znam");
+__attribute__((noinline, used)) static void *fake_new(size_t n) {
+  return caller_site(n);
+}
+
+static void symbols_test(void) {
+  symbols_t *syms = symbols_open();
+  CHECK(syms != NULL, "symbols_open: %d", errno);
+  uintptr_t new_pc = (uintptr_t)fake_new + 1, site_pc = (uintptr_t)caller_site + 1;
+  uintptr_t stack[] = {new_pc, site_pc, 0x1001};
+  bucket_t *b = fake(stack, 3, 48, 1);
+  bucket_count_t c[1] = {{b, 5, 2}};
+  char path[512];
+  snprintf(path, sizeof path, "%s/named.pb.gz", tl_tmpdir());
+  pprof_options_t opt = {.rate = 1, .time_nanos = 1};
+  to_file(path, 1, c, 1, syms, &opt);
+  tl_profile_t tp;
+  tl_read_profile(path, &tp);
+  CHECK(tp.nsamples == 1 && tp.samples[0].nlocs == 2,
+        "want one sample of 2 frames (operator new dropped):\n%s", tp.raw);
+  CHECK(strstr(tp.samples[0].funcs[0], "caller_site") != NULL,
+        "leaf is %s, want caller_site:\n%s", tp.samples[0].funcs[0], tp.raw);
+  CHECK(tp.samples[0].v[2] == 3 && tp.samples[0].v[3] == 144,
+        "in use %lld/%lld", (long long)tp.samples[0].v[2],
+        (long long)tp.samples[0].v[3]);
+  tl_free_profile(&tp);
+
+  pprof_membuf_t m = {0};
+  pprof_sink_t sink = pprof_sink_mem(&m);
+  CHECK(pprof_write_gzip(c, 1, syms, &opt, &sink) == 0, "encode");
+  Profile *p = decode(&m);
+  check_shape(p, 1, 0);
+  size_t nmaps;
+  symbols_mappings(syms, &nmaps);
+  CHECK(p->n_mapping == nmaps, "%zu mappings, want %zu", p->n_mapping, nmaps);
+  CHECK(p->n_location == 3 && p->n_function == 2, "%zu locations, %zu functions",
+        p->n_location, p->n_function);
+  uint64_t mid = p->location[1]->mapping_id;
+  CHECK(mid >= 1 && p->mapping[mid - 1]->has_functions,
+        "the test binary's mapping must claim its functions");
+  CHECK(p->location[2]->mapping_id == 0 && p->location[2]->n_line == 0,
+        "an unmapped address has no mapping and no name");
+  perftools__profiles__profile__free_unpacked(p, NULL);
+  free(m.data);
+  free(b);
+  symbols_close(syms);
+}
+
+/* ---- the text form ---- */
+
+static void text_test(void) {
+  char path[512];
+  snprintf(path, sizeof path, "%s/fake.heap.txt", tl_tmpdir());
+  pprof_options_t opt = {.rate = RATE};
+  to_file(path, 0, counts, NTABLE, NULL, &opt);
+  tl_profile_t tp;
+  tl_read_profile(path, &tp);
+  int64_t o, b;
+  /* The 4 KiB bucket, at the header's rate: raw counts, un-sampled by
+   * pprof exactly as the proto form does. */
+  pprof_unsample(6, 4096, RATE, &o, &b);
+  int seen = 0;
+  for (size_t s = 0; s < tp.nsamples; s++) {
+    const tl_sample_t *t = &tp.samples[s];
+    if (t->bytes == 4096) {
+      seen |= 1;
+      CHECK(t->v[2] == o && t->v[3] == b, "4 KiB in use %lld, want %lld",
+            (long long)t->v[2], (long long)o);
+    }
+    if (t->bytes == 100) {
+      /* 1000 objects taken at rate 1, under a 512 KiB header: 1000 ·
+       * (1 − e^(−100/524288)) ≈ 0.19 rounds to 0, so pprof shows 0
+       * (the text form's one rate cannot say better) */
+      seen |= 2;
+      CHECK(t->v[2] == 0, "100 B bucket: %lld", (long long)t->v[2]);
+    }
+    if (t->bytes == 200) {
+      /* 500 objects taken at 4096 stand for 500/(1−e^(−200/4096)) ≈
+       * 10,493; written as 500·p_R/p_r ≈ 4.0 → 4, read back as 4/p_R ≈
+       * 10,488: within half of 1/p_R ≈ 2,622 */
+      seen |= 4;
+      double want = 500 / -expm1(-200.0 / 4096), unit = 1 / -expm1(-200.0 / RATE);
+      CHECK(fabs((double)t->v[2] - want) <= unit / 2 + 1,
+            "200 B bucket: %lld, want %.1f ± %.0f", (long long)t->v[2], want,
+            unit / 2);
+    }
+  }
+  CHECK((seen & 5) == 5, "buckets missing from the text form (%d):\n%s", seen,
+        tp.raw);
+  tl_free_profile(&tp);
+
+  /* A header at rate 1 and a bucket taken at 512 KiB: the other way. */
+  uintptr_t st[] = {0x407001};
+  bucket_t *bk = fake(st, 1, 100, RATE);
+  bucket_count_t c[1] = {{bk, 10, 3}}; /* in use ≠ allocs: four values */
+  opt.rate = 1;
+  to_file(path, 0, c, 1, NULL, &opt);
+  tl_read_profile(path, &tp);
+  pprof_unsample(7, 100, RATE, &o, &b);
+  CHECK(tp.nsamples == 1 && llabs(tp.samples[0].v[2] - o) <= 1,
+        "rate-1 header: %lld objects, want %lld:\n%s",
+        (long long)(tp.nsamples ? tp.samples[0].v[2] : -1), (long long)o, tp.raw);
+  tl_free_profile(&tp);
+  free(bk);
+
+  pprof_membuf_t m = {0};
+  pprof_sink_t sink = pprof_sink_mem(&m);
+  CHECK(pprof_write_text(counts, NTABLE, NULL, RATE, &sink) == 0, "text");
+  CHECK(m.len > 0 && memmem(m.data, m.len, "@ heap/1048576\n", 15) != NULL,
+        "header");
+  CHECK(memmem(m.data, m.len, "\nMAPPED_LIBRARIES:\n", 19) != NULL,
+        "no memory map");
+  CHECK(memmem(m.data, m.len, "0x401001 0x402001 0x403001\n", 27) != NULL,
+        "stack line");
+  free(m.data);
+}
+
+/* ---- failures ---- */
+
+typedef struct failing {
+  pprof_membuf_t m;
+  long writes, fail_at;
+  size_t biggest;
+} failing_t;
+
+static int failing_write(void *ctx, const void *buf, size_t len) {
+  failing_t *f = ctx;
+  if (len > f->biggest)
+    f->biggest = len;
+  if (f->writes++ == f->fail_at) {
+    errno = ENOSPC;
+    return -1;
+  }
+  return pprof_sink_mem(&f->m).write(&f->m, buf, len);
+}
+
+/* n buckets with distinct stacks of `depth` frames from `npcs` PCs: the
+ * first two frames number the bucket, so no two stacks are equal. */
+static bucket_count_t *many(size_t n, uint32_t depth, uint32_t npcs,
+                            uint8_t **arena) {
+  size_t each = sizeof(bucket_t) + depth * sizeof(uintptr_t);
+  *arena = calloc(n, each);
+  bucket_count_t *c = malloc(n * sizeof *c);
+  CHECK(*arena != NULL && c != NULL, "no memory for %zu fake buckets", n);
+  uint64_t x = 88172645463325252ULL;
+  for (size_t i = 0; i < n; i++) {
+    bucket_t *b = (bucket_t *)(*arena + i * each);
+    b->nframes = depth;
+    b->pcs[0] = 0x400001 + 16 * (i % npcs);
+    b->pcs[1] = 0x400001 + 16 * ((i / npcs) % npcs);
+    for (uint32_t f = 2; f < depth; f++) {
+      x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+      b->pcs[f] = 0x400001 + 16 * (x % npcs);
+    }
+    b->size = 16 + (x >> 40) % 8192;
+    b->rate = i % 64 == 0 ? 1 : RATE;
+    c[i] = (bucket_count_t){b, 1 + i % 7, i % 3};
+  }
+  return c;
+}
+
+static void failure_test(void) {
+  uint8_t *arena;
+  size_t n = 5000;
+  bucket_count_t *c = many(n, 6, 2000, &arena);
+  const char *comments[] = {"c"};
+  for (int text = 0; text < 2; text++) {
+    long total = -1;
+    for (long k = 0;; k++) {
+      counter_t cnt;
+      pprof_alloc_t a = counting(&cnt, -1);
+      pprof_options_t opt = {.rate = RATE, .time_nanos = 1, .alloc = &a,
+                             .comments = comments, .ncomments = 1};
+      failing_t f = {{0}, 0, k, 0};
+      pprof_sink_t sink = {failing_write, &f};
+      errno = 0;
+      int rc = text ? pprof_write_text(c, n, NULL, RATE, &sink)
+                    : pprof_write_gzip(c, n, NULL, &opt, &sink);
+      int err = errno;
+      CHECK(cnt.now == 0, "sink failing at write %ld: %zu bytes left", k,
+            cnt.now);
+      CHECK(f.biggest <= 8192, "a write of %zu bytes: not a few KiB",
+            f.biggest);
+      free(f.m.data);
+      if (rc == 0) {
+        total = f.writes;
+        CHECK(k == f.writes, "succeeded although write %ld failed", k);
+        break;
+      }
+      CHECK(rc == -1 && err == ENOSPC,
+            "sink failing at write %ld: rc %d errno %d, want -1/ENOSPC", k, rc,
+            err);
+      CHECK(f.writes == k + 1, "kept writing after a failure");
+    }
+    CHECK(total > 10, "%s: only %ld writes for %zu buckets",
+          text ? "text" : "gzip", total, n);
+    printf("%s: a sink failing at each of %ld writes: -1/ENOSPC, no leak\n",
+           text ? "text" : "gzip", total);
+  }
+  /* The allocator failing at each of its calls in turn. */
+  long calls = -1;
+  for (long k = 0;; k++) {
+    counter_t cnt;
+    pprof_alloc_t a = counting(&cnt, k);
+    pprof_options_t opt = {.rate = RATE, .time_nanos = 1, .alloc = &a};
+    pprof_membuf_t m = {0};
+    pprof_sink_t sink = pprof_sink_mem(&m);
+    errno = 0;
+    int rc = pprof_write_gzip(c, n, NULL, &opt, &sink);
+    int err = errno;
+    free(m.data);
+    CHECK(cnt.now == 0, "allocation %ld failing: %zu bytes left", k, cnt.now);
+    if (rc == 0) {
+      calls = cnt.calls;
+      CHECK(k >= cnt.calls, "succeeded although allocation %ld failed", k);
+      break;
+    }
+    CHECK(rc == -1 && err == ENOMEM, "allocation %ld failing: rc %d errno %d",
+          k, rc, err);
+  }
+  printf("gzip: an allocator failing at each of %ld calls: -1/ENOMEM, no leak\n",
+         calls);
+  /* The memory sink's limit. */
+  pprof_membuf_t m = {.limit = 1000};
+  pprof_sink_t sink = pprof_sink_mem(&m);
+  pprof_options_t opt = {.rate = RATE};
+  CHECK(pprof_write_gzip(c, n, NULL, &opt, &sink) == -1 && errno == EFBIG,
+        "a memory sink over its limit must fail with EFBIG");
+  CHECK(m.len <= 1000, "the memory sink went past its limit");
+  free(m.data);
+  free(c);
+  free(arena);
+}
+
+/* ---- memory ---- */
+
+/* Counts what passes through, inflating it on the fly: the size of the
+ * un-gzipped message, which the old encoder held in one buffer. */
+typedef struct measure {
+  z_stream z;
+  uint64_t raw, gz;
+  uint8_t buf[65536];
+} measure_t;
+
+static int measure_write(void *ctx, const void *buf, size_t len) {
+  measure_t *m = ctx;
+  m->gz += len;
+  m->z.next_in = (Bytef *)buf;
+  m->z.avail_in = (uInt)len;
+  do {
+    m->z.next_out = m->buf;
+    m->z.avail_out = sizeof m->buf;
+    int rc = inflate(&m->z, Z_NO_FLUSH);
+    CHECK(rc == Z_OK || rc == Z_STREAM_END || rc == Z_BUF_ERROR,
+          "inflate %d", rc);
+    m->raw += sizeof m->buf - m->z.avail_out;
+  } while (m->z.avail_out == 0);
+  return 0;
+}
+
+static size_t peak_for(size_t n, uint32_t npcs, uint64_t *raw, uint64_t *gz) {
+  uint8_t *arena;
+  bucket_count_t *c = many(n, 8, npcs, &arena);
+  counter_t cnt;
+  pprof_alloc_t a = counting(&cnt, -1);
+  pprof_options_t opt = {.rate = RATE, .time_nanos = 1, .alloc = &a};
+  measure_t *m = calloc(1, sizeof *m);
+  CHECK(inflateInit2(&m->z, 15 + 16) == Z_OK, "inflateInit2");
+  pprof_sink_t sink = {measure_write, m};
+  CHECK(pprof_write_gzip(c, n, NULL, &opt, &sink) == 0, "encode %zu: %d", n,
+        errno);
+  CHECK(cnt.now == 0, "%zu bytes left allocated", cnt.now);
+  inflateEnd(&m->z);
+  *raw = m->raw;
+  *gz = m->gz;
+  free(m);
+  free(c);
+  free(arena);
+  return cnt.peak;
+}
+
+/* A lower bound on what the old encoder held for n samples besides its
+ * symbols: the packed message, and per sample its protobuf-c structs
+ * (Sample, Label and their pointers, four values, eight location ids),
+ * counting no malloc overhead. */
+static uint64_t message_need(size_t n, uint64_t raw) {
+  return raw + n * (sizeof(Sample) + sizeof(Sample *) +
+                    sizeof(Perftools__Profiles__Label) +
+                    sizeof(Perftools__Profiles__Label *) + 4 * sizeof(int64_t) +
+                    8 * sizeof(uint64_t));
+}
+
+static void memory_test(size_t big) {
+  const uint32_t npcs = 4096;
+  uint64_t raw_s, gz_s, raw_b, gz_b;
+  size_t small = big / 10;
+  size_t peak_s = peak_for(small, npcs, &raw_s, &gz_s);
+  size_t peak_b = peak_for(big, npcs, &raw_b, &gz_b);
+  uint64_t need = message_need(big, raw_b);
+  printf("%zu buckets: encoder peak heap %zu bytes; message %llu bytes, "
+         "gzipped %llu\n", small, peak_s, (unsigned long long)raw_s,
+         (unsigned long long)gz_s);
+  printf("%zu buckets: encoder peak heap %zu bytes; message %llu bytes, "
+         "gzipped %llu; a whole message in protobuf-c structs needs over "
+         "%llu\n", big, peak_b, (unsigned long long)raw_b,
+         (unsigned long long)gz_b, (unsigned long long)need);
+  /* Both runs see all 4096 PCs (every bucket's first frame walks them),
+   * so the state is the same: ten times the buckets, the same memory. */
+  CHECK(peak_b == peak_s, "peak heap grew with the buckets: %zu → %zu",
+        peak_s, peak_b);
+  /* zlib's ~270 KiB, 12 KiB of buffers, and the location map for 4096
+   * addresses (384 KiB while it doubles to 16384 slots). */
+  CHECK(peak_b < (1u << 20), "peak heap %zu bytes for %u PCs", peak_b, npcs);
+  CHECK(peak_b * 20 < need, "peak %zu not far below the message's %llu",
+        peak_b, (unsigned long long)need);
+}
+
+int main(int argc, char **argv) {
+  if (argc == 3 && strcmp(argv[1], "memory") == 0) {
+    memory_test((size_t)strtoull(argv[2], NULL, 10));
+    printf("ok\n");
+    return 0;
+  }
+  CHECK(argc == 1, "usage: test_pprof [memory N]");
+  unsample_test();
+  make_table();
+  table_test();
+  delta_test();
+  symbols_test();
+  text_test();
+  failure_test();
+  memory_test(100000);
+  for (int i = 0; i < NTABLE; i++)
+    free(table[i]);
   printf("ok\n");
   return 0;
 }

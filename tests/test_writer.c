@@ -82,34 +82,12 @@ static void atomic_files(const char *dir) {
         "missing dir: errno %d", errno);
 }
 
-static void gzip_round_trip(void) {
-  uint8_t in[10000];
-  for (size_t i = 0; i < sizeof in; i++)
-    in[i] = (uint8_t)(i * 7 % 13);
-  uint8_t *gz;
-  size_t gzlen;
-  CHECK(writer_gzip(in, sizeof in, &gz, &gzlen) == 0, "gzip");
-  CHECK(gz[0] == 0x1f && gz[1] == 0x8b, "no gzip magic");
-  uint8_t back[10000];
-  z_stream z = {0};
-  inflateInit2(&z, 15 + 16);
-  z.next_in = gz;
-  z.avail_in = (uInt)gzlen;
-  z.next_out = back;
-  z.avail_out = sizeof back;
-  CHECK(inflate(&z, Z_FINISH) == Z_STREAM_END && z.total_out == sizeof in &&
-            memcmp(in, back, sizeof in) == 0, "gzip round trip");
-  inflateEnd(&z);
-  free(gz);
-}
-
 int main(void) {
   templates();
   char dir[512];
   snprintf(dir, sizeof dir, "%s/w", tl_tmpdir());
   mkdir(dir, 0700);
   atomic_files(dir);
-  gzip_round_trip();
   printf("ok\n");
   return 0;
 }
