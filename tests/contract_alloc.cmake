@@ -1,1 +1,66 @@
-# (filled in by its tests)
+# The host contract, allocator semantics and data (docs/RELIABILITY.md):
+# one clause per test, each run under the configurations it names; each
+# fails with the defect it guards against planted back.
+if(NOT DEFINED JEMALLOC)
+  set(JEMALLOC /usr/lib/x86_64-linux-gnu/libjemalloc.so.2)
+  set(TCMALLOC /usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4)
+endif()
+set(ALLOC_CONTRACT_DIR ${CMAKE_CURRENT_SOURCE_DIR}/contract)
+
+# alloc_contract_exe(NAME SOURCE [libs...]): a test program of tests/contract/.
+function(alloc_contract_exe name source)
+  add_executable(${name} ${ALLOC_CONTRACT_DIR}/${source})
+  target_compile_options(${name} PRIVATE ${HEAPPROF_WARNINGS})
+  target_include_directories(${name} PRIVATE ${CMAKE_CURRENT_SOURCE_DIR})
+  target_link_libraries(${name} PRIVATE testlib ${ARGN})
+endfunction()
+
+# alloc_contract_matrix(EXE): EXE under heapprof over glibc (label
+# integration), jemalloc and tcmalloc (label allocators), each at rates 1,
+# 4096 and the default, with a fixed seed; EXE is told the allocator.
+function(alloc_contract_matrix exe)
+  set(rate_1 "HEAPPROF_RATE=1;HEAPPROF_SEED=11")
+  set(rate_4096 "HEAPPROF_RATE=4096;HEAPPROF_SEED=11")
+  set(rate_default "HEAPPROF_SEED=11")
+  foreach(alloc glibc jemalloc tcmalloc)
+    set(preload "LD_PRELOAD=$<TARGET_FILE:heapprof>")
+    set(label integration)
+    if(NOT alloc STREQUAL glibc)
+      string(TOUPPER ${alloc} var)
+      set(preload "${preload}:${${var}}")
+      set(label allocators)
+    endif()
+    foreach(rate 1 4096 default)
+      heapprof_test_variant(contract_${exe}_${alloc}_${rate} ${exe}
+        ARGS ${alloc} ENV "${preload};${rate_${rate}}" LABELS contract ${label})
+    endforeach()
+  endforeach()
+endfunction()
+
+# B1: every malloc_usable_size byte is the program's, and realloc carries
+# min(old usable, new usable) of them, for every allocation function.
+alloc_contract_exe(alloc_usable alloc_usable.c)
+alloc_contract_matrix(alloc_usable)
+
+# B1 for C++: every usable byte of an operator new block is the program's,
+# kept while others come and go; every delete form gives it back.
+alloc_contract_exe(alloc_new alloc_new.cpp)
+alloc_contract_matrix(alloc_new)
+
+# B1 as redis-server relies on it: APPEND/SETRANGE values read back intact.
+alloc_contract_exe(alloc_redis alloc_redis.c)
+heapprof_test_variant(contract_alloc_redis alloc_redis
+  ARGS $<TARGET_FILE:heapprof> LABELS contract realworld)
+heapprof_test_variant(contract_alloc_redis_4096 alloc_redis
+  ARGS $<TARGET_FILE:heapprof> 4096 LABELS contract realworld)
+
+# B14: a sample keeps the rate it was taken at; set_rate re-weights nothing.
+alloc_contract_exe(alloc_setrate alloc_setrate.c m)
+heapprof_test_variant(contract_alloc_setrate alloc_setrate
+  ENV "LD_PRELOAD=$<TARGET_FILE:heapprof>;HEAPPROF_RATE=1;HEAPPROF_SEED=11"
+  LABELS contract integration)
+
+# Results, errno, alignment and zeroing are the allocator's own: the table
+# made under heapprof equals the one made by the same allocator alone.
+alloc_contract_exe(alloc_results alloc_results.c pthread)
+alloc_contract_matrix(alloc_results)
