@@ -378,20 +378,56 @@ static int by_start(const void *a, const void *b) {
   return x->start < y->start ? -1 : x->start > y->start;
 }
 
+/* The whole of /proc/self/maps as a malloc'd NUL-terminated string, read
+ * with read(): a stdio stream would sit in glibc's list of open streams,
+ * where the program's fcloseall() or fflush(NULL) on another thread can
+ * reach it. NULL with errno set. */
+static char *slurp_maps(void) {
+  int fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
+  if (fd < 0)
+    return NULL;
+  size_t cap = 1 << 16, len = 0;
+  char *text = malloc(cap);
+  for (ssize_t r = 1; text != NULL && r > 0;) {
+    if (cap - len < 4096) {
+      char *w = realloc(text, cap *= 2);
+      if (w == NULL) {
+        free(text);
+        text = NULL;
+        errno = ENOMEM;
+        break;
+      }
+      text = w;
+    }
+    while ((r = read(fd, text + len, cap - len - 1)) < 0 && errno == EINTR)
+      ;
+    if (r > 0)
+      len += (size_t)r;
+    else if (r < 0)
+      free(text), text = NULL;
+  }
+  int saved = errno;
+  close(fd);
+  errno = saved;
+  if (text != NULL)
+    text[len] = '\0';
+  return text;
+}
+
 /* Returns 0 or an errno value. Lines it cannot parse are skipped. */
 static int read_maps(symbols_t *s) {
-  FILE *f = fopen("/proc/self/maps", "re");
-  if (f == NULL)
+  char *text = slurp_maps();
+  if (text == NULL)
     return errno;
-  char *text = NULL;
-  size_t text_bytes = 0;
   struct maps_line m;
   bool ok = true;
-  while (ok && getline(&text, &text_bytes, f) > 0)
-    ok = !parse_maps_line(text, &m) || take_maps_line(s, &m);
+  for (char *line = text, *end; ok && *line != '\0'; line = end) {
+    end = strchr(line, '\n');
+    end = end != NULL ? (*end = '\0', end + 1) : line + strlen(line);
+    ok = !parse_maps_line(line, &m) || take_maps_line(s, &m);
+  }
   drop_data_module(s);
   free(text);
-  fclose(f);
   /* /proc lists mappings in address order already; mapping_index() relies
    * on it, so it is not left to trust. */
   qsort(s->mappings, s->nmappings, sizeof *s->mappings, by_start);
