@@ -53,6 +53,7 @@ static _Atomic uint64_t drops;
 static _Atomic uint64_t dump_seq;
 static pthread_mutex_t dump_lock = PTHREAD_MUTEX_INITIALIZER;
 static uint64_t forks;
+static int stopped; /* under dump_lock: the process is exiting */
 static _Atomic int ever_on; /* sampling was on at some point */
 
 void control_count_drop(void) {
@@ -216,8 +217,9 @@ static int write_profile(char *path, size_t cap, int next, int fd,
   hp_own_work_t own = hp_own_begin(t);
   int saved = errno;
   pthread_mutex_lock(&dump_lock);
-  int rc = path != NULL ? file_locked(kind, path, cap, next)
-                        : emit_locked(kind, fd);
+  int rc = stopped ? HEAPPROF_EBUSY
+           : path != NULL ? file_locked(kind, path, cap, next)
+                          : emit_locked(kind, fd);
   if (rc == HEAPPROF_EIO)
     saved = errno;
   pthread_mutex_unlock(&dump_lock);
@@ -236,7 +238,9 @@ static int dump_next(heapprof_kind_t kind, char *path_out, size_t path_len) {
     return HEAPPROF_EINVAL;
   }
   int rc = write_profile(path, sizeof path, numbered(cfg.out), -1, kind);
-  if (rc == HEAPPROF_EIO)
+  if (rc == HEAPPROF_EBUSY)
+    ; /* not started, or exiting: nothing to say */
+  else if (rc == HEAPPROF_EIO)
     config_warn("heapprof: cannot write profile %s: %s", path,
                 writer_strerror(errno));
   else if (rc != 0)
@@ -335,22 +339,17 @@ int control_dump(int kind) { return dump_next((heapprof_kind_t)kind, NULL, 0); }
 /* glibc counts a process's threads in __nptl_nthreads and calls exit(0)
  * when the last one ends without calling exit (pthread_exit in main and
  * the others return; a child forked from a worker thread whose function
- * returns). heapprof's threads never end, so each takes itself out of
- * that count: the process ends when the program's last thread does, as
- * it would without heapprof. A thread whose uncounting brings the count
- * to 0 found that last thread already gone, and does what it would have
- * done. Where the symbol is missing (not glibc), nothing is uncounted. */
-static void uncount_self(void) {
-  unsigned int *n = dlvsym(RTLD_DEFAULT, "__nptl_nthreads", "GLIBC_PRIVATE");
-  if (n != NULL && __atomic_sub_fetch(n, 1, __ATOMIC_SEQ_CST) == 0)
-    exit(0);
-}
+ * returns). heapprof's threads never end, so each is taken out of that
+ * count: the process ends when the program's last thread does, on that
+ * thread, as it would without heapprof. The program thread that created
+ * the heapprof thread does the uncounting, right after pthread_create
+ * counted it: the creator is alive, so the count cannot reach 0 there.
+ * Where the symbol is missing (not glibc), nothing is uncounted. */
+static unsigned int *nptl_nthreads; /* found at start-up */
 
-/* Before a heapprof thread ends: glibc takes it out of the count itself. */
-static void recount_self(void) {
-  unsigned int *n = dlvsym(RTLD_DEFAULT, "__nptl_nthreads", "GLIBC_PRIVATE");
-  if (n != NULL)
-    __atomic_add_fetch(n, 1, __ATOMIC_SEQ_CST);
+static void nthreads_add(int delta) {
+  if (nptl_nthreads != NULL)
+    __atomic_add_fetch(nptl_nthreads, (unsigned)delta, __ATOMIC_SEQ_CST);
 }
 
 typedef struct spawned {
@@ -366,9 +365,8 @@ static void *trampoline(void *arg) {
   free(arg);
   pthread_setname_np(pthread_self(), s.name);
   fdtable_private();
-  uncount_self();
   void *r = s.fn(NULL);
-  recount_self();
+  nthreads_add(1); /* glibc takes an ending thread out of the count */
   return r;
 }
 
@@ -384,10 +382,12 @@ int control_spawn(const char *name, void *(*fn)(void *)) {
   pthread_t t;
   int rc = pthread_create(&t, NULL, trampoline, s);
   pthread_sigmask(SIG_SETMASK, &old, NULL);
-  if (rc == 0)
+  if (rc == 0) {
+    nthreads_add(-1);
     pthread_detach(t);
-  else
+  } else {
     free(s);
+  }
   return rc;
 }
 
@@ -434,6 +434,7 @@ static uint64_t random_seed(void) {
 
 __attribute__((constructor)) static void control_start(void) {
   hp_self.busy++;
+  nptl_nthreads = dlvsym(RTLD_DEFAULT, "__nptl_nthreads", "GLIBC_PRIVATE");
   config_read(&cfg);
   control_depth = cfg.depth;
   control_seed = cfg.seed_set ? cfg.seed : random_seed();
@@ -464,6 +465,12 @@ __attribute__((destructor)) static void control_stop(void) {
     dump_next(HEAPPROF_HEAP, NULL, 0);
   if (cfg.peak)
     dump_next(HEAPPROF_PEAK, NULL, 0);
+  /* No dump starts after this one: the process is about to end, and a dump
+   * cut off by the end of the process would leave its temp file behind.
+   * Waiting for dump_lock lets one in progress finish first. */
+  pthread_mutex_lock(&dump_lock);
+  stopped = 1;
+  pthread_mutex_unlock(&dump_lock);
 }
 
 /* ---- the public API ---- */

@@ -341,8 +341,16 @@ static void serve_loop(int lfd) {
                   "(descriptor %d); no HTTP server from now on", lfd);
       return;
     }
+    /* Wait in poll, not in accept: a blocked accept holds the number the
+     * connection will get, which in a table shared with the program (no
+     * unshare) is the program's lowest free one. */
+    struct pollfd ready = {lfd, POLLIN, 0};
+    if (poll(&ready, 1, -1) < 0)
+      continue;
     int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
     if (fd < 0) {
+      if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+        continue;
       if (errno == EMFILE || errno == ENFILE || errno == ENOMEM ||
           errno == ENOBUFS) {
         struct timespec pause = {0, 100000000};
@@ -398,7 +406,8 @@ static int open_listener(void) {
       (!remote_allowed && !httpreq_addr_loopback(&ss)))
     return -1; /* config.c said why */
   start.any_port = port_of(&ss) == 0;
-  int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0), one = 1;
+  int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0),
+      one = 1;
   if (fd >= 0)
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
   if (fd < 0 || bind(fd, (struct sockaddr *)&ss, sslen) != 0 ||

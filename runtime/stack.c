@@ -1,25 +1,33 @@
 /*
- * stack — glibc's backtrace() with the profiler's own frames cut off.
+ * stack — unw_backtrace with the profiler's own frames cut off.
  *
- * backtrace() walks the stack with libgcc's unwinder, which follows the
- * CFI of each frame (≈ 0.2 µs for a 26-frame stack here) and, with glibc
- * 2.35+ and GCC 12+, finds each frame's object with _dl_find_object, which
- * takes no lock. It opens no descriptor and keeps none: libunwind, used
- * before, validated memory through a pipe it cached, and once a daemon had
- * closed every descriptor above 2 and opened its own files, that pipe's
- * numbers were the program's files, which libunwind read, closed and
- * replaced (the host contract, docs/RELIABILITY.md). A frame without CFI
- * ends the stack instead of being guessed at.
+ * unw_backtrace is libunwind's fast tracer (it caches frame shapes per
+ * address, ~0.2 µs for a 26-frame stack here); the unw_step loop would be
+ * 70x slower and is never used on the sampling path. Our own frames are the
+ * leading ones whose address falls in this library's executable segments,
+ * learned once from dl_iterate_phdr, so the trim does not depend on how the
+ * compiler inlined the malloc wrappers.
  *
- * Our own frames are the leading ones whose address falls in this
- * library's executable segments, learned once from dl_iterate_phdr, so the
- * trim does not depend on how the compiler inlined the malloc wrappers.
+ * libunwind validates memory through a pipe it opens once and keeps. Left
+ * alone, that pipe takes the lowest free numbers (3 and 4 in a new
+ * process), and once a daemon has closed every descriptor above 2 and
+ * opened its own files there, the next validation reads from, closes and
+ * replaces the program's files. So heapprof exports pipe2: a call from
+ * libunwind gets its pipe far above the numbers a program is given, close-
+ * on-exec (fdtable_move_high); every other caller gets glibc's pipe2
+ * unchanged. Should a program close that pipe anyway, libunwind notices the
+ * failed read and opens a new one, which goes up there again. (glibc's
+ * backtrace() needs no descriptor, but walks CFI without libunwind's
+ * per-address cache: 13 times the instructions per sample here.)
  */
 #define _GNU_SOURCE
 #include "stack.h"
 
+#include <dlfcn.h>
 #include <link.h>
 #include <stddef.h>
+
+#include "fdtable.h"
 
 #define MAX_SEGMENTS 4
 
@@ -58,11 +66,47 @@ static int find_own(struct dl_phdr_info *info, size_t size, void *arg) {
   return 1;
 }
 
+/* libunwind's code, whose pipe2 calls are moved high. */
+static uintptr_t unwind_lo, unwind_hi;
+
+static int find_unwind(struct dl_phdr_info *info, size_t size, void *arg) {
+  (void)size;
+  uintptr_t probe = (uintptr_t)arg;
+  for (int i = 0; i < info->dlpi_phnum; i++) {
+    const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+    uintptr_t lo = info->dlpi_addr + ph->p_vaddr;
+    if (ph->p_type == PT_LOAD && (ph->p_flags & PF_X) && probe >= lo &&
+        probe < lo + ph->p_memsz) {
+      unwind_lo = lo, unwind_hi = lo + ph->p_memsz;
+      return 1;
+    }
+  }
+  return 0;
+}
+
+static int (*next_pipe2)(int[2], int);
+
+__attribute__((visibility("default"))) int pipe2(int fds[2], int flags) {
+  if (next_pipe2 == NULL)
+    next_pipe2 = (int (*)(int[2], int))dlsym(RTLD_NEXT, "pipe2");
+  int rc = next_pipe2(fds, flags);
+  uintptr_t from = (uintptr_t)__builtin_return_address(0);
+  if (rc == 0 && from >= unwind_lo && from < unwind_hi) {
+    fds[0] = fdtable_move_high(fds[0]);
+    fds[1] = fdtable_move_high(fds[1]);
+  }
+  return rc;
+}
+
 void stack_init(void) {
-  if (nown == 0)
+  if (nown == 0) {
     dl_iterate_phdr(find_own, (void *)(uintptr_t)&stack_capture);
-  uintptr_t warm[8];
-  stack_capture(warm, 8);
+    dl_iterate_phdr(find_unwind, (void *)(uintptr_t)&unw_backtrace);
+  }
+  /* No warm-up capture: libunwind's first use opens its pipe, and a
+   * program that never has a sample should never see it. Its first use
+   * allocates (forwarded: the slow path is busy) and takes the loader
+   * lock, which is recursive, while no profiler lock is held. */
 }
 
 int stack_trim(void *const *raw, int n, uintptr_t *pcs, int max) {

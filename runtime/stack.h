@@ -8,17 +8,18 @@
 #ifndef HEAPPROF_STACK_H
 #define HEAPPROF_STACK_H
 
-#include <execinfo.h>
 #include <stdint.h>
+
+#define UNW_LOCAL_ONLY
+#include <libunwind.h>
 
 #include "../profile/buckets.h"
 
 /* Room for the profiler's own leading frames, unwound and then cut. */
 #define STACK_OWN_MAX 8
 
-/* Learns the library's own code range and warms the unwinder up (glibc's
- * backtrace loads libgcc_s on first use, which allocates and takes the
- * loader lock). Call once, early. */
+/* Learns the code ranges of the library and of libunwind. Call once,
+ * early. */
 void stack_init(void);
 
 /* Copies the `n` frames of `raw` after the profiler's leading ones, up to
@@ -26,15 +27,15 @@ void stack_init(void);
 int stack_trim(void *const *raw, int n, uintptr_t *pcs, int max);
 
 /* Fills up to `max` frames; returns how many. Never takes a profiler lock.
- * Always inlined: every frame of the profiler's own is one more for the
- * unwinder to step through and then throw away, so the unwinding starts in
- * the slow path that decided to sample. */
+ * Always inlined: every frame of the profiler's own is one more for
+ * libunwind to step through (≈ 70 instructions each) and then throw away,
+ * so the unwinding starts in the slow path that decided to sample. */
 static inline __attribute__((always_inline)) int stack_capture(uintptr_t *pcs,
                                                                int max) {
   void *raw[BUCKET_MAX_FRAMES + STACK_OWN_MAX];
   if (max > BUCKET_MAX_FRAMES)
     max = BUCKET_MAX_FRAMES;
-  return stack_trim(raw, backtrace(raw, max + STACK_OWN_MAX), pcs, max);
+  return stack_trim(raw, unw_backtrace(raw, max + STACK_OWN_MAX), pcs, max);
 }
 
 #endif /* HEAPPROF_STACK_H */
