@@ -53,6 +53,19 @@ static _Atomic uint64_t drops;
 static _Atomic uint64_t dump_seq;
 static pthread_mutex_t dump_lock = PTHREAD_MUTEX_INITIALIZER;
 static uint64_t forks;
+static _Atomic int exiting; /* the exit profile is being written */
+
+/* Takes dump_lock; once the process is exiting, waits 5 s at most: a dump
+ * stuck in another thread (a pipe nobody reads) must not keep a process
+ * that called exit from ending. 0 or -1. */
+static int lock_dumps(void) {
+  if (!atomic_load(&exiting))
+    return pthread_mutex_lock(&dump_lock);
+  struct timespec at;
+  clock_gettime(CLOCK_REALTIME, &at);
+  at.tv_sec += 5;
+  return pthread_mutex_timedlock(&dump_lock, &at) == 0 ? 0 : -1;
+}
 static int stopped; /* under dump_lock: the process is exiting */
 static _Atomic int ever_on; /* sampling was on at some point */
 
@@ -216,7 +229,11 @@ static int write_profile(char *path, size_t cap, int next, int fd,
   hp_thread_t *t = &hp_self;
   hp_own_work_t own = hp_own_begin(t);
   int saved = errno;
-  pthread_mutex_lock(&dump_lock);
+  if (lock_dumps() != 0) { /* exiting, and a dump is stuck: give up */
+    hp_own_end(t, own);
+    errno = saved;
+    return HEAPPROF_EBUSY;
+  }
   int rc = stopped ? HEAPPROF_EBUSY
            : path != NULL ? file_locked(kind, path, cap, next)
                           : emit_locked(kind, fd);
@@ -398,6 +415,10 @@ int control_spawn(const char *name, void *(*fn)(void *)) {
  * that. The child does not need it: the dump in progress belongs to a
  * thread that did not come along, and the child starts unlocked. */
 static void fork_prepare(void) {
+  /* The program's own prepare handlers that run after this one (those it
+   * registered first) may allocate: they must not sample, which would take
+   * the locks held from here on. */
+  hp_self.busy++;
   dumper_fork_prepare();
   stats_fork_prepare();
   bucket_fork_prepare();
@@ -410,6 +431,7 @@ static void fork_parent(void) {
   bucket_fork_parent();
   stats_fork_parent();
   dumper_fork_parent();
+  hp_self.busy--;
 }
 
 static void fork_child(void) {
@@ -417,6 +439,7 @@ static void fork_child(void) {
   bucket_fork_child();
   stats_fork_child();
   dumper_fork_child();
+  hp_self.busy--;
   pthread_mutex_init(&dump_lock, NULL);
   /* A different stream from the parent's, reproducible under a fixed seed. */
   sampler_seed(&hp_self.rng, sampler_mix(control_seed, ~forks));
@@ -461,16 +484,23 @@ __attribute__((destructor)) static void control_stop(void) {
    * turned sampling on itself. */
   if (atomic_load(&control_epoch) == 0 || !ever_on)
     return;
+  atomic_store(&exiting, 1);
+  bucket_count_t *peak;
+  size_t npeak;
+  int64_t peak_bytes;
   if (cfg.out_set)
     dump_next(HEAPPROF_HEAP, NULL, 0);
-  if (cfg.peak)
+  if (cfg.peak && dumper_peak(&peak, &npeak, &peak_bytes) == 0) {
+    free(peak); /* a mark was reached: there is a peak profile to write */
     dump_next(HEAPPROF_PEAK, NULL, 0);
+  }
   /* No dump starts after this one: the process is about to end, and a dump
    * cut off by the end of the process would leave its temp file behind.
    * Waiting for dump_lock lets one in progress finish first. */
-  pthread_mutex_lock(&dump_lock);
-  stopped = 1;
-  pthread_mutex_unlock(&dump_lock);
+  if (lock_dumps() == 0) {
+    stopped = 1;
+    pthread_mutex_unlock(&dump_lock);
+  }
 }
 
 /* ---- the public API ---- */

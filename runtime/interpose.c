@@ -251,13 +251,13 @@ static SLOW int64_t should_sample(hp_thread_t *t, size_t n) {
   uint32_t epoch = atomic_load_explicit(&control_epoch, memory_order_acquire);
   if (epoch == 0) /* not started: look again at the next allocation */
     return 0;
+  if (t->busy) /* the countdown is left as it was: not ours to spend */
+    return 0;
   if (unlikely(!t->registered)) { /* its counts join heapprof_read_stats */
     t->busy++;
     stats_thread_register(t);
     t->busy--;
   }
-  if (t->busy) /* the countdown is left as it was: not ours to spend */
-    return 0;
   int64_t rate = atomic_load_explicit(&control_rate, memory_order_relaxed);
   if (t->epoch != epoch) {
     if (t->epoch == 0)
