@@ -16,6 +16,7 @@
 #include "control.h"
 
 #include <dlfcn.h>
+#include <sched.h>
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
@@ -387,7 +388,7 @@ static void *trampoline(void *arg) {
   return r;
 }
 
-int control_spawn(const char *name, void *(*fn)(void *)) {
+int control_spawn(const char *name, void *(*fn)(void *), pthread_t *joinable) {
   spawned_t *s = malloc(sizeof *s);
   if (s == NULL)
     return ENOMEM;
@@ -401,7 +402,10 @@ int control_spawn(const char *name, void *(*fn)(void *)) {
   pthread_sigmask(SIG_SETMASK, &old, NULL);
   if (rc == 0) {
     nthreads_add(-1);
-    pthread_detach(t);
+    if (joinable != NULL)
+      *joinable = t;
+    else
+      pthread_detach(t);
   } else {
     free(s);
   }
@@ -439,11 +443,62 @@ static void fork_child(void) {
   bucket_fork_child();
   stats_fork_child();
   dumper_fork_child();
+  http_fork_child();
   hp_self.busy--;
   pthread_mutex_init(&dump_lock, NULL);
   /* A different stream from the parent's, reproducible under a fixed seed. */
   sampler_seed(&hp_self.rng, sampler_mix(control_seed, ~forks));
   atomic_store(&dump_seq, 0);
+}
+
+/* ---- moments the program must be single-threaded ---- */
+
+/* unshare(CLONE_NEWUSER) and setns into a user or mount namespace fail
+ * with EINVAL in a process with more than one thread (so do CLONE_VM,
+ * CLONE_SIGHAND and CLONE_THREAD). A program that is single-threaded
+ * must not fail them because of heapprof's threads: heapprof ends its
+ * threads for the call and starts them again afterwards (the dump thread
+ * at the next sample, the HTTP server at once, on the same address). A
+ * thread just joined may still be leaving the kernel's thread group, so
+ * EINVAL is retried for a moment when threads were ended. */
+typedef int (*ns_call_t)(int, int);
+
+static int ns_call(const char *name, int a, int b, int solo) {
+  static ns_call_t next_unshare, next_setns;
+  ns_call_t *next = name[0] == 'u' ? &next_unshare : &next_setns;
+  if (*next == NULL)
+    *next = (ns_call_t)dlsym(RTLD_NEXT, name);
+  if (*next == NULL) {
+    errno = ENOSYS;
+    return -1;
+  }
+  if (!solo)
+    return (*next)(a, b);
+  int stopped_dumper = dumper_stop_thread(), stopped_http = http_stop();
+  int rc = (*next)(a, b);
+  for (int tries = 0; rc != 0 && errno == EINVAL &&
+                      (stopped_dumper || stopped_http) && tries < 200; tries++) {
+    struct timespec pause = {0, 1000000};
+    nanosleep(&pause, NULL);
+    rc = (*next)(a, b);
+  }
+  int saved = errno;
+  if (stopped_http)
+    http_restart();
+  errno = saved;
+  return rc;
+}
+
+#define SOLO_FLAGS (CLONE_NEWUSER | CLONE_VM | CLONE_SIGHAND | CLONE_THREAD)
+
+__attribute__((visibility("default"))) int unshare(int flags) {
+  return ns_call("unshare", flags, 0, (flags & SOLO_FLAGS) != 0);
+}
+
+/* nstype 0 lets the descriptor decide: treated like a user namespace. */
+__attribute__((visibility("default"))) int setns(int fd, int nstype) {
+  return ns_call("setns", fd, nstype,
+                 nstype == 0 || (nstype & (CLONE_NEWUSER | CLONE_NEWNS)));
 }
 
 /* ---- start and exit ---- */

@@ -6,6 +6,7 @@
 #ifndef HEAPPROF_CONTROL_H
 #define HEAPPROF_CONTROL_H
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -36,9 +37,11 @@ int control_dump_path(int kind, char *path, size_t cap);
 int control_body(int kind, int text, int seconds, uint8_t **body,
                  size_t *len);
 
-/* Starts a detached thread named `name` running `fn`, with every signal
- * blocked (signals belong to the program's threads). 0 or an errno. */
-int control_spawn(const char *name, void *(*fn)(void *));
+/* Starts a thread named `name` running `fn`, with every signal blocked
+ * (signals belong to the program's threads), in a descriptor table of its
+ * own and outside glibc's thread count. Detached, or joinable with its
+ * handle in `*joinable` when that is not NULL. 0 or an errno. */
+int control_spawn(const char *name, void *(*fn)(void *), pthread_t *joinable);
 
 /* Samples that could not be recorded (profiler memory exhausted). */
 void control_count_drop(void);

@@ -68,6 +68,8 @@ static sem_t wake_sem;
 static _Atomic int thread_up;        /* wake_sem is live and waited on */
 static _Atomic int pending_signals;  /* dump signals not yet answered */
 static _Atomic int pending_growth;   /* growth steps not yet dumped */
+static _Atomic int quit;             /* dumper_stop_thread asks it to end */
+static pthread_t dump_tid;
 
 /* The peak: the keeping epoch of the mark (0: none yet, else even) and
  * the estimate there. Protected by peak_lock, held for a few instructions;
@@ -334,6 +336,8 @@ static void *dump_thread(void *arg) {
     if (w >= 0 && (timeout < 0 || w < timeout))
       timeout = w;
     wait_wake(timeout);
+    if (atomic_load(&quit))
+      return NULL;
     /* Every step of growth gets its profile; signals that arrive while
      * one is being answered are answered by the same profile. */
     int growth_steps = atomic_exchange(&pending_growth, 0);
@@ -360,7 +364,8 @@ static int start_thread(void) {
   if (sem_init(&wake_sem, 0, 1) != 0)
     return -1;
   atomic_store_explicit(&thread_up, 1, memory_order_release);
-  int rc = control_spawn("heapprof", dump_thread);
+  atomic_store(&quit, 0);
+  int rc = control_spawn("heapprof", dump_thread, &dump_tid);
   if (rc != 0) {
     atomic_store(&thread_up, 0);
     errno = rc;
@@ -408,6 +413,17 @@ void dumper_start_thread(void) {
   if (atomic_exchange(&dumper_start_pending, 0) && start_thread() != 0)
     config_warn("heapprof: cannot start the dump thread: %s; signal, "
                 "interval and growth profiles are off", strerrordesc_np(errno));
+}
+
+int dumper_stop_thread(void) {
+  if (!atomic_exchange(&thread_up, 0))
+    return 0;
+  atomic_store(&quit, 1);
+  sem_post(&wake_sem);
+  pthread_join(dump_tid, NULL); /* after the dump in progress, if any */
+  sem_destroy(&wake_sem);
+  atomic_store(&dumper_start_pending, 1); /* again at the next sample */
+  return 1;
 }
 
 void dumper_fork_prepare(void) { pthread_mutex_lock(&peak_lock); }

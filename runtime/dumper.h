@@ -44,6 +44,11 @@ int dumper_peak(bucket_count_t **out, size_t *n, int64_t *peak_bytes);
 extern _Atomic int dumper_start_pending;
 void dumper_start_thread(void);
 
+/* Ends the dump thread (after the dump in progress) and arms its start at
+ * the next sample: 1 if there was one. For a program that must be
+ * single-threaded for a moment (control.c's unshare). */
+int dumper_stop_thread(void);
+
 void dumper_fork_prepare(void);
 void dumper_fork_parent(void);
 void dumper_fork_child(void);

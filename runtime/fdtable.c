@@ -96,7 +96,8 @@ int fdtable_move_high(int fd) {
   int high = fcntl(fd, F_DUPFD_CLOEXEC, (int)base);
   if (high < 0)
     return fd; /* no room up there: keep it where it is */
-  close(fd);
+  syscall(SYS_close, fd); /* close() is a cancellation point; this may run
+                             inside malloc (libunwind's pipe) */
   return high;
 }
 

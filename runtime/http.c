@@ -33,6 +33,7 @@
 #include <string.h>
 #include <strings.h>
 #include <semaphore.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -323,6 +324,9 @@ static struct {
   sem_t ready; /* posted once the thread knows whether it serves */
   ino_t ino;   /* the socket's inode: checked where the table is shared */
   int any_port; /* port 0 asked for: the one picked is printed */
+  _Atomic int quit; /* http_stop asks the thread to end */
+  _Atomic int up;
+  pthread_t tid;
 } start;
 
 /* Whether `fd` is still our listening socket. Only a thread that shares
@@ -345,7 +349,10 @@ static void serve_loop(int lfd) {
      * connection will get, which in a table shared with the program (no
      * unshare) is the program's lowest free one. */
     struct pollfd ready = {lfd, POLLIN, 0};
-    if (poll(&ready, 1, -1) < 0)
+    int n = poll(&ready, 1, 250); /* a quarter second: to see `quit` */
+    if (atomic_load(&start.quit))
+      return;
+    if (n <= 0)
       continue;
     int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
     if (fd < 0) {
@@ -448,7 +455,9 @@ void http_start(const char *addr, int remote_ok, int verbose_on) {
   remote_allowed = remote_ok;
   verbose = verbose_on;
   sem_init(&start.ready, 0, 0);
-  int rc = control_spawn("heapprof-http", serve);
+  atomic_store(&start.quit, 0);
+  int rc = control_spawn("heapprof-http", serve, &start.tid);
+  atomic_store(&start.up, rc == 0);
   if (rc != 0) {
     config_warn("heapprof: cannot start the HTTP thread: %s",
                 strerrordesc_np(rc));
@@ -468,3 +477,22 @@ void http_start(const char *addr, int remote_ok, int verbose_on) {
     config_warn("heapprof: serving http://%s:%d/debug/pprof/", served_host,
                 served_port);
 }
+
+int http_stop(void) {
+  if (!atomic_exchange(&start.up, 0))
+    return 0;
+  atomic_store(&start.quit, 1);
+  pthread_join(start.tid, NULL); /* its table, socket and claim go with it */
+  sem_destroy(&start.ready);
+  return 1;
+}
+
+void http_restart(void) {
+  char addr[sizeof start.addr];
+  snprintf(addr, sizeof addr, "%s", start.addr);
+  served_port = 0;
+  http_start(addr, remote_allowed, verbose);
+}
+
+/* A forked child does not serve: the thread stayed with the parent. */
+void http_fork_child(void) { atomic_store(&start.up, 0); }

@@ -25,6 +25,7 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <malloc.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -299,9 +300,16 @@ static void note_free(bucket_t *b) {
 #define UNWOUND static inline __attribute__((always_inline))
 
 /* The bucket for a sampled allocation of `size` bytes made here. */
+/* Cancellation is held off while libunwind works: its memory validation
+ * calls read and write, which are cancellation points, and a pending
+ * cancellation must never act inside malloc (POSIX does not make malloc
+ * one; a thread cancelled there leaves the program's mutexes locked). */
 UNWOUND bucket_t *bucket_here(size_t size, int64_t rate) {
   uintptr_t pcs[BUCKET_MAX_FRAMES];
+  int cancel;
+  pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &cancel);
   int nframes = stack_capture(pcs, control_depth);
+  pthread_setcancelstate(cancel, NULL);
   return bucket_get(pcs, (uint32_t)nframes, size, rate);
 }
 

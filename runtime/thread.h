@@ -8,6 +8,7 @@
 #ifndef HEAPPROF_THREAD_H
 #define HEAPPROF_THREAD_H
 
+#include <pthread.h>
 #include <sched.h>
 #include <stdint.h>
 
@@ -86,17 +87,24 @@ static inline uint64_t hp_thread_bytes_frozen(const hp_thread_t *t) {
  * afterwards, because they are the profiler's, not the program's. */
 typedef struct hp_own_work {
   uint64_t mallocs, frees, bytes;
+  int cancel; /* the thread's cancelability, restored at the end */
 } hp_own_work_t;
 
+/* Cancellation is held off for the whole of it: the profiler's own I/O
+ * (files, libdw, libunwind) is full of cancellation points, and a thread
+ * cancelled there would leave dump_lock held and a temp file behind. */
 static inline hp_own_work_t hp_own_begin(hp_thread_t *t) {
+  hp_own_work_t w = {t->mallocs, t->frees, t->bytes_base - t->bytes_left, 0};
+  pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &w.cancel);
   t->busy++;
-  return (hp_own_work_t){t->mallocs, t->frees, t->bytes_base - t->bytes_left};
+  return w;
 }
 
 static inline void hp_own_end(hp_thread_t *t, hp_own_work_t saved) {
   t->mallocs = saved.mallocs, t->frees = saved.frees;
   hp_count_bytes(t, saved.bytes - (t->bytes_base - t->bytes_left));
   t->busy--;
+  pthread_setcancelstate(saved.cancel, NULL);
 }
 
 #endif /* HEAPPROF_THREAD_H */

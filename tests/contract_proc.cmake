@@ -140,12 +140,17 @@ heapprof_test_variant(contract_proc_rlimit proc_rlimit ARGS ${dir}
 proc_dir(dir proc-rlimit contract_proc_rlimit)
 
 # A single-threaded program can unshare(CLONE_NEWUSER) (the kernel refuses
-# it to a multithreaded process): by default and with the HTTP server.
+# it to a multithreaded process): once heapprof has sampled (16 MiB), by
+# default and with the HTTP server, and before any allocation of its own
+# (a fixed seed: the same start-up allocations sample the same way).
 proc_exe(proc_unshare proc_unshare.c)
 heapprof_test_variant(contract_proc_unshare proc_unshare
-  ARGS $<TARGET_FILE:heapprof> LABELS contract hostile)
+  ARGS sampled $<TARGET_FILE:heapprof> LABELS contract hostile)
 heapprof_test_variant(contract_proc_unshare_http proc_unshare
-  ARGS $<TARGET_FILE:heapprof> HEAPPROF_HTTP=127.0.0.1:0 LABELS contract hostile)
+  ARGS sampled $<TARGET_FILE:heapprof> HEAPPROF_HTTP=127.0.0.1:0
+  LABELS contract hostile)
+heapprof_test_variant(contract_proc_unshare_fresh proc_unshare
+  ARGS fresh $<TARGET_FILE:heapprof> HEAPPROF_SEED=1 LABELS contract hostile)
 
 # A forked child's dump signal is answered even if it came before the
 # child's first allocation (before its dump thread exists).

@@ -7,8 +7,10 @@
  * a burst of allocation calls, in a loop; each burst keeps one 4 KiB block,
  * so the in-use estimate grows steadily and, with HEAPPROF_GROWTH=1M and
  * HEAPPROF_RATE=1, the growth trigger fires every 256 bursts from this
- * very thread. The main thread cancels it. The thread goes on for 4,096
- * more bursts (16 growth steps), then leaves the mutex and calls
+ * very thread. The main thread cancels it before its first allocation, so
+ * the cancellation is pending through everything heapprof does for this
+ * thread, first sample and first stack included. The thread makes 4,096
+ * bursts (16 growth steps), then leaves the mutex and calls
  * pthread_testcancel(). A cleanup handler records where the cancellation
  * acted: inside an allocation call (heapprof made one a cancellation
  * point: the thread dies holding the mutex, as a program's lock would)
@@ -23,6 +25,7 @@
 #define _GNU_SOURCE
 #include <dirent.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,14 +36,13 @@
 #include "proc_common.h"
 #include "testlib.h"
 
-#define BEFORE_CANCEL 64     /* bursts before the main thread cancels */
-#define AFTER_CANCEL 4096    /* bursts after: 16 MiB kept, 16 growth steps */
-#define KEPT (BEFORE_CANCEL * 64 + AFTER_CANCEL + 16)
+#define BURSTS 4096 /* after the cancel: 16 MiB kept, 16 growth steps */
+#define KEPT (BURSTS + 16)
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static void *volatile kept[KEPT]; /* volatile: the calls are not elided */
 static _Atomic long bursts;
-static _Atomic int cancel_sent;
+static _Atomic int ready, cancel_sent;
 static volatile int in_alloc;   /* inside an allocation call */
 static volatile int holding;    /* holding `lock` */
 static volatile int cancelled_in_alloc = -1, cancelled_holding = -1;
@@ -68,26 +70,24 @@ static __attribute__((noipa)) void burst(long i) {
   in_alloc = 0;
 }
 
-/* Bursts under the mutex until AFTER_CANCEL bursts after the cancel. */
+/* BURSTS bursts under the mutex. */
 static __attribute__((noipa)) void run_bursts(void) {
-  long after = 0;
-  for (long i = 0;; i++) {
+  for (long i = 0; i < BURSTS; i++) {
     pthread_mutex_lock(&lock);
     holding = 1;
     burst(i);
     holding = 0;
     pthread_mutex_unlock(&lock);
     atomic_fetch_add(&bursts, 1);
-    if (atomic_load(&cancel_sent) && ++after >= AFTER_CANCEL)
-      return;
-    if (i > KEPT - 8) /* the main thread never cancelled: give up */
-      return;
   }
 }
 
 static void *worker(void *arg) {
   (void)arg;
   pthread_cleanup_push(cleanup, NULL);
+  atomic_store(&ready, 1);
+  while (!atomic_load(&cancel_sent)) /* no cancellation point here */
+    sched_yield();
   run_bursts();
   pthread_testcancel(); /* the one cancellation point of this thread */
   reached_end = 1;
@@ -132,9 +132,9 @@ int main(int argc, char **argv) {
   pc_deadline(60);
   pthread_t t;
   CHECK(pthread_create(&t, NULL, worker, NULL) == 0, "pthread_create");
-  pc_stage("waiting for %d bursts before cancelling", BEFORE_CANCEL);
+  pc_stage("waiting for the thread to start");
   struct timespec pause = {0, 1000000};
-  while (atomic_load(&bursts) < BEFORE_CANCEL)
+  while (!atomic_load(&ready))
     nanosleep(&pause, NULL);
   CHECK(pthread_cancel(t) == 0, "pthread_cancel");
   atomic_store(&cancel_sent, 1);
@@ -147,13 +147,12 @@ int main(int argc, char **argv) {
         "the thread was cancelled inside an allocation call (in_alloc=%d, "
         "holding the mutex=%d, at burst %ld of %d): heapprof made "
         "malloc/calloc/realloc/free a cancellation point",
-        cancelled_in_alloc, cancelled_holding, cancelled_at_burst,
-        BEFORE_CANCEL + AFTER_CANCEL);
+        cancelled_in_alloc, cancelled_holding, cancelled_at_burst, BURSTS);
   int r = pthread_mutex_trylock(&lock);
   CHECK(r == 0, "the program's mutex is still locked after the cancellation "
                 "(trylock: %s)", strerror(r));
   pthread_mutex_unlock(&lock);
-  CHECK(cancelled_at_burst >= BEFORE_CANCEL + AFTER_CANCEL,
+  CHECK(cancelled_at_burst == BURSTS,
         "cancelled after %ld bursts, before the loop ended",
         cancelled_at_burst);
   if (growth) {

@@ -28,9 +28,9 @@
 
 static void *volatile sink;
 
-static int child(void) {
-  for (int i = 0; i < 100; i++)
-    sink = malloc(1000 + (size_t)i);
+static int child(int sampled) {
+  if (sampled)
+    sink = malloc(16 << 20);
   int rc = unshare(CLONE_NEWUSER);
   printf("unshare(CLONE_NEWUSER) = %d (%s)\n", rc,
          rc == 0 ? "ok" : strerror(errno));
@@ -38,10 +38,12 @@ static int child(void) {
 }
 
 int main(int argc, char **argv) {
-  if (argc == 2 && strcmp(argv[1], "--child") == 0)
-    return child();
-  CHECK(argc >= 2, "usage: proc_unshare LIBHEAPPROF [HEAPPROF_X=V...]");
-  char *args[] = {argv[0], "--child", NULL};
+  if (argc == 3 && strcmp(argv[1], "--child") == 0)
+    return child(strcmp(argv[2], "sampled") == 0);
+  CHECK(argc >= 3 && (strcmp(argv[1], "sampled") == 0 ||
+                      strcmp(argv[1], "fresh") == 0),
+        "usage: proc_unshare sampled|fresh LIBHEAPPROF [HEAPPROF_X=V...]");
+  char *args[] = {argv[0], "--child", argv[1], NULL};
   pc_result_t ref, r;
   pc_run(args, pc_env(NULL, NULL, 0), NULL, NULL, 0, 30, &ref);
   CHECK(ref.exited && ref.status == 0 && strstr(ref.out, "= 0 (ok)") != NULL,
@@ -50,12 +52,12 @@ int main(int argc, char **argv) {
         ref.out);
   char out[1024];
   snprintf(out, sizeof out, "HEAPPROF_OUT=%s/u.%%p.%%n.pb.gz", tl_tmpdir());
-  size_t nvars = (size_t)argc - 2;
+  size_t nvars = (size_t)argc - 3;
   char **vars = calloc(nvars + 2, sizeof *vars);
   vars[0] = out;
   for (size_t i = 0; i < nvars; i++)
-    vars[i + 1] = argv[2 + i];
-  pc_run(args, pc_env(argv[1], vars, nvars + 1), NULL, NULL, 0, 30, &r);
+    vars[i + 1] = argv[3 + i];
+  pc_run(args, pc_env(argv[2], vars, nvars + 1), NULL, NULL, 0, 30, &r);
   printf("without heapprof: %swith heapprof (%s): %s%s", ref.out,
          pc_describe(&r), r.out, r.err);
   pc_expect(r.exited && r.status == 0, "ended with %s", pc_describe(&r));
