@@ -996,7 +996,11 @@ static void put_bucket(text_t *t, const bucket_count_t *c, symbols_t *syms,
  * list of streams, where the program's fflush(NULL) or fcloseall() on
  * another thread could reach it. Left out if it cannot be opened. */
 static void put_maps(text_t *t) {
-  int fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
+  /* thread-self: once main has called pthread_exit, /proc/self (the
+   * leader's) shows an empty map, and every frame would lose its name. */
+  int fd = open("/proc/thread-self/maps", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) /* before Linux 3.17 */
+    fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
   if (fd < 0)
     return;
   put_str(t, "\nMAPPED_LIBRARIES:\n");

@@ -383,7 +383,11 @@ static int by_start(const void *a, const void *b) {
  * where the program's fcloseall() or fflush(NULL) on another thread can
  * reach it. NULL with errno set. */
 static char *slurp_maps(void) {
-  int fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
+  /* thread-self: once main has called pthread_exit, /proc/self (the
+   * leader's) shows an empty map, and every frame would lose its name. */
+  int fd = open("/proc/thread-self/maps", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) /* before Linux 3.17 */
+    fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
   if (fd < 0)
     return NULL;
   size_t cap = 1 << 16, len = 0;
