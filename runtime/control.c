@@ -444,6 +444,7 @@ static void fork_child(void) {
   stats_fork_child();
   dumper_fork_child();
   http_fork_child();
+  stack_fork_child();
   hp_self.busy--;
   pthread_mutex_init(&dump_lock, NULL);
   /* A different stream from the parent's, reproducible under a fixed seed. */

@@ -14,11 +14,13 @@
  * opened its own files there, the next validation reads from, closes and
  * replaces the program's files. So heapprof exports pipe2: a call from
  * libunwind gets its pipe far above the numbers a program is given, close-
- * on-exec (fdtable_move_high); every other caller gets glibc's pipe2
- * unchanged. Should a program close that pipe anyway, libunwind notices the
- * failed read and opens a new one, which goes up there again. (glibc's
- * backtrace() needs no descriptor, but walks CFI without libunwind's
- * per-address cache: 13 times the instructions per sample here.)
+ * on-exec (fdtable_move_high), and every other caller gets glibc's pipe2
+ * unchanged. And since pipe2 hands us libunwind's own array, the last
+ * unwind in progress closes the pipe and writes -1 there: libunwind opens
+ * a new one when it next validates (only while its frame cache is cold),
+ * so in steady state heapprof holds no descriptor in the program's table.
+ * (glibc's backtrace() needs no descriptor, but walks CFI without
+ * libunwind's per-address cache: 13 times the instructions per sample.)
  */
 #define _GNU_SOURCE
 #include "stack.h"
@@ -26,6 +28,8 @@
 #include <dlfcn.h>
 #include <link.h>
 #include <stddef.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include "fdtable.h"
 
@@ -94,9 +98,27 @@ __attribute__((visibility("default"))) int pipe2(int fds[2], int flags) {
   if (rc == 0 && from >= unwind_lo && from < unwind_hi) {
     fds[0] = fdtable_move_high(fds[0]);
     fds[1] = fdtable_move_high(fds[1]);
+    __atomic_store_n(&stack_pipe, fds, __ATOMIC_RELEASE);
   }
   return rc;
 }
+
+int *stack_pipe;
+int stack_unwinding;
+
+/* libunwind keeps the numbers in its array; -1 there makes it open a new
+ * pipe (through pipe2 above) the next time it must validate memory, which
+ * happens only while its frame cache is cold. */
+void stack_close_pipe(void) {
+  int a = __atomic_exchange_n(&stack_pipe[0], -1, __ATOMIC_ACQ_REL);
+  int b = __atomic_exchange_n(&stack_pipe[1], -1, __ATOMIC_ACQ_REL);
+  if (a >= 0)
+    syscall(SYS_close, a); /* close() is a cancellation point */
+  if (b >= 0)
+    syscall(SYS_close, b);
+}
+
+void stack_fork_child(void) { stack_unwinding = 0; }
 
 void stack_init(void) {
   if (nown == 0) {
