@@ -34,6 +34,7 @@
 #define _GNU_SOURCE
 #include "dumper.h"
 
+#include <dlfcn.h>
 #include <errno.h>
 #include <pthread.h>
 #include <semaphore.h>
@@ -374,10 +375,49 @@ static int start_thread(void) {
   return 0;
 }
 
+/* The program must not see heapprof's handler: a program asking what its
+ * dump signal does sees SIG_DFL, as it would without heapprof (CPython
+ * reads every handler at start-up, reports one it did not install as
+ * None, and then cannot put it back: `old = signal(SIGUSR2, h); ...;
+ * signal(SIGUSR2, old)` raised). Installing anything replaces heapprof's
+ * handler: the program always wins. */
+static void on_signal(int sig);
+typedef int (*sigaction_fn)(int, const struct sigaction *, struct sigaction *);
+static sigaction_fn next_sigaction;
+
+static sigaction_fn real_sigaction(void) {
+  if (next_sigaction == NULL)
+    next_sigaction = (sigaction_fn)dlsym(RTLD_NEXT, "sigaction");
+  return next_sigaction;
+}
+
+static int is_ours(const struct sigaction *sa) {
+  return !(sa->sa_flags & SA_SIGINFO) && sa->sa_handler == on_signal;
+}
+
+__attribute__((visibility("default"))) int sigaction(
+    int sig, const struct sigaction *act, struct sigaction *old) {
+  int rc = real_sigaction()(sig, act, old);
+  if (rc == 0 && old != NULL && is_ours(old)) {
+    memset(old, 0, sizeof *old);
+    old->sa_handler = SIG_DFL;
+  }
+  return rc;
+}
+
+__attribute__((visibility("default"))) sighandler_t signal(int sig,
+                                                           sighandler_t h) {
+  static sighandler_t (*next_signal)(int, sighandler_t);
+  if (next_signal == NULL)
+    next_signal = (sighandler_t(*)(int, sighandler_t))dlsym(RTLD_NEXT, "signal");
+  sighandler_t old = next_signal(sig, h);
+  return old == on_signal ? SIG_DFL : old;
+}
+
 /* Installs the dump signal unless the program already handles it. */
 static void install_signal(int sig) {
   struct sigaction old, sa;
-  if (sig == 0 || sigaction(sig, NULL, &old) != 0)
+  if (sig == 0 || real_sigaction()(sig, NULL, &old) != 0)
     return;
   if ((old.sa_flags & SA_SIGINFO) ? old.sa_sigaction != NULL
                                   : old.sa_handler != SIG_DFL)
@@ -386,7 +426,7 @@ static void install_signal(int sig) {
   sa.sa_handler = on_signal;
   sa.sa_flags = SA_RESTART;
   sigemptyset(&sa.sa_mask);
-  sigaction(sig, &sa, NULL);
+  real_sigaction()(sig, &sa, NULL);
 }
 
 /* The thread is started by the first sample, not at start-up: a process
@@ -399,6 +439,7 @@ void dumper_start(const hp_config_t *c) {
   cfg = c;
   tracking = c->growth > 0 || c->peak || c->leak_period > 0;
   keeping = c->peak;
+  real_sigaction(); /* resolved now, not in a signal handler */
   rearm();
   if (c->signal == 0 && c->interval == 0 && c->growth == 0 &&
       c->leak_period == 0)

@@ -169,3 +169,12 @@ heapprof_test_variant(contract_proc_main_exited proc_main_exited ARGS ${dir}
   ENV "${proc_pre};HEAPPROF_RATE=1;HEAPPROF_OUT=${dir}/m.%p.%n.pb.gz"
   LABELS contract hostile)
 proc_dir(dir proc-main-exited contract_proc_main_exited)
+
+# ---- the dump signal's handler is invisible: sigaction and signal report
+# SIG_DFL, so a program can save and restore it (CPython could not).
+proc_exe(proc_sigview proc_sigview.c)
+set(dir ${CMAKE_BINARY_DIR}/test-tmp/proc-sigview)
+heapprof_test_variant(contract_proc_sigview proc_sigview ARGS ${dir}
+  ENV "${proc_pre};HEAPPROF_RATE=4096;HEAPPROF_OUT=${dir}/p.%n.pb.gz"
+  LABELS contract integration)
+proc_dir(dir proc-sigview contract_proc_sigview)
