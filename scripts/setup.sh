@@ -13,6 +13,7 @@ packages=(
   golang-go                            # go tool pprof, used by every test
   graphviz                             # go tool pprof -svg in the demo
   python3 perl git sqlite3             # real programs the tests run under the profiler
+  libpython3.11-testsuite              # CPython's own test suite, run under the profiler
   redis-server redis-tools             # a real server (and its benchmark) likewise
   libjemalloc2 libtcmalloc-minimal4    # other allocators beneath heapprof, in the tests
   clang libclang-rt-14-dev             # libFuzzer for the fuzz tests

@@ -8,14 +8,14 @@
 # that proves the list right on this machine, and records each case's
 # outcome for the two runs under heapprof to match exactly. The runner
 # (tests/cpython/run_regrtest.py) fails loudly when the test suite is not
-# installed. Each run uses both cores (regrtest -j3: many cases sleep), so
+# installed. Each run uses both cores (regrtest -j4: many cases sleep), so
 # each reserves two CTest processors and they run one at a time.
 
 set(CPY ${CMAKE_CURRENT_SOURCE_DIR}/cpython)
 set(CPY_TMP ${CMAKE_BINARY_DIR}/test-tmp)
 set(CPY_RESULTS ${CPY_TMP}/cpython-baseline.json)
 set(CPY_COMMON --python /usr/bin/python3.11 --modules ${CPY}/modules.txt
-    --exclude ${CPY}/exclude.txt --results ${CPY_RESULTS} --jobs 3
+    --exclude ${CPY}/exclude.txt --results ${CPY_RESULTS} --jobs 4
     --timeout 240)
 
 # cpython_test(NAME MODE ARGS...): one run of the runner; the runner, not

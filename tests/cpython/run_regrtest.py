@@ -1,4 +1,4 @@
-#!/usr/bin/python3.11
+#!/usr/bin/python3
 """Runs a part of CPython's own test suite (Debian's libpython3.11-testsuite)
 with or without heapprof and checks that heapprof changes no result.
 
@@ -97,6 +97,9 @@ def clean_env(work):
     return env
 
 
+SEVERITY = ("pass", "skip", "xfail", "xpass", "fail", "error")
+
+
 def outcome(case):
     """A junit <testcase> as one word."""
     for tag, word in (("failure", "fail"), ("error", "error"),
@@ -124,11 +127,10 @@ def read_junit(path):
     for case in ET.parse(path).getroot().iter("testcase"):
         name = case.get("name")
         module = module_of(name)
-        if name in cases:  # the same id twice (subtests): keep the worst
-            prev = cases[name]
-            cases[name] = prev if prev not in ("pass", "skip") else outcome(case)
-        else:
-            cases[name] = outcome(case)
+        # One id can run in several modules (test.fork_wait.ForkWait runs in
+        # test_fork1, test_wait3 and test_wait4): keep its worst outcome.
+        cases[name] = max(cases.get(name, "pass"), outcome(case),
+                          key=SEVERITY.index)
         times[module] = times.get(module, 0.0) + float(case.get("time", 0))
     return cases, times
 
@@ -146,10 +148,13 @@ def module_state(text):
     return next((s for s in STATES if text.startswith(s)), text)
 
 
-def run_regrtest(args, modules, patterns, env):
+def run_regrtest(args, modules, patterns, env, times_before):
     """Runs regrtest once, its output passed through; returns its status,
     the wall and CPU seconds of the whole process tree, each module's state,
-    each case's outcome and each module's seconds."""
+    each case's outcome and each module's seconds. The modules start longest
+    first (by the times of the last baseline), so that the workers finish
+    together instead of waiting on a long module started last."""
+    order = sorted(modules, key=lambda m: -times_before.get(m, 0.0))
     work = args.work
     ignore = os.path.join(work, "ignore.txt")
     with open(ignore, "w") as f:
@@ -158,7 +163,7 @@ def run_regrtest(args, modules, patterns, env):
     cmd = [args.python, "-m", "test", "-j", str(args.jobs),
            "--timeout", str(args.timeout), "-W",
            "--tempdir", os.path.join(work, "regrtest"),
-           "--junit-xml", xml, "--ignorefile", ignore, *modules]
+           "--junit-xml", xml, "--ignorefile", ignore, *order]
     print("cpython: " + " ".join(cmd), flush=True)
     states = {}
     start, cpu0 = time.monotonic(), os.times()
@@ -212,13 +217,14 @@ def print_times(modules, times, base_times=None):
         print(f"  {m:<28} {cell}")
 
 
-def check_profiles(args, prof_dir):
-    """heapprof was there: the test processes wrote their exit profiles, and
-    one opens in go tool pprof with samples in it."""
+def check_profiles(args, prof_dir, nmodules):
+    """heapprof was there: the test processes wrote their exit profiles (at
+    least each module's worker process, which exits normally), and the
+    largest opens in go tool pprof with samples in it."""
     files = sorted(os.listdir(prof_dir)) if os.path.isdir(prof_dir) else []
     pids = {f.split(".")[1] for f in files if f.startswith("py.")}
     print(f"cpython: {len(files)} profiles from {len(pids)} processes")
-    if len(pids) < args.jobs:
+    if len(pids) < nmodules:
         fail(f"only {len(pids)} processes wrote profiles into {prof_dir}: "
              "was heapprof preloaded?")
     biggest = max(files, key=lambda f: os.path.getsize(os.path.join(prof_dir, f)))
@@ -332,7 +338,7 @@ def finish_heapprof(args, rc, result, base, prof_dir):
     if rc != 0 or diffs:
         fail(f"heapprof changed the results (regrtest status {rc}, "
              f"{len(diffs)} differences):\n" + "\n".join(diffs))
-    nprof = check_profiles(args, prof_dir)
+    nprof = check_profiles(args, prof_dir, len(result["modules"]))
     shutil.rmtree(prof_dir)  # thousands of files: keep only the count
     print(f"cpython: PASS ({len(result['cases'])} cases as without heapprof, "
           f"{nprof} profiles)")
@@ -349,16 +355,21 @@ def main():
     env = clean_env(args.work)
     prof_dir = os.path.join(args.work, "profiles")
     if args.mode == "baseline":
+        times_before = {}
         if os.path.exists(args.results):
+            with open(args.results) as f:
+                times_before = json.load(f).get("times", {})
             os.remove(args.results)
         ncases = check_exclusions_exist(args, modules, patterns, env)
         print(f"cpython: {len(modules)} modules, {ncases} test cases; "
               f"{len(patterns)} case patterns and {len(excl_modules)} modules excluded")
     else:
         base = load_baseline(args, modules, patterns)
+        times_before = base["times"]
         preload_env(args, env, prof_dir)
 
-    rc, wall, cpu, states, cases, times = run_regrtest(args, modules, patterns, env)
+    rc, wall, cpu, states, cases, times = run_regrtest(args, modules, patterns,
+                                                       env, times_before)
     summarize(rc, wall, cpu, cases)
     result = {"modules": modules, "patterns": sorted(patterns), "states": states,
               "cases": cases, "times": times, "wall": wall, "cpu": cpu}
