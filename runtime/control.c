@@ -16,6 +16,8 @@
 #include "control.h"
 
 #include <dlfcn.h>
+#include <fcntl.h>
+#include <sys/syscall.h>
 #include <sched.h>
 #include <errno.h>
 #include <pthread.h>
@@ -54,6 +56,7 @@ static _Atomic uint64_t drops;
 static _Atomic uint64_t dump_seq;
 static pthread_mutex_t dump_lock = PTHREAD_MUTEX_INITIALIZER;
 static uint64_t forks;
+_Atomic int control_body_abort;
 static _Atomic int exiting; /* the exit profile is being written */
 
 /* Takes dump_lock; once the process is exiting, waits 5 s at most: a dump
@@ -303,10 +306,17 @@ static int delta_body(heapprof_kind_t kind, int seconds, uint8_t **body,
   size_t nb = bucket_snapshot(&before), na;
   if (nb == (size_t)-1)
     return HEAPPROF_ENOMEM;
-  struct timespec t0, t1, wait = {seconds, 0};
+  struct timespec t0, t1, slice = {0, 100000000};
   clock_gettime(CLOCK_MONOTONIC, &t0);
-  while (nanosleep(&wait, &wait) != 0 && errno == EINTR)
-    ;
+  /* In tenths of a second, so that the program's unshare need not wait
+   * out a long window (control_body_abort). */
+  for (int64_t left = (int64_t)seconds * 10; left > 0; left--) {
+    if (atomic_load(&control_body_abort)) {
+      free(before);
+      return HEAPPROF_EBUSY;
+    }
+    nanosleep(&slice, NULL);
+  }
   clock_gettime(CLOCK_MONOTONIC, &t1);
   int64_t ns = (int64_t)(t1.tv_sec - t0.tv_sec) * 1000000000 +
                (t1.tv_nsec - t0.tv_nsec);
@@ -444,7 +454,6 @@ static void fork_child(void) {
   stats_fork_child();
   dumper_fork_child();
   http_fork_child();
-  stack_fork_child();
   hp_self.busy--;
   pthread_mutex_init(&dump_lock, NULL);
   /* A different stream from the parent's, reproducible under a fixed seed. */
@@ -464,6 +473,24 @@ static void fork_child(void) {
  * EINVAL is retried for a moment when threads were ended. */
 typedef int (*ns_call_t)(int, int);
 
+/* The threads of this process as the kernel counts them, or -1. */
+static int tasks(void) {
+  int fd = open("/proc/self/stat", O_RDONLY | O_CLOEXEC);
+  if (fd < 0)
+    return -1;
+  char buf[1024];
+  ssize_t n = read(fd, buf, sizeof buf - 1);
+  syscall(SYS_close, fd);
+  if (n <= 0)
+    return -1;
+  buf[n] = '\0';
+  /* Field 20, counted after the ')' that ends the command name. */
+  char *at = strrchr(buf, ')');
+  for (int field = 2; at != NULL && field < 20; field++)
+    at = strchr(at + 1, ' ');
+  return at != NULL ? atoi(at + 1) : -1;
+}
+
 static int ns_call(const char *name, int a, int b, int solo) {
   static ns_call_t next_unshare, next_setns;
   ns_call_t *next = name[0] == 'u' ? &next_unshare : &next_setns;
@@ -475,14 +502,17 @@ static int ns_call(const char *name, int a, int b, int solo) {
   }
   if (!solo)
     return (*next)(a, b);
-  int stopped_dumper = dumper_stop_thread(), stopped_http = http_stop();
-  int rc = (*next)(a, b);
-  for (int tries = 0; rc != 0 && errno == EINVAL &&
-                      (stopped_dumper || stopped_http) && tries < 200; tries++) {
+  int before = tasks();
+  int stopped_http = http_stop();
+  int stopped = dumper_stop_thread() + stopped_http;
+  /* A joined thread may still be leaving the thread group: wait (200 ms
+   * at most) until the kernel no longer counts it, then call once. */
+  for (int tries = 0; stopped > 0 && before > 0 && tasks() > before - stopped &&
+                      tries < 200; tries++) {
     struct timespec pause = {0, 1000000};
     nanosleep(&pause, NULL);
-    rc = (*next)(a, b);
   }
+  int rc = (*next)(a, b);
   int saved = errno;
   if (stopped_http)
     http_restart();

@@ -37,6 +37,10 @@ int control_dump_path(int kind, char *path, size_t cap);
 int control_body(int kind, int text, int seconds, uint8_t **body,
                  size_t *len);
 
+/* Set while the HTTP server is being stopped: a delta's window ends at
+ * once (HEAPPROF_EBUSY) instead of running its course. */
+extern _Atomic int control_body_abort;
+
 /* Starts a thread named `name` running `fn`, with every signal blocked
  * (signals belong to the program's threads), in a descriptor table of its
  * own and outside glibc's thread count. Detached, or joinable with its

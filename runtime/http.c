@@ -349,7 +349,7 @@ static void serve_loop(int lfd) {
      * connection will get, which in a table shared with the program (no
      * unshare) is the program's lowest free one. */
     struct pollfd ready = {lfd, POLLIN, 0};
-    int n = poll(&ready, 1, 250); /* a quarter second: to see `quit` */
+    int n = poll(&ready, 1, 100); /* a tenth of a second: to see `quit` */
     if (atomic_load(&start.quit))
       return;
     if (n <= 0)
@@ -482,14 +482,20 @@ int http_stop(void) {
   if (!atomic_exchange(&start.up, 0))
     return 0;
   atomic_store(&start.quit, 1);
+  atomic_store(&control_body_abort, 1);
   pthread_join(start.tid, NULL); /* its table, socket and claim go with it */
+  atomic_store(&control_body_abort, 0);
   sem_destroy(&start.ready);
   return 1;
 }
 
+/* On the port it had: a port 0 picked once stays the one announced. */
 void http_restart(void) {
   char addr[sizeof start.addr];
-  snprintf(addr, sizeof addr, "%s", start.addr);
+  if (served_port != 0)
+    snprintf(addr, sizeof addr, "%s:%d", served_host, served_port);
+  else
+    snprintf(addr, sizeof addr, "%s", start.addr);
   served_port = 0;
   http_start(addr, remote_allowed, verbose);
 }

@@ -16,7 +16,7 @@
  * forked child does not serve: the socket stays with the parent's thread. */
 void http_start(const char *addr, int remote_ok, int verbose);
 
-/* Ends the server thread (within a quarter second, after the request in
+/* Ends the server thread (within a tenth of a second, after the request in
  * progress): 1 if there was one. http_restart starts it again on the same
  * address (port 0 picks, and prints, a new port). */
 int http_stop(void);

@@ -8,17 +8,20 @@
  * learned once from dl_iterate_phdr, so the trim does not depend on how the
  * compiler inlined the malloc wrappers.
  *
- * libunwind validates memory through a pipe it opens once and keeps. Left
- * alone, that pipe takes the lowest free numbers (3 and 4 in a new
- * process), and once a daemon has closed every descriptor above 2 and
- * opened its own files there, the next validation reads from, closes and
- * replaces the program's files. So heapprof exports pipe2: a call from
- * libunwind gets its pipe far above the numbers a program is given, close-
- * on-exec (fdtable_move_high), and every other caller gets glibc's pipe2
- * unchanged. And since pipe2 hands us libunwind's own array, the last
- * unwind in progress closes the pipe and writes -1 there: libunwind opens
- * a new one when it next validates (only while its frame cache is cold),
- * so in steady state heapprof holds no descriptor in the program's table.
+ * libunwind validates memory before it reads a frame it has not cached
+ * yet: it writes the byte into a pipe it opened once, and an EFAULT says
+ * the address is not readable. Left alone, that pipe takes the lowest free
+ * numbers (3 and 4 in a new process); once a daemon has closed every
+ * descriptor above 2 and opened its own files there, the next validation
+ * read from, closed and replaced the program's files; and a program that
+ * lists its descriptors saw two it never opened. So libunwind gets no
+ * pipe: heapprof exports pipe2, read and syscall, and for calls from
+ * libunwind's own code only, hands out two numbers no descriptor can
+ * have, answers the drain read with EAGAIN, and answers the one-byte
+ * write with process_vm_readv on the address, which says the same thing
+ * without a descriptor. Every other caller gets glibc's functions,
+ * unchanged. Where process_vm_readv is refused (a seccomp filter), the
+ * pipe is real, moved far above the numbers a program is given.
  * (glibc's backtrace() needs no descriptor, but walks CFI without
  * libunwind's per-address cache: 13 times the instructions per sample.)
  */
@@ -26,9 +29,13 @@
 #include "stack.h"
 
 #include <dlfcn.h>
+#include <limits.h>
 #include <link.h>
-#include <stddef.h>
+#include <errno.h>
+#include <stdarg.h>
 #include <sys/syscall.h>
+#include <sys/uio.h>
+#include <stddef.h>
 #include <unistd.h>
 
 #include "fdtable.h"
@@ -88,47 +95,98 @@ static int find_unwind(struct dl_phdr_info *info, size_t size, void *arg) {
   return 0;
 }
 
+/* The pipe libunwind is given: two numbers no descriptor can have (the
+ * kernel's hard ceiling, fs.nr_open, is far below them). */
+#define FAKE_READ (INT_MAX - 2)
+#define FAKE_WRITE (INT_MAX - 1)
+
 static int (*next_pipe2)(int[2], int);
+static ssize_t (*next_read)(int, void *, size_t);
+static long (*next_syscall)(long, ...);
+static int fake_ok; /* process_vm_readv works here: the pipe can be faked */
+
+static int from_unwind(uintptr_t from) {
+  return from >= unwind_lo && from < unwind_hi;
+}
+
+/* Whether one byte at `addr` is readable: what libunwind's write of it
+ * into its pipe tells it, without a descriptor. */
+static int readable(const void *addr) {
+  char byte;
+  struct iovec local = {&byte, 1}, remote = {(void *)addr, 1};
+  /* This thread, not the process: once main has exited, its zombie (the
+   * process id) has no memory to read. */
+  return process_vm_readv(gettid(), &local, 1, &remote, 1, 0) == 1;
+}
 
 __attribute__((visibility("default"))) int pipe2(int fds[2], int flags) {
   if (next_pipe2 == NULL)
     next_pipe2 = (int (*)(int[2], int))dlsym(RTLD_NEXT, "pipe2");
-  int rc = next_pipe2(fds, flags);
-  uintptr_t from = (uintptr_t)__builtin_return_address(0);
-  if (rc == 0 && from >= unwind_lo && from < unwind_hi) {
-    fds[0] = fdtable_move_high(fds[0]);
-    fds[1] = fdtable_move_high(fds[1]);
-    __atomic_store_n(&stack_pipe, fds, __ATOMIC_RELEASE);
+  if (!from_unwind((uintptr_t)__builtin_return_address(0)))
+    return next_pipe2(fds, flags);
+  if (fake_ok) {
+    fds[0] = FAKE_READ, fds[1] = FAKE_WRITE;
+    return 0;
+  }
+  /* process_vm_readv refused (a seccomp filter): a real pipe, far up the
+   * table. libunwind's array is read by other threads' unwinds: it only
+   * ever sees the final, high numbers. */
+  int got[2];
+  int rc = next_pipe2(got, flags);
+  if (rc == 0) {
+    __atomic_store_n(&fds[1], fdtable_move_high(got[1]), __ATOMIC_RELEASE);
+    __atomic_store_n(&fds[0], fdtable_move_high(got[0]), __ATOMIC_RELEASE);
   }
   return rc;
 }
 
-int *stack_pipe;
-int stack_unwinding;
-
-/* libunwind keeps the numbers in its array; -1 there makes it open a new
- * pipe (through pipe2 above) the next time it must validate memory, which
- * happens only while its frame cache is cold. */
-void stack_close_pipe(void) {
-  int a = __atomic_exchange_n(&stack_pipe[0], -1, __ATOMIC_ACQ_REL);
-  int b = __atomic_exchange_n(&stack_pipe[1], -1, __ATOMIC_ACQ_REL);
-  if (a >= 0)
-    syscall(SYS_close, a); /* close() is a cancellation point */
-  if (b >= 0)
-    syscall(SYS_close, b);
+/* libunwind drains its pipe before each check: an empty one says EAGAIN. */
+__attribute__((visibility("default"))) ssize_t read(int fd, void *buf,
+                                                    size_t n) {
+  if (__builtin_expect(fd == FAKE_READ, 0) &&
+      from_unwind((uintptr_t)__builtin_return_address(0))) {
+    errno = EAGAIN;
+    return -1;
+  }
+  if (next_read == NULL)
+    next_read = (ssize_t (*)(int, void *, size_t))dlsym(RTLD_NEXT, "read");
+  return next_read(fd, buf, n);
 }
 
-void stack_fork_child(void) { stack_unwinding = 0; }
+/* libunwind checks a byte with syscall(SYS_write, pipe, addr, 1). It
+ * loops while errno is EINTR, whatever the result, so errno is cleared on
+ * success (the slow path restores the program's errno afterwards). */
+__attribute__((visibility("default"))) long syscall(long number, ...) {
+  va_list ap;
+  va_start(ap, number);
+  long a[6];
+  for (int k = 0; k < 6; k++)
+    a[k] = va_arg(ap, long);
+  va_end(ap);
+  if (__builtin_expect(number == SYS_write && a[0] == FAKE_WRITE, 0) &&
+      from_unwind((uintptr_t)__builtin_return_address(0))) {
+    if (readable((const void *)a[1])) {
+      errno = 0;
+      return 1;
+    }
+    errno = EFAULT;
+    return -1;
+  }
+  if (next_syscall == NULL)
+    next_syscall = (long (*)(long, ...))dlsym(RTLD_NEXT, "syscall");
+  return next_syscall(number, a[0], a[1], a[2], a[3], a[4], a[5]);
+}
 
 void stack_init(void) {
   if (nown == 0) {
     dl_iterate_phdr(find_own, (void *)(uintptr_t)&stack_capture);
     dl_iterate_phdr(find_unwind, (void *)(uintptr_t)&unw_backtrace);
   }
-  /* No warm-up capture: libunwind's first use opens its pipe, and a
-   * program that never has a sample should never see it. Its first use
-   * allocates (forwarded: the slow path is busy) and takes the loader
-   * lock, which is recursive, while no profiler lock is held. */
+  int probe = 1;
+  fake_ok = readable(&probe) && !readable(NULL);
+  /* No warm-up capture: libunwind's first use allocates (forwarded: the
+   * slow path is busy) and takes the loader lock, which is recursive,
+   * while no profiler lock is held. */
 }
 
 int stack_trim(void *const *raw, int n, uintptr_t *pcs, int max) {
