@@ -6,29 +6,15 @@
  */
 #include "sink.h"
 
+#include "writer.h"
+
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 static int fd_write(void *ctx, const void *buf, size_t len) {
-  int fd = (int)(intptr_t)ctx;
-  const uint8_t *p = buf;
-  while (len > 0) {
-    ssize_t w = write(fd, p, len);
-    if (w < 0) {
-      if (errno == EINTR)
-        continue;
-      return -1;
-    }
-    if (w == 0) { /* a write that takes nothing would loop forever */
-      errno = EIO;
-      return -1;
-    }
-    p += w;
-    len -= (size_t)w;
-  }
-  return 0;
+  return writer_write_all((int)(intptr_t)ctx, buf, len);
 }
 
 pprof_sink_t pprof_sink_fd(int fd) {

@@ -35,6 +35,10 @@ int writer_write_all(int fd, const uint8_t *buf, size_t len) {
         continue;
       return -1;
     }
+    if (w == 0) { /* a write that takes nothing would loop forever */
+      errno = EIO;
+      return -1;
+    }
     buf += w;
     len -= (size_t)w;
   }
