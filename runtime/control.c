@@ -1,8 +1,9 @@
 /*
  * control — start-up, the dump thread, signals, exit, fork and the API.
  *
- * Dumps never run in a signal handler: the handler writes one byte to a
- * pipe and the dump thread, which has every signal blocked, does the work.
+ * Dumps never run in a signal handler: the handler posts a semaphore and
+ * the dump thread (dumper.c), which has every signal blocked, does the
+ * work.
  * dump_lock allows one dump at a time and is the only lock the dump path
  * holds for long; it is never taken on the allocation path, and bucket
  * counters are copied out without locks, so allocating threads are not
@@ -16,7 +17,6 @@
 #include "control.h"
 
 #include <dlfcn.h>
-#include <fcntl.h>
 #include <sys/syscall.h>
 #include <sched.h>
 #include <errno.h>
@@ -383,6 +383,7 @@ static void nthreads_add(int delta) {
 typedef struct spawned {
   void *(*fn)(void *);
   char name[16];
+  control_thread_t *joinable;
 } spawned_t;
 
 /* Every heapprof thread starts here: never sampled, uncounted, with a
@@ -392,17 +393,23 @@ static void *trampoline(void *arg) {
   spawned_t s = *(spawned_t *)arg;
   free(arg);
   pthread_setname_np(pthread_self(), s.name);
+  if (s.joinable != NULL)
+    atomic_store(&s.joinable->tid, gettid());
   fdtable_private();
   void *r = s.fn(NULL);
   nthreads_add(1); /* glibc takes an ending thread out of the count */
   return r;
 }
 
-int control_spawn(const char *name, void *(*fn)(void *), pthread_t *joinable) {
+int control_spawn(const char *name, void *(*fn)(void *),
+                  control_thread_t *joinable) {
   spawned_t *s = malloc(sizeof *s);
   if (s == NULL)
     return ENOMEM;
   s->fn = fn;
+  s->joinable = joinable;
+  if (joinable != NULL)
+    atomic_store(&joinable->tid, 0);
   snprintf(s->name, sizeof s->name, "%s", name);
   sigset_t all, old;
   sigfillset(&all);
@@ -413,13 +420,26 @@ int control_spawn(const char *name, void *(*fn)(void *), pthread_t *joinable) {
   if (rc == 0) {
     nthreads_add(-1);
     if (joinable != NULL)
-      *joinable = t;
+      joinable->handle = t;
     else
       pthread_detach(t);
   } else {
     free(s);
   }
   return rc;
+}
+
+void control_join(control_thread_t *t) {
+  pthread_join(t->handle, NULL);
+  /* pthread_join returns when the thread's id word is cleared, a moment
+   * before the kernel releases the thread; until then the process still
+   * counts as threaded. A signal 0 finds it until it is gone. */
+  pid_t tid = atomic_load(&t->tid);
+  for (int tries = 0; tid > 0 && tries < 200 &&
+                      syscall(SYS_tgkill, getpid(), tid, 0) == 0; tries++) {
+    struct timespec pause = {0, 1000000};
+    nanosleep(&pause, NULL);
+  }
 }
 
 /* ---- fork ---- */
@@ -468,28 +488,8 @@ static void fork_child(void) {
  * CLONE_SIGHAND and CLONE_THREAD). A program that is single-threaded
  * must not fail them because of heapprof's threads: heapprof ends its
  * threads for the call and starts them again afterwards (the dump thread
- * at the next sample, the HTTP server at once, on the same address). A
- * thread just joined may still be leaving the kernel's thread group, so
- * EINVAL is retried for a moment when threads were ended. */
+ * at the next sample, the HTTP server at once, on the same address). */
 typedef int (*ns_call_t)(int, int);
-
-/* The threads of this process as the kernel counts them, or -1. */
-static int tasks(void) {
-  int fd = open("/proc/self/stat", O_RDONLY | O_CLOEXEC);
-  if (fd < 0)
-    return -1;
-  char buf[1024];
-  ssize_t n = read(fd, buf, sizeof buf - 1);
-  syscall(SYS_close, fd);
-  if (n <= 0)
-    return -1;
-  buf[n] = '\0';
-  /* Field 20, counted after the ')' that ends the command name. */
-  char *at = strrchr(buf, ')');
-  for (int field = 2; at != NULL && field < 20; field++)
-    at = strchr(at + 1, ' ');
-  return at != NULL ? atoi(at + 1) : -1;
-}
 
 static int ns_call(const char *name, int a, int b, int solo) {
   static ns_call_t next_unshare, next_setns;
@@ -502,16 +502,8 @@ static int ns_call(const char *name, int a, int b, int solo) {
   }
   if (!solo)
     return (*next)(a, b);
-  int before = tasks();
   int stopped_http = http_stop();
-  int stopped = dumper_stop_thread() + stopped_http;
-  /* A joined thread may still be leaving the thread group: wait (200 ms
-   * at most) until the kernel no longer counts it, then call once. */
-  for (int tries = 0; stopped > 0 && before > 0 && tasks() > before - stopped &&
-                      tries < 200; tries++) {
-    struct timespec pause = {0, 1000000};
-    nanosleep(&pause, NULL);
-  }
+  dumper_stop_thread();
   int rc = (*next)(a, b);
   int saved = errno;
   if (stopped_http)

@@ -7,6 +7,7 @@
 #define HEAPPROF_CONTROL_H
 
 #include <pthread.h>
+#include <sys/types.h>
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -41,11 +42,22 @@ int control_body(int kind, int text, int seconds, uint8_t **body,
  * once (HEAPPROF_EBUSY) instead of running its course. */
 extern _Atomic int control_body_abort;
 
+/* A heapprof thread that can be ended: its handle and its kernel id. */
+typedef struct control_thread {
+  pthread_t handle;
+  _Atomic pid_t tid;
+} control_thread_t;
+
 /* Starts a thread named `name` running `fn`, with every signal blocked
  * (signals belong to the program's threads), in a descriptor table of its
- * own and outside glibc's thread count. Detached, or joinable with its
- * handle in `*joinable` when that is not NULL. 0 or an errno. */
-int control_spawn(const char *name, void *(*fn)(void *), pthread_t *joinable);
+ * own and outside glibc's thread count. Detached, or joinable through
+ * `*joinable` when that is not NULL. 0 or an errno. */
+int control_spawn(const char *name, void *(*fn)(void *),
+                  control_thread_t *joinable);
+
+/* Joins a thread whose function is returning, and waits (200 ms at most)
+ * until the kernel no longer counts it in the thread group. */
+void control_join(control_thread_t *t);
 
 /* Samples that could not be recorded (profiler memory exhausted). */
 void control_count_drop(void);

@@ -70,7 +70,7 @@ static _Atomic int thread_up;        /* wake_sem is live and waited on */
 static _Atomic int pending_signals;  /* dump signals not yet answered */
 static _Atomic int pending_growth;   /* growth steps not yet dumped */
 static _Atomic int quit;             /* dumper_stop_thread asks it to end */
-static pthread_t dump_tid;
+static control_thread_t dump_thread_id;
 
 /* The peak: the keeping epoch of the mark (0: none yet, else even) and
  * the estimate there. Protected by peak_lock, held for a few instructions;
@@ -366,7 +366,7 @@ static int start_thread(void) {
     return -1;
   atomic_store_explicit(&thread_up, 1, memory_order_release);
   atomic_store(&quit, 0);
-  int rc = control_spawn("heapprof", dump_thread, &dump_tid);
+  int rc = control_spawn("heapprof", dump_thread, &dump_thread_id);
   if (rc != 0) {
     atomic_store(&thread_up, 0);
     errno = rc;
@@ -461,7 +461,7 @@ int dumper_stop_thread(void) {
     return 0;
   atomic_store(&quit, 1);
   sem_post(&wake_sem);
-  pthread_join(dump_tid, NULL); /* after the dump in progress, if any */
+  control_join(&dump_thread_id); /* after the dump in progress, if any */
   sem_destroy(&wake_sem);
   atomic_store(&dumper_start_pending, 1); /* again at the next sample */
   return 1;

@@ -326,7 +326,7 @@ static struct {
   int any_port; /* port 0 asked for: the one picked is printed */
   _Atomic int quit; /* http_stop asks the thread to end */
   _Atomic int up;
-  pthread_t tid;
+  control_thread_t thread;
 } start;
 
 /* Whether `fd` is still our listening socket. Only a thread that shares
@@ -456,7 +456,7 @@ void http_start(const char *addr, int remote_ok, int verbose_on) {
   verbose = verbose_on;
   sem_init(&start.ready, 0, 0);
   atomic_store(&start.quit, 0);
-  int rc = control_spawn("heapprof-http", serve, &start.tid);
+  int rc = control_spawn("heapprof-http", serve, &start.thread);
   atomic_store(&start.up, rc == 0);
   if (rc != 0) {
     config_warn("heapprof: cannot start the HTTP thread: %s",
@@ -483,7 +483,7 @@ int http_stop(void) {
     return 0;
   atomic_store(&start.quit, 1);
   atomic_store(&control_body_abort, 1);
-  pthread_join(start.tid, NULL); /* its table, socket and claim go with it */
+  control_join(&start.thread); /* its table, socket and claim go with it */
   atomic_store(&control_body_abort, 0);
   sem_destroy(&start.ready);
   return 1;

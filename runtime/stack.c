@@ -42,57 +42,57 @@
 
 #define MAX_SEGMENTS 4
 
-static struct {
-  uintptr_t lo, hi;
-} own[MAX_SEGMENTS];
-static int nown;
+/* The executable segments of one loaded object. */
+typedef struct code {
+  struct {
+    uintptr_t lo, hi;
+  } seg[MAX_SEGMENTS];
+  int n;
+} code_t;
 
-static int is_own(uintptr_t pc) {
-  for (int i = 0; i < nown; i++)
-    if (pc >= own[i].lo && pc < own[i].hi)
+static code_t own;    /* this library: its frames are cut from stacks */
+static code_t unwind; /* libunwind: its pipe calls are answered here */
+
+static int in_code(const code_t *c, uintptr_t pc) {
+  for (int i = 0; i < c->n; i++)
+    if (pc >= c->seg[i].lo && pc < c->seg[i].hi)
       return 1;
   return 0;
 }
 
-static int find_own(struct dl_phdr_info *info, size_t size, void *arg) {
+/* dl_iterate_phdr callback: fills the code_t of the object that holds
+ * the probe address. */
+struct find {
+  uintptr_t probe;
+  code_t *code;
+};
+
+static int find_code(struct dl_phdr_info *info, size_t size, void *arg) {
   (void)size;
-  uintptr_t probe = (uintptr_t)arg;
-  int mine = 0;
+  struct find *f = arg;
+  int holds = 0;
   for (int i = 0; i < info->dlpi_phnum; i++) {
     const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
     uintptr_t lo = info->dlpi_addr + ph->p_vaddr;
-    if (ph->p_type == PT_LOAD && probe >= lo && probe < lo + ph->p_memsz)
-      mine = 1;
+    if (ph->p_type == PT_LOAD && f->probe >= lo && f->probe < lo + ph->p_memsz)
+      holds = 1;
   }
-  if (!mine)
+  if (!holds)
     return 0;
-  for (int i = 0; i < info->dlpi_phnum && nown < MAX_SEGMENTS; i++) {
+  for (int i = 0; i < info->dlpi_phnum && f->code->n < MAX_SEGMENTS; i++) {
     const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
     if (ph->p_type == PT_LOAD && (ph->p_flags & PF_X)) {
-      own[nown].lo = info->dlpi_addr + ph->p_vaddr;
-      own[nown].hi = own[nown].lo + ph->p_memsz;
-      nown++;
+      f->code->seg[f->code->n].lo = info->dlpi_addr + ph->p_vaddr;
+      f->code->seg[f->code->n].hi = info->dlpi_addr + ph->p_vaddr + ph->p_memsz;
+      f->code->n++;
     }
   }
   return 1;
 }
 
-/* libunwind's code, whose pipe2 calls are moved high. */
-static uintptr_t unwind_lo, unwind_hi;
-
-static int find_unwind(struct dl_phdr_info *info, size_t size, void *arg) {
-  (void)size;
-  uintptr_t probe = (uintptr_t)arg;
-  for (int i = 0; i < info->dlpi_phnum; i++) {
-    const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
-    uintptr_t lo = info->dlpi_addr + ph->p_vaddr;
-    if (ph->p_type == PT_LOAD && (ph->p_flags & PF_X) && probe >= lo &&
-        probe < lo + ph->p_memsz) {
-      unwind_lo = lo, unwind_hi = lo + ph->p_memsz;
-      return 1;
-    }
-  }
-  return 0;
+static void learn_code(const void *probe, code_t *code) {
+  struct find f = {(uintptr_t)probe, code};
+  dl_iterate_phdr(find_code, &f);
 }
 
 /* The pipe libunwind is given: two numbers no descriptor can have (the
@@ -105,9 +105,7 @@ static ssize_t (*next_read)(int, void *, size_t);
 static long (*next_syscall)(long, ...);
 static int fake_ok; /* process_vm_readv works here: the pipe can be faked */
 
-static int from_unwind(uintptr_t from) {
-  return from >= unwind_lo && from < unwind_hi;
-}
+static int from_unwind(uintptr_t from) { return in_code(&unwind, from); }
 
 /* Whether one byte at `addr` is readable: what libunwind's write of it
  * into its pipe tells it, without a descriptor. */
@@ -178,9 +176,9 @@ __attribute__((visibility("default"))) long syscall(long number, ...) {
 }
 
 void stack_init(void) {
-  if (nown == 0) {
-    dl_iterate_phdr(find_own, (void *)(uintptr_t)&stack_capture);
-    dl_iterate_phdr(find_unwind, (void *)(uintptr_t)&unw_backtrace);
+  if (own.n == 0) {
+    learn_code((const void *)(uintptr_t)&stack_capture, &own);
+    learn_code((const void *)(uintptr_t)&unw_backtrace, &unwind);
   }
   int probe = 1;
   fake_ok = readable(&probe) && !readable(NULL);
@@ -191,7 +189,7 @@ void stack_init(void) {
 
 int stack_trim(void *const *raw, int n, uintptr_t *pcs, int max) {
   int skip = 0;
-  while (skip < n && is_own((uintptr_t)raw[skip]))
+  while (skip < n && in_code(&own, (uintptr_t)raw[skip]))
     skip++;
   int kept = n - skip < max ? n - skip : max;
   for (int i = 0; i < kept; i++)
