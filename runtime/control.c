@@ -491,8 +491,9 @@ static void fork_child(void) {
  * at the next sample, the HTTP server at once, on the same address). */
 typedef int (*ns_call_t)(int, int);
 
+static ns_call_t next_unshare, next_setns;
+
 static int ns_call(const char *name, int a, int b, int solo) {
-  static ns_call_t next_unshare, next_setns;
   ns_call_t *next = name[0] == 'u' ? &next_unshare : &next_setns;
   if (*next == NULL)
     *next = (ns_call_t)dlsym(RTLD_NEXT, name);
@@ -536,6 +537,12 @@ static uint64_t random_seed(void) {
 __attribute__((constructor)) static void control_start(void) {
   hp_self.busy++;
   nptl_nthreads = dlvsym(RTLD_DEFAULT, "__nptl_nthreads", "GLIBC_PRIVATE");
+  /* Everything heapprof exports besides the malloc family forwards to the
+   * next definition; find each now, not inside a program's call. */
+  next_unshare = (ns_call_t)dlsym(RTLD_NEXT, "unshare");
+  next_setns = (ns_call_t)dlsym(RTLD_NEXT, "setns");
+  stack_resolve();
+  dumper_resolve();
   config_read(&cfg);
   control_depth = cfg.depth;
   control_seed = cfg.seed_set ? cfg.seed : random_seed();

@@ -391,6 +391,13 @@ static sigaction_fn real_sigaction(void) {
   return next_sigaction;
 }
 
+static sighandler_t (*next_signal)(int, sighandler_t);
+
+void dumper_resolve(void) {
+  real_sigaction();
+  next_signal = (sighandler_t(*)(int, sighandler_t))dlsym(RTLD_NEXT, "signal");
+}
+
 static int is_ours(const struct sigaction *sa) {
   return !(sa->sa_flags & SA_SIGINFO) && sa->sa_handler == on_signal;
 }
@@ -407,7 +414,6 @@ __attribute__((visibility("default"))) int sigaction(
 
 __attribute__((visibility("default"))) sighandler_t signal(int sig,
                                                            sighandler_t h) {
-  static sighandler_t (*next_signal)(int, sighandler_t);
   if (next_signal == NULL)
     next_signal = (sighandler_t(*)(int, sighandler_t))dlsym(RTLD_NEXT, "signal");
   sighandler_t old = next_signal(sig, h);
@@ -439,7 +445,6 @@ void dumper_start(const hp_config_t *c) {
   cfg = c;
   tracking = c->growth > 0 || c->peak || c->leak_period > 0;
   keeping = c->peak;
-  real_sigaction(); /* resolved now, not in a signal handler */
   rearm();
   if (c->signal == 0 && c->interval == 0 && c->growth == 0 &&
       c->leak_period == 0)

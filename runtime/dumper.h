@@ -22,6 +22,11 @@
  * sample, if any trigger needs the thread. */
 void dumper_start(const hp_config_t *cfg);
 
+/* Finds the sigaction and signal heapprof's own forward to, so that no
+ * program call (sigaction is async-signal-safe) runs dlsym. At start-up,
+ * whatever the rate. */
+void dumper_resolve(void);
+
 /* Bucket `b` is about to change: with HEAPPROF_PEAK on, its counters are
  * kept as they stood at the mark (O(1), once per bucket and mark). */
 void dumper_keep(bucket_t *b);

@@ -175,6 +175,12 @@ __attribute__((visibility("default"))) long syscall(long number, ...) {
   return next_syscall(number, a[0], a[1], a[2], a[3], a[4], a[5]);
 }
 
+void stack_resolve(void) {
+  next_pipe2 = (int (*)(int[2], int))dlsym(RTLD_NEXT, "pipe2");
+  next_read = (ssize_t (*)(int, void *, size_t))dlsym(RTLD_NEXT, "read");
+  next_syscall = (long (*)(long, ...))dlsym(RTLD_NEXT, "syscall");
+}
+
 void stack_init(void) {
   if (own.n == 0) {
     learn_code((const void *)(uintptr_t)&stack_capture, &own);

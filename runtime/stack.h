@@ -18,6 +18,11 @@
 /* Room for the profiler's own leading frames, unwound and then cut. */
 #define STACK_OWN_MAX 8
 
+/* Finds the functions heapprof's pipe2, read and syscall forward to, so
+ * that no program call of them (read is async-signal-safe) runs dlsym.
+ * Call at start-up, whatever the rate. */
+void stack_resolve(void);
+
 /* Learns the code ranges of the library and of libunwind. Call once,
  * early. */
 void stack_init(void);
