@@ -24,7 +24,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "../testlib.h"
+#include "testlib.h"
 #include "fds_util.h"
 
 /* ---- the program ---- */

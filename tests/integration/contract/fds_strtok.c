@@ -22,7 +22,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "../testlib.h"
+#include "testlib.h"
 #include "fds_util.h"
 
 #define WORDS 2000

@@ -23,7 +23,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "../testlib.h"
+#include "testlib.h"
 #include "fds_util.h"
 
 static int threads(void) {

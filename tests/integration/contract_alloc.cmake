@@ -5,13 +5,13 @@ if(NOT DEFINED JEMALLOC)
   set(JEMALLOC /usr/lib/x86_64-linux-gnu/libjemalloc.so.2)
   set(TCMALLOC /usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4)
 endif()
-set(ALLOC_CONTRACT_DIR ${CMAKE_CURRENT_SOURCE_DIR}/contract)
+set(ALLOC_CONTRACT_DIR ${CMAKE_CURRENT_LIST_DIR}/contract)
 
-# alloc_contract_exe(NAME SOURCE [libs...]): a test program of tests/contract/.
+# alloc_contract_exe(NAME SOURCE [libs...]): a test program of tests/integration/contract/.
 function(alloc_contract_exe name source)
   add_executable(${name} ${ALLOC_CONTRACT_DIR}/${source})
   target_compile_options(${name} PRIVATE ${HEAPPROF_WARNINGS})
-  target_include_directories(${name} PRIVATE ${CMAKE_CURRENT_SOURCE_DIR})
+  target_include_directories(${name} PRIVATE ${CMAKE_CURRENT_LIST_DIR})
   target_link_libraries(${name} PRIVATE testlib ${ARGN})
 endfunction()
 

@@ -3,14 +3,14 @@
 # each under the configurations it names; each fails with the defect it
 # guards against planted back. Every wait has a deadline of tens of
 # seconds, so a hang fails the test instead of blocking the run.
-set(PROC_SRC ${CMAKE_CURRENT_SOURCE_DIR}/contract)
+set(PROC_SRC ${CMAKE_CURRENT_LIST_DIR}/contract)
 
-# proc_exe(NAME SOURCE [LINK libs...]): a program of tests/contract/ with
+# proc_exe(NAME SOURCE [LINK libs...]): a program of tests/integration/contract/ with
 # the process tests' helpers.
 function(proc_exe name source)
   add_executable(${name} ${PROC_SRC}/${source} ${PROC_SRC}/proc_common.c)
   target_compile_options(${name} PRIVATE ${HEAPPROF_WARNINGS})
-  target_include_directories(${name} PRIVATE ${CMAKE_CURRENT_SOURCE_DIR})
+  target_include_directories(${name} PRIVATE ${CMAKE_CURRENT_LIST_DIR})
   target_link_libraries(${name} PRIVATE testlib pthread ${ARGN})
 endfunction()
 

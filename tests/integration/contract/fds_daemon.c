@@ -38,7 +38,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "../testlib.h"
+#include "testlib.h"
 #include "fds_util.h"
 
 #define TEXT_A "program file A: the daemon's configuration, 0123456789\n"

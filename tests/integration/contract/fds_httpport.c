@@ -34,7 +34,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "../testlib.h"
+#include "testlib.h"
 #include "fds_util.h"
 
 #define CHILDREN 4

@@ -25,7 +25,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "../testlib.h"
+#include "testlib.h"
 #include "fds_util.h"
 
 /* ---- the program ---- */

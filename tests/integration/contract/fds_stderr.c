@@ -28,7 +28,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "../testlib.h"
+#include "testlib.h"
 #include "fds_util.h"
 
 static const char *want_for(const char *mode) {

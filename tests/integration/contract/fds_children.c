@@ -20,7 +20,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "../testlib.h"
+#include "testlib.h"
 #include "fds_util.h"
 
 #define PASSED 7

@@ -1,9 +1,9 @@
 # The host contract, descriptors, stdio and hidden libc state
-# (tests/contract/fds_*.c, docs/RELIABILITY.md). Each test is a driver that
+# (tests/integration/contract/fds_*.c, docs/RELIABILITY.md). Each test is a driver that
 # runs itself again as the program under LD_PRELOAD, in an environment it
 # builds; the driver itself is never preloaded.
 
-set(FDS_DIR ${CMAKE_CURRENT_SOURCE_DIR}/contract)
+set(FDS_DIR ${CMAKE_CURRENT_LIST_DIR}/contract)
 set(FDS_LIB $<TARGET_FILE:heapprof>)
 
 add_library(fds_util STATIC ${FDS_DIR}/fds_util.c)
