@@ -1,0 +1,372 @@
+/*
+ * symbolizer — the process's mappings and the names, files and lines of
+ * its addresses, kept between dumps (see symbolizer.h).
+ *
+ * Invariant: every answer describes the current view, one reading of the
+ * map made by the last symbolizer_refresh that re-read it: its mapping
+ * table, its modules and the address cache all come from that reading, so
+ * the same address gets the same answer until the loader's load or unload
+ * counts move. Every string handed out is interned in the view's strtab —
+ * one copy per distinct string, so equal strings are equal pointers — and
+ * lives until the view is replaced.
+ *
+ * A re-read builds a complete new view first and only then replaces the
+ * old one, so a failure leaves the old view whole. Modules that are the
+ * same object at the same place (same path, range, file and build id,
+ * module_same) carry their loaded image (ELF handles, symbol index,
+ * DWARF) into the new view; every other image is dropped. The address
+ * cache and the strings are rebuilt: answers are cheap once the indexes
+ * exist, and mapping indexes may have moved.
+ *
+ * Nothing here reaches the network, writes to stdout or stderr, keeps a
+ * descriptor past the call that opened it (elfopen.h), or uses stdio.
+ */
+#define _GNU_SOURCE
+#include "symbolizer.h"
+
+#include <errno.h>
+#include <libelf.h>
+#include <limits.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "addrcache.h"
+#include "buildid.h"
+#include "elfopen.h"
+#include "maps.h"
+#include "module.h"
+#include "strtab.h"
+
+/* No mapping starts below the kernel's mmap_min_addr (4096 at the very
+ * least), so such addresses are answered at once. */
+#define LOWEST_MAPPED_ADDR 4096
+
+/* One reading of the map. */
+struct view {
+  module_t *modules; /* sorted by low, non-overlapping */
+  size_t nmodules;
+  prof_mapping_t *mappings; /* sorted by start, non-overlapping */
+  size_t *mapping_module;   /* mappings[i] is a range of modules[this[i]] */
+  size_t nmappings;
+  strtab_t strings;
+};
+
+struct symbolizer {
+  struct view view;
+  addrcache_t cache; /* answers given from this view */
+  bool read;         /* view holds a reading of the map */
+  bool counts_known; /* adds/subs hold the loader's counts at that reading */
+  uint64_t adds, subs;
+  symbolizer_counts_t counts;
+};
+
+/* ---- views ------------------------------------------------------------ */
+
+static void view_free(struct view *v) {
+  for (size_t i = 0; i < v->nmodules; i++) {
+    module_image_free(v->modules[i].image);
+    free(v->modules[i].path);
+  }
+  free(v->modules);
+  free(v->mappings);
+  free(v->mapping_module);
+  strtab_free(&v->strings);
+  *v = (struct view){0};
+}
+
+/* The module whose range holds `addr`; NULL if none. */
+static module_t *module_at(const struct view *v, uint64_t addr) {
+  size_t lo = 0, hi = v->nmodules;
+  while (lo < hi) {
+    size_t mid = lo + (hi - lo) / 2;
+    if (addr < v->modules[mid].low)
+      hi = mid;
+    else if (addr >= v->modules[mid].high)
+      lo = mid + 1;
+    else
+      return &v->modules[mid];
+  }
+  return NULL;
+}
+
+/* buildid_each_loaded callback, under the loader lock: allocates nothing. */
+static void note_loaded(void *ctx, const loaded_object_t *o) {
+  module_t *m = module_at(ctx, o->code_addr);
+  if (m == NULL)
+    return;
+  m->loader_known = true;
+  m->bias = o->bias;
+  if (o->id.len > 0)
+    m->id = o->id;
+}
+
+/* For files mapped by hand (the loader does not list them) the build id
+ * is read from the file itself; not for deleted files, whose path may now
+ * name something else. */
+static void ids_from_files(struct view *v) {
+  for (size_t i = 0; i < v->nmodules; i++) {
+    module_t *m = &v->modules[i];
+    if (m->id.len > 0 || m->vdso || m->deleted)
+      continue;
+    Elf *elf = elfopen_file(m->path);
+    if (elf != NULL) {
+      buildid_of_elf(elf, &m->id);
+      elf_end(elf);
+    }
+  }
+}
+
+static char *copy_string(const char *s) {
+  size_t bytes = strlen(s) + 1;
+  char *copy = malloc(bytes);
+  return copy ? memcpy(copy, s, bytes) : NULL;
+}
+
+/* 0 or ENOMEM. */
+static int take_objects(struct view *v, const maps_view_t *mv) {
+  if (mv->nobjects > 0 &&
+      (v->modules = calloc(mv->nobjects, sizeof *v->modules)) == NULL)
+    return ENOMEM;
+  for (; v->nmodules < mv->nobjects; v->nmodules++) {
+    const maps_object_t *o = &mv->objects[v->nmodules];
+    module_t *m = &v->modules[v->nmodules];
+    *m = (module_t){.low = o->low,
+                    .high = o->high,
+                    .offset = o->offset,
+                    .dev = o->dev,
+                    .inode = o->inode,
+                    .vdso = o->vdso,
+                    .deleted = o->deleted};
+    if ((m->path = copy_string(o->path)) == NULL)
+      return ENOMEM;
+  }
+  return 0;
+}
+
+/* 0 or ENOMEM. */
+static int take_ranges(struct view *v, const maps_view_t *mv) {
+  size_t n = mv->nranges ? mv->nranges : 1;
+  v->mappings = calloc(n, sizeof *v->mappings);
+  v->mapping_module = calloc(n, sizeof *v->mapping_module);
+  if (v->mappings == NULL || v->mapping_module == NULL)
+    return ENOMEM;
+  for (; v->nmappings < mv->nranges; v->nmappings++) {
+    const maps_range_t *r = &mv->ranges[v->nmappings];
+    const module_t *m = &v->modules[r->object];
+    char hex[BUILDID_HEX_BYTES];
+    buildid_hex(&m->id, hex);
+    prof_mapping_t *out = &v->mappings[v->nmappings];
+    *out = (prof_mapping_t){r->start, r->limit, r->offset,
+                            strtab_intern(&v->strings, m->path),
+                            strtab_intern(&v->strings, hex)};
+    v->mapping_module[v->nmappings] = r->object;
+    if (out->path == NULL || out->build_id == NULL)
+      return ENOMEM;
+  }
+  return 0;
+}
+
+/* Reads the map into `v`, with each module's build id and bias. 0 or an
+ * errno value (v then empty). */
+static int view_read(struct view *v) {
+  maps_view_t mv;
+  *v = (struct view){0};
+  int err = maps_read(&mv);
+  if (err != 0)
+    return err;
+  err = take_objects(v, &mv);
+  if (err == 0) {
+    buildid_each_loaded(note_loaded, v);
+    ids_from_files(v);
+    err = take_ranges(v, &mv);
+  }
+  maps_view_free(&mv);
+  if (err != 0)
+    view_free(v);
+  return err;
+}
+
+/* Moves the images of `old`'s modules that `now` still has into `now`;
+ * returns how many. Both lists are sorted by low. */
+static uint64_t carry_images(struct view *old, struct view *now) {
+  uint64_t kept = 0;
+  for (size_t i = 0, j = 0; i < old->nmodules && j < now->nmodules;) {
+    module_t *a = &old->modules[i], *b = &now->modules[j];
+    if (a->low < b->low) {
+      i++;
+    } else if (b->low < a->low) {
+      j++;
+    } else {
+      if (a->image != NULL && module_same(a, b)) {
+        b->image = a->image;
+        a->image = NULL;
+        kept++;
+      }
+      i++, j++;
+    }
+  }
+  return kept;
+}
+
+/* ---- refresh ---------------------------------------------------------- */
+
+symbolizer_t *symbolizer_new(void) {
+  symbolizer_t *s = calloc(1, sizeof *s);
+  if (s != NULL)
+    elf_version(EV_CURRENT);
+  return s;
+}
+
+int symbolizer_refresh(symbolizer_t *s) {
+  int saved = errno;
+  uint64_t adds, subs;
+  bool known = buildid_loader_counts(&adds, &subs);
+  s->counts.refreshes++;
+  if (s->read && known && s->counts_known && adds == s->adds &&
+      subs == s->subs) {
+    errno = saved;
+    return 0;
+  }
+  struct view now;
+  int err = view_read(&now);
+  if (err != 0) {
+    errno = err;
+    return -1;
+  }
+  s->counts.modules_kept += carry_images(&s->view, &now);
+  addrcache_free(&s->cache);
+  view_free(&s->view);
+  s->view = now;
+  s->read = true;
+  s->counts_known = known;
+  s->adds = adds;
+  s->subs = subs;
+  s->counts.maps_reads++;
+  errno = saved;
+  return 1;
+}
+
+/* ---- lookup ----------------------------------------------------------- */
+
+static int mapping_index(const struct view *v, uint64_t addr) {
+  size_t lo = 0, hi = v->nmappings;
+  while (lo < hi) {
+    size_t mid = lo + (hi - lo) / 2;
+    if (addr < v->mappings[mid].start)
+      hi = mid;
+    else if (addr >= v->mappings[mid].limit)
+      lo = mid + 1;
+    else
+      return (int)mid;
+  }
+  return -1;
+}
+
+/* A symbol name without its ELF symbol version ("__libc_start_main@@
+ * GLIBC_2.34" → "__libc_start_main"): the version is linker detail that
+ * only clutters a profile. */
+static const char *intern_unversioned(strtab_t *t, const char *name) {
+  const char *at = name ? strchr(name, '@') : NULL;
+  if (at == NULL || at == name)
+    return strtab_intern(t, name);
+  return strtab_intern_n(t, name, (size_t)(at - name));
+}
+
+/* DWARF names files relative to the compilation directory when the
+ * compiler was given a relative path; pprof and people want the absolute
+ * one. A path too long to build is kept as DWARF spells it. */
+static const char *intern_path(strtab_t *t, const char *comp_dir,
+                               const char *file) {
+  char path[PATH_MAX];
+  size_t dir_len = comp_dir ? strlen(comp_dir) : 0, file_len = strlen(file);
+  if (file[0] == '/' || comp_dir == NULL || comp_dir[0] != '/' ||
+      dir_len + 1 + file_len >= sizeof path)
+    return strtab_intern(t, file);
+  memcpy(path, comp_dir, dir_len);
+  path[dir_len] = '/';
+  memcpy(path + dir_len + 1, file, file_len + 1);
+  return strtab_intern(t, path);
+}
+
+static void resolve(symbolizer_t *s, uint64_t addr, prof_frame_t *out) {
+  /* Code outside every file-backed executable range (JIT, anonymous pages
+   * in a hole inside a module's address range) is nobody's. */
+  out->mapping = mapping_index(&s->view, addr);
+  if (out->mapping < 0)
+    return;
+  module_t *m = &s->view.modules[s->view.mapping_module[out->mapping]];
+  if (m->image == NULL)
+    s->counts.modules_loaded++;
+  module_image_t *im = module_image(m);
+  if (im == NULL)
+    return;
+  out->function =
+      intern_unversioned(&s->view.strings, module_image_function(im, addr));
+  const char *file, *comp_dir;
+  int line;
+  if (module_image_line(im, addr, &file, &comp_dir, &line)) {
+    out->file = intern_path(&s->view.strings, comp_dir, file);
+    out->line = out->file && line > 0 ? line : 0;
+  }
+}
+
+static void lookup(void *ctx, uint64_t addr, prof_frame_t *out) {
+  symbolizer_t *s = ctx;
+  int saved = errno;
+  *out = (prof_frame_t){NULL, NULL, 0, -1};
+  s->counts.lookups++;
+  if (addr >= LOWEST_MAPPED_ADDR && !addrcache_get(&s->cache, addr, out)) {
+    s->counts.resolved++;
+    resolve(s, addr, out);
+    addrcache_put(&s->cache, addr, out);
+  }
+  errno = saved;
+}
+
+static const prof_mapping_t *mappings(void *ctx, size_t *n) {
+  symbolizer_t *s = ctx;
+  *n = s->view.nmappings;
+  return s->view.mappings;
+}
+
+static int maps_text(void *ctx, const pprof_sink_t *out) {
+  (void)ctx;
+  int saved = errno;
+  int rc = maps_stream(out);
+  if (rc == 0)
+    errno = saved;
+  return rc;
+}
+
+prof_symtab_t symbolizer_symtab(symbolizer_t *s) {
+  return (prof_symtab_t){mappings, lookup, maps_text, s};
+}
+
+/* ---- memory, counts, end ---------------------------------------------- */
+
+size_t symbolizer_memory_bytes(const symbolizer_t *s) {
+  const struct view *v = &s->view;
+  size_t bytes = sizeof *s + addrcache_bytes(&s->cache) +
+                 strtab_bytes(&v->strings) + v->nmodules * sizeof *v->modules +
+                 v->nmappings * (sizeof *v->mappings + sizeof(size_t));
+  for (size_t i = 0; i < v->nmodules; i++)
+    bytes +=
+        strlen(v->modules[i].path) + 1 +
+        (v->modules[i].image ? module_image_bytes(v->modules[i].image) : 0);
+  return bytes;
+}
+
+void symbolizer_counts(const symbolizer_t *s, symbolizer_counts_t *out) {
+  *out = s->counts;
+}
+
+void symbolizer_free(symbolizer_t *s) {
+  if (s == NULL)
+    return;
+  int saved = errno;
+  addrcache_free(&s->cache);
+  view_free(&s->view);
+  free(s);
+  errno = saved;
+}
