@@ -12,11 +12,9 @@
  */
 #include "buckets.h"
 
+#include <errno.h>
 #include <pthread.h>
-#include <stdlib.h>
 #include <string.h>
-
-#include "../runtime/arena.h"
 
 /* Prime, as Go's buckHashSize: spreads the low bits of the hash. */
 #define HASH_HEADS 179999
@@ -26,6 +24,11 @@ static bucket_t *_Atomic all_buckets;
 static pthread_mutex_t insert_lock = PTHREAD_MUTEX_INITIALIZER;
 static _Atomic uint64_t created;
 static _Atomic uint64_t dropped;
+static void *(*permanent)(size_t bytes); /* set once, before any bucket */
+
+void bucket_set_memory(void *(*alloc_permanent)(size_t bytes)) {
+  permanent = alloc_permanent;
+}
 
 static uint64_t mix(uint64_t h, uint64_t v) {
   h ^= v + 0x9e3779b97f4a7c15ULL + (h << 6) + (h >> 2);
@@ -63,7 +66,7 @@ static bucket_t *insert_locked(bucket_t *_Atomic *head, uint64_t hash,
   bucket_t *b = find(first, hash, pcs, n, size, rate);
   if (b != NULL)
     return b;
-  b = arena_alloc(sizeof *b + n * sizeof *pcs);
+  b = permanent != NULL ? permanent(sizeof *b + n * sizeof *pcs) : NULL;
   if (b == NULL)
     return NULL;
   b->hash = hash;
@@ -99,25 +102,24 @@ bucket_t *bucket_get(const uintptr_t *pcs, uint32_t nframes, uint64_t size,
   return b;
 }
 
-size_t bucket_snapshot(bucket_count_t **out) {
-  return bucket_snapshot_kept(out, 0);
-}
-
-size_t bucket_snapshot_kept(bucket_count_t **out, uint32_t epoch) {
+int bucket_snapshot(const prof_alloc_t *a, uint32_t epoch,
+                    bucket_snapshot_t *out) {
   size_t cap = atomic_load_explicit(&created, memory_order_acquire) + 64, n = 0;
-  bucket_count_t *v = malloc(cap * sizeof *v);
+  bucket_count_t *v = prof_malloc(a, cap * sizeof *v);
   if (v == NULL)
-    return (size_t)-1;
+    goto nomem;
   bucket_t *b = atomic_load_explicit(&all_buckets, memory_order_acquire);
   for (; b != NULL;
        b = atomic_load_explicit(&b->next_in_all, memory_order_acquire)) {
     if (n == cap) {
-      bucket_count_t *w = realloc(v, (cap *= 2) * sizeof *v);
+      bucket_count_t *w =
+          a->realloc(a->ctx, v, cap * sizeof *v, 2 * cap * sizeof *v);
       if (w == NULL) {
-        free(v);
-        return (size_t)-1;
+        prof_free(a, v, cap * sizeof *v);
+        goto nomem;
       }
       v = w;
+      cap *= 2;
     }
     /* Frees first: every free counted was preceded by its alloc, so the
      * allocs read afterwards can only be larger. */
@@ -128,8 +130,17 @@ size_t bucket_snapshot_kept(bucket_count_t **out, uint32_t epoch) {
       allocs = b->kept_allocs, frees = b->kept_frees;
     v[n++] = (bucket_count_t){b, allocs, frees};
   }
-  *out = v;
-  return n;
+  *out = (bucket_snapshot_t){v, n, cap};
+  return 0;
+nomem:
+  *out = (bucket_snapshot_t){NULL, 0, 0};
+  errno = ENOMEM;
+  return -1;
+}
+
+void bucket_snapshot_free(const prof_alloc_t *a, bucket_snapshot_t *s) {
+  prof_free(a, s->counts, s->cap * sizeof *s->counts);
+  *s = (bucket_snapshot_t){NULL, 0, 0};
 }
 
 uint64_t bucket_total(void) {

@@ -13,6 +13,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "alloc.h"
+
 /* Deepest stack a bucket can hold; HEAPPROF_DEPTH is clamped to it. */
 #define BUCKET_MAX_FRAMES 256
 
@@ -40,6 +42,11 @@ typedef struct bucket_count {
   uint64_t allocs;
   uint64_t frees;
 } bucket_count_t;
+
+/* Where buckets come from: `alloc_permanent` returns zeroed memory aligned
+ * for a bucket_t that is never given back (buckets live forever), or NULL
+ * when there is no more. Set once, before the first bucket_get. */
+void bucket_set_memory(void *(*alloc_permanent)(size_t bytes));
 
 /*
  * The bucket for (pcs, size, rate), created if needed. The rate is part of
@@ -80,13 +87,21 @@ static inline void bucket_keep(bucket_t *b, uint32_t epoch) {
   atomic_store_explicit(&b->kept_epoch, epoch, memory_order_release);
 }
 
+/* The counters of every bucket at one moment, newest bucket first. */
+typedef struct bucket_snapshot {
+  bucket_count_t *counts;
+  size_t n, cap; /* counts[0..n) hold; cap is what `a` gave */
+} bucket_snapshot_t;
+
 /*
- * Copies the counters of every bucket into a new malloc'd array (freed by
- * the caller): as they are now (epoch 0), or as they stood at the start of
- * keeping epoch `epoch`. Returns the count, or (size_t)-1 if malloc failed.
+ * Copies the counters of every bucket into memory from `a`: as they are now
+ * (epoch 0), or as they stood at the start of keeping epoch `epoch`. 0, or
+ * -1 with errno ENOMEM (then *out is empty). Free it with
+ * bucket_snapshot_free.
  */
-size_t bucket_snapshot(bucket_count_t **out);
-size_t bucket_snapshot_kept(bucket_count_t **out, uint32_t epoch);
+int bucket_snapshot(const prof_alloc_t *a, uint32_t epoch,
+                    bucket_snapshot_t *out);
+void bucket_snapshot_free(const prof_alloc_t *a, bucket_snapshot_t *s);
 
 /* Buckets created so far, and the buckets that could not be created. */
 uint64_t bucket_total(void);

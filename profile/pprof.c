@@ -30,18 +30,17 @@
  *
  * Locations are addresses inside the call instruction (return address − 1,
  * for every frame, the leaf too) so that pprof attributes each frame to the
- * calling line. Names come from symbols.c; a mapping claims has_functions /
- * has_filenames / has_line_numbers only if some location in it really got
- * one, because pprof re-symbolizes only mappings that claim nothing.
+ * calling line. Names come from the caller's symbol table (symtab.h); a
+ * mapping claims has_functions / has_filenames / has_line_numbers only if
+ * some location in it really got one, because pprof re-symbolizes only
+ * mappings that claim nothing.
  */
 #include "pprof.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 #include <zlib.h>
 
 /* Go's builder hands its buffer to gzip every 4 KiB too. */
@@ -82,13 +81,13 @@ typedef struct idmap {
 } idmap_t;
 
 typedef struct enc {
-  const pprof_alloc_t *alloc; /* NULL: the C library's */
+  const prof_alloc_t *alloc;
   int err;                    /* errno of the first failure; 0 while fine */
   const pprof_sink_t *sink;
   int gzip;                   /* 0 only for the transitional pprof_encode */
   z_stream z;
   int z_live;
-  symbols_t *syms;
+  const prof_symtab_t *syms;
   /* The string table: pointers to strings the caller or syms own, each
    * with the index of the next older string of the same hash (or
    * UINT32_MAX). */
@@ -113,14 +112,9 @@ typedef struct enc {
 
 /* ---- working memory, through opt->alloc ---- */
 
-static void *alloc_call(const pprof_alloc_t *a, void *p, size_t old_size,
+static void *alloc_call(const prof_alloc_t *a, void *p, size_t old_size,
                         size_t new_size) {
-  if (a != NULL)
-    return a->realloc(a->ctx, p, old_size, new_size);
-  if (new_size != 0)
-    return realloc(p, new_size);
-  free(p);
-  return NULL;
+  return a->realloc(a->ctx, p, old_size, new_size);
 }
 
 /* alloc_call, noting ENOMEM when it fails. Sizes are never 0 but to free. */
@@ -468,9 +462,9 @@ static uint64_t location_id(enc_t *e, uintptr_t pc, int *new_op) {
   uint8_t lbuf[32], buf[96];
   pb_t line = {lbuf, 0, sizeof lbuf}, loc = {buf, 0, sizeof buf};
   pb_uint(&loc, LOCATION_ID, id);
-  symbols_frame_t fr = {NULL, NULL, 0, -1};
+  prof_frame_t fr = {NULL, NULL, 0, -1};
   if (e->syms != NULL)
-    symbols_lookup(e->syms, addr, &fr);
+    e->syms->lookup(e->syms->ctx, addr, &fr);
   if (fr.mapping >= 0 && (size_t)fr.mapping < e->nmappings) {
     pb_uint(&loc, LOCATION_MAPPING_ID, (uint64_t)fr.mapping + 1);
     e->mapping_flags[fr.mapping] |= (fr.function ? 1 : 0) |
@@ -670,7 +664,8 @@ static void write_sample_types(enc_t *e) {
 
 static void write_mappings(enc_t *e) {
   size_t n = 0;
-  const symbols_mapping_t *m = e->syms ? symbols_mappings(e->syms, &n) : NULL;
+  const prof_mapping_t *m =
+      e->syms ? e->syms->mappings(e->syms->ctx, &n) : NULL;
   uint8_t buf[128];
   for (size_t i = 0; i < e->nmappings && i < n && e->err == 0; i++) {
     pb_t mp = {buf, 0, sizeof buf};
@@ -746,7 +741,7 @@ static int start_tables(enc_t *e) {
   e->strs[0].next = UINT32_MAX;
   e->nstrs = 1;
   if (e->syms != NULL)
-    symbols_mappings(e->syms, &e->nmappings);
+    e->syms->mappings(e->syms->ctx, &e->nmappings);
   e->mapping_flags = mem_alloc(e, e->nmappings + 1);
   if (e->mapping_flags == NULL)
     return -1;
@@ -804,9 +799,13 @@ static void enc_free(enc_t *e) {
 }
 
 static int write_profile(const bucket_count_t *counts, size_t n,
-                         symbols_t *syms, const pprof_options_t *opt,
+                         const prof_symtab_t *syms, const pprof_options_t *opt,
                          const pprof_sink_t *out, int gzip) {
   int saved = errno;
+  if (opt->alloc == NULL) {
+    errno = EINVAL;
+    return -1;
+  }
   enc_t *e = alloc_call(opt->alloc, NULL, 0, sizeof *e);
   if (e == NULL) {
     errno = ENOMEM;
@@ -839,7 +838,8 @@ static int write_profile(const bucket_count_t *counts, size_t n,
   return err != 0 ? -1 : 0;
 }
 
-int pprof_write_gzip(const bucket_count_t *counts, size_t n, symbols_t *syms,
+int pprof_write_gzip(const bucket_count_t *counts, size_t n,
+                     const prof_symtab_t *syms,
                      const pprof_options_t *opt, const pprof_sink_t *out) {
   return write_profile(counts, n, syms, opt, out, 1);
 }
@@ -958,7 +958,8 @@ static void put_pair(text_t *t, uint64_t n, uint64_t bytes) {
   put_dec(t, bytes);
 }
 
-static void put_bucket(text_t *t, const bucket_count_t *c, symbols_t *syms,
+static void put_bucket(text_t *t, const bucket_count_t *c,
+                       const prof_symtab_t *syms,
                        int64_t rate) {
   const bucket_t *bk = c->bucket;
   uint64_t live, allocs;
@@ -973,8 +974,8 @@ static void put_bucket(text_t *t, const bucket_count_t *c, symbols_t *syms,
   }
   put_str(t, "\n");
   for (uint32_t f = 0; f < bk->nframes && syms != NULL && t->err == 0; f++) {
-    symbols_frame_t fr;
-    symbols_lookup(syms, (uint64_t)bk->pcs[f] - 1, &fr);
+    prof_frame_t fr;
+    syms->lookup(syms->ctx, (uint64_t)bk->pcs[f] - 1, &fr);
     if (fr.function == NULL)
       continue;
     put_str(t, "#\t");
@@ -992,31 +993,27 @@ static void put_bucket(text_t *t, const bucket_count_t *c, symbols_t *syms,
   put_str(t, "\n");
 }
 
-/* /proc/self/maps, read with open/read/close: a FILE* would sit in libc's
- * list of streams, where the program's fflush(NULL) or fcloseall() on
- * another thread could reach it. Left out if it cannot be opened. */
-static void put_maps(text_t *t) {
-  /* thread-self: once main has called pthread_exit, /proc/self (the
-   * leader's) shows an empty map, and every frame would lose its name. */
-  int fd = open("/proc/thread-self/maps", O_RDONLY | O_CLOEXEC);
-  if (fd < 0) /* before Linux 3.17 */
-    fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
-  if (fd < 0)
-    return;
-  put_str(t, "\nMAPPED_LIBRARIES:\n");
-  char buf[4096];
-  for (;;) {
-    ssize_t r = read(fd, buf, sizeof buf);
-    if (r < 0 && errno == EINTR)
-      continue;
-    if (r <= 0 || t->err != 0)
-      break;
-    put_mem(t, buf, (size_t)r);
-  }
-  close(fd);
+/* The text sink: the map's bytes go through the text buffer. */
+static int text_sink_write(void *ctx, const void *buf, size_t len) {
+  text_t *t = ctx;
+  put_mem(t, buf, len);
+  errno = t->err;
+  return t->err != 0 ? -1 : 0;
 }
 
-int pprof_write_text(const bucket_count_t *counts, size_t n, symbols_t *syms,
+/* The process's memory map, so that pprof can find the binaries; left out
+ * when the symbol table has none. */
+static void put_maps(text_t *t, const prof_symtab_t *syms) {
+  if (syms == NULL || syms->maps_text == NULL || t->err != 0)
+    return;
+  put_str(t, "\nMAPPED_LIBRARIES:\n");
+  pprof_sink_t sink = {text_sink_write, t};
+  if (syms->maps_text(syms->ctx, &sink) != 0 && t->err == 0)
+    t->err = errno != 0 ? errno : EIO;
+}
+
+int pprof_write_text(const bucket_count_t *counts, size_t n,
+                     const prof_symtab_t *syms,
                      int64_t rate, const pprof_sink_t *out) {
   int saved = errno;
   text_t t;
@@ -1041,7 +1038,7 @@ int pprof_write_text(const bucket_count_t *counts, size_t n, symbols_t *syms,
   put_str(&t, "\n");
   for (size_t i = 0; i < n && t.err == 0; i++)
     put_bucket(&t, &counts[i], syms, rate);
-  put_maps(&t);
+  put_maps(&t, syms);
   text_flush(&t);
   errno = t.err != 0 ? t.err : saved;
   return t.err != 0 ? -1 : 0;

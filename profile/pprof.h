@@ -13,22 +13,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "alloc.h"
 #include "buckets.h"
 #include "sink.h"
-#include "symbols.h"
-
-/*
- * Where the encoder gets its working memory, in the manner of Lua's
- * lua_Alloc: one function that allocates (p NULL), resizes, or frees
- * (new_size 0, returning NULL), always told the block's current size, so
- * that an allocator that counts or caps needs no header. Returns NULL when
- * it cannot allocate, leaving the block as it was (as realloc does). zlib's
- * state goes through it too, so it sees every byte the encoder uses.
- */
-typedef struct pprof_alloc {
-  void *(*realloc)(void *ctx, void *p, size_t old_size, size_t new_size);
-  void *ctx;
-} pprof_alloc_t;
+#include "symtab.h"
 
 typedef struct pprof_options {
   int64_t rate;           /* the period written (each bucket is un-sampled
@@ -42,7 +30,8 @@ typedef struct pprof_options {
    * bucket by bucket; a bucket missing from base counts from zero. */
   const bucket_count_t *base;
   size_t nbase;
-  const pprof_alloc_t *alloc; /* NULL: malloc, realloc and free */
+  const prof_alloc_t *alloc; /* its working memory (alloc.h); required:
+                                 zlib's state goes through it too */
 } pprof_options_t;
 
 /* Un-sampled (objects, bytes) for `count` sampled objects of `size` bytes
@@ -60,7 +49,7 @@ void pprof_inuse_total(const bucket_count_t *counts, size_t n,
 /*
  * Streams the gzipped profile of `n` bucket counts into `out`. `syms` may
  * be NULL: locations then carry addresses only; otherwise its strings must
- * stay valid until the call returns (they do until symbols_close), as must
+ * stay valid until the call returns (symtab.h), as must
  * opt->comments. Working memory: ~290 KiB to start (zlib's deflate state
  * and 12 KiB of buffers), then 60–100 bytes per distinct location,
  * function and string (a map's slots at most half full, and briefly two
@@ -70,7 +59,8 @@ void pprof_inuse_total(const bucket_count_t *counts, size_t n,
  * or -1 with errno ENOMEM or the sink's errno; nothing is left allocated
  * either way (the sink may hold part of the profile).
  */
-int pprof_write_gzip(const bucket_count_t *counts, size_t n, symbols_t *syms,
+int pprof_write_gzip(const bucket_count_t *counts, size_t n,
+                     const prof_symtab_t *syms,
                      const pprof_options_t *opt, const pprof_sink_t *out);
 
 /*
@@ -82,7 +72,8 @@ int pprof_write_gzip(const bucket_count_t *counts, size_t n, symbols_t *syms,
  * converted (see the comment at text_counts in pprof.c). `syms` may be
  * NULL. No heap memory is used. 0, or -1 with the sink's errno.
  */
-int pprof_write_text(const bucket_count_t *counts, size_t n, symbols_t *syms,
+int pprof_write_text(const bucket_count_t *counts, size_t n,
+                     const prof_symtab_t *syms,
                      int64_t rate, const pprof_sink_t *out);
 
 #endif /* HEAPPROF_PPROF_H */

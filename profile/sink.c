@@ -1,25 +1,11 @@
 /*
- * sink — the two places a profile's bytes go: a descriptor (written whole,
- * whatever write() returns short) and a growing memory buffer. Neither
- * holds anything beyond what it was given: the descriptor sink is its fd,
- * the memory sink its buffer, which at most doubles at a time.
+ * sink — the memory sink: a buffer that at most doubles at a time, from
+ * the allocator it was given.
  */
 #include "sink.h"
 
-#include "writer.h"
-
 #include <errno.h>
-#include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
-
-static int fd_write(void *ctx, const void *buf, size_t len) {
-  return writer_write_all((int)(intptr_t)ctx, buf, len);
-}
-
-pprof_sink_t pprof_sink_fd(int fd) {
-  return (pprof_sink_t){fd_write, (void *)(intptr_t)fd};
-}
 
 /* Room for `need` bytes in all: the capacity doubles (from 16 KiB) until
  * it fits, so n bytes cost O(log n) reallocs and at most 2n of memory. */
@@ -36,7 +22,7 @@ static int mem_reserve(pprof_membuf_t *m, size_t need) {
   }
   if (m->limit != 0 && cap > m->limit)
     cap = m->limit; /* need <= limit: checked by the caller */
-  uint8_t *d = realloc(m->data, cap);
+  uint8_t *d = m->alloc->realloc(m->alloc->ctx, m->data, m->cap, cap);
   if (d == NULL) {
     errno = ENOMEM;
     return -1;
@@ -62,4 +48,10 @@ static int mem_write(void *ctx, const void *buf, size_t len) {
 
 pprof_sink_t pprof_sink_mem(pprof_membuf_t *m) {
   return (pprof_sink_t){mem_write, m};
+}
+
+void pprof_membuf_free(pprof_membuf_t *m) {
+  prof_free(m->alloc, m->data, m->cap);
+  m->data = NULL;
+  m->len = m->cap = 0;
 }

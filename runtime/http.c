@@ -45,9 +45,10 @@
 #include "heapprof.h"
 
 #include "config.h"
-#include "control.h"
 #include "fdtable.h"
 #include "httpreq.h"
+#include "pipeline.h"
+#include "spawn.h"
 #include "thread.h"
 
 #define HEAD_MAX 8192
@@ -105,14 +106,17 @@ static int64_t now_ms(void) {
 }
 
 /* Receives into buf[0..cap) once data arrives before `deadline_ms`: the
- * byte count, 0 when the client closed, -1 on error, -2 at the deadline. */
+ * byte count, 0 when the client closed, or -1 with errno (ETIMEDOUT at
+ * the deadline). */
 static ssize_t recv_by(int fd, char *buf, size_t cap, int64_t deadline_ms) {
   for (;;) {
     int64_t left = deadline_ms - now_ms();
     struct pollfd p = {fd, POLLIN, 0};
     int ready = left > 0 ? poll(&p, 1, (int)left) : 0;
-    if (ready == 0)
-      return -2;
+    if (ready == 0) {
+      errno = ETIMEDOUT;
+      return -1;
+    }
     if (ready < 0) {
       if (errno == EINTR)
         continue;
@@ -125,8 +129,9 @@ static ssize_t recv_by(int fd, char *buf, size_t cap, int64_t deadline_ms) {
 }
 
 /* Reads until the blank line ending the head: 0 ok (*head_len its
- * length), 400 bytes that can never make a head (answered at once, not
- * at the deadline), 408 too slow, 431 too big, -1 the client went away. */
+ * length), or -1 with errno EBADMSG (bytes that can never make a head:
+ * answered at once, not at the deadline), ETIMEDOUT (too slow), EMSGSIZE
+ * (too big), or ECONNRESET (the client went away). */
 static int read_head(int fd, char *buf, size_t *len, size_t *head_len) {
   int64_t deadline = now_ms() + READ_TIMEOUT_MS;
   *len = 0;
@@ -134,12 +139,12 @@ static int read_head(int fd, char *buf, size_t *len, size_t *head_len) {
     buf[*len] = '\0';
     int end = httpreq_head_end(buf, *len, head_len);
     if (end != 0)
-      return end > 0 ? 0 : 400;
+      return end > 0 ? 0 : (errno = EBADMSG, -1);
     if (*len >= HEAD_MAX)
-      return 431;
+      return errno = EMSGSIZE, -1;
     ssize_t r = recv_by(fd, buf + *len, HEAD_MAX - *len, deadline);
-    if (r == -2)
-      return 408;
+    if (r == 0)
+      errno = ECONNRESET;
     if (r <= 0)
       return -1;
     *len += (size_t)r;
@@ -147,8 +152,6 @@ static int read_head(int fd, char *buf, size_t *len, size_t *head_len) {
 }
 
 /* ---- the symbol service ---- */
-
-#include "../profile/symbols.h"
 
 /* Reads the rest of a POST body of rq->content_length bytes into `buf`. */
 static int read_body(int fd, const request_t *rq, char *buf) {
@@ -166,6 +169,31 @@ static int read_body(int fd, const request_t *rq, char *buf) {
   return 0;
 }
 
+/* The answer to a symbol request, written while the names are at hand. */
+typedef struct symbol_answer {
+  char *in, *out;
+  size_t cap, len;
+} symbol_answer_t;
+
+static void answer_symbols(const prof_symtab_t *syms, void *ctx) {
+  symbol_answer_t *a = ctx;
+  /* Addresses separated by '+' or white space. Not strtok: its state is
+   * the program's, shared with every thread that tokenizes. */
+  for (char *at = a->in, *end; *at != '\0'; at = end) {
+    at += strspn(at, "+ \t\r\n");
+    end = at + strcspn(at, "+ \t\r\n");
+    if (end == at)
+      break;
+    unsigned long long addr = strtoull(at, NULL, 0);
+    prof_frame_t fr;
+    syms->lookup(syms->ctx, addr, &fr);
+    if (fr.function == NULL || a->len + strlen(fr.function) + 24 > a->cap)
+      continue;
+    a->len += (size_t)snprintf(a->out + a->len, a->cap - a->len, "%#llx %s\n",
+                               addr, fr.function);
+  }
+}
+
 static void serve_symbols(int fd, const request_t *rq, int head_only) {
   static const char there[] = "num_symbols: 1\n";
   if (strcmp(rq->method, "POST") != 0) {
@@ -173,35 +201,16 @@ static void serve_symbols(int fd, const request_t *rq, int head_only) {
             sizeof there - 1, head_only);
     return;
   }
-  char *in = malloc(rq->content_length + 1);
-  size_t cap = rq->content_length * 8 + 256, len = 0;
-  char *out = malloc(cap);
-  symbols_t *syms = NULL;
-  if (in == NULL || out == NULL || read_body(fd, rq, in) != 0 ||
-      (syms = symbols_open()) == NULL) {
+  symbol_answer_t a = {malloc(rq->content_length + 1), NULL,
+                       rq->content_length * 8 + 256, 0};
+  a.out = malloc(a.cap);
+  if (a.in == NULL || a.out == NULL || read_body(fd, rq, a.in) != 0 ||
+      pipeline_symbolize(answer_symbols, &a) != 0)
     reply_error(fd, 400, "Bad Request", "cannot read or answer the body");
-  } else {
-    /* Addresses separated by '+' or white space. Not strtok: its state is
-     * the program's, shared with every thread that tokenizes. */
-    for (char *at = in, *end; *at != '\0'; at = end) {
-      at += strspn(at, "+ \t\r\n");
-      end = at + strcspn(at, "+ \t\r\n");
-      if (end == at)
-        break;
-      unsigned long long addr = strtoull(at, NULL, 0);
-      symbols_frame_t fr;
-      symbols_lookup(syms, addr, &fr);
-      if (fr.function == NULL || len + strlen(fr.function) + 24 > cap)
-        continue;
-      len += (size_t)snprintf(out + len, cap - len, "%#llx %s\n", addr,
-                              fr.function);
-    }
-    respond(fd, 200, "OK", "text/plain; charset=utf-8", NULL, out, len, 0);
-  }
-  if (syms != NULL)
-    symbols_close(syms);
-  free(in);
-  free(out);
+  else
+    respond(fd, 200, "OK", "text/plain; charset=utf-8", NULL, a.out, a.len, 0);
+  free(a.in);
+  free(a.out);
 }
 
 /* ---- routes ---- */
@@ -231,24 +240,26 @@ static void serve_profile(int fd, const request_t *rq, int kind,
     reply_error(fd, 400, "Bad Request", "seconds= needs the proto form of heap or allocs");
     return;
   }
-  uint8_t *body = NULL;
-  size_t len = 0;
-  int rc = control_body(kind, debug != 0, (int)seconds, &body, &len);
-  if (rc == HEAPPROF_EOFF) {
-    reply_error(fd, 404, "Not Found", "peak tracking is off (set HEAPPROF_PEAK=1)");
-  } else if (rc != 0) {
-    reply_error(fd, 500, "Internal Server Error", heapprof_strerror(rc));
+  pprof_membuf_t body = {.alloc = &pipeline_heap};
+  if (pipeline_body(kind, debug != 0, (int)seconds, &body) != 0) {
+    if (errno == ENODATA)
+      reply_error(fd, 404, "Not Found", "peak tracking is off (set HEAPPROF_PEAK=1)");
+    else
+      reply_error(fd, 500, "Internal Server Error",
+                  errno == ENOMEM ? "out of memory for the profile"
+                  : errno == EBUSY ? "the profiler is not started in this process"
+                                   : "cannot write the profile");
   } else if (debug != 0) {
-    respond(fd, 200, "OK", "text/plain; charset=utf-8", NULL, body, len,
-            head_only);
+    respond(fd, 200, "OK", "text/plain; charset=utf-8", NULL, body.data,
+            body.len, head_only);
   } else {
     char disp[96];
     snprintf(disp, sizeof disp,
              "Content-Disposition: attachment; filename=\"%s\"\r\n", name);
-    respond(fd, 200, "OK", "application/octet-stream", disp, body, len,
-            head_only);
+    respond(fd, 200, "OK", "application/octet-stream", disp, body.data,
+            body.len, head_only);
   }
-  free(body);
+  pprof_membuf_free(&body);
 }
 
 static void route(int fd, const request_t *rq) {
@@ -278,18 +289,18 @@ static void route(int fd, const request_t *rq) {
 static void handle(int fd) {
   char head[HEAD_MAX + 1];
   size_t len, head_len = 0;
-  int rc = read_head(fd, head, &len, &head_len);
   request_t rq;
-  if (rc == 400)
-    reply_error(fd, 400, "Bad Request", "malformed request head");
-  else if (rc == 408)
-    reply_error(fd, 408, "Request Timeout", "the request head took too long");
-  else if (rc == 431)
-    reply_error(fd, 431, "Request Header Fields Too Large", "the head is over 8 KiB");
-  else if (rc == 0) {
+  if (read_head(fd, head, &len, &head_len) != 0) {
+    if (errno == EBADMSG)
+      reply_error(fd, 400, "Bad Request", "malformed request head");
+    else if (errno == ETIMEDOUT)
+      reply_error(fd, 408, "Request Timeout", "the request head took too long");
+    else if (errno == EMSGSIZE)
+      reply_error(fd, 431, "Request Header Fields Too Large", "the head is over 8 KiB");
+  } else {
     /* The body starts after the blank line; parse() cuts up the head. */
     const char *body = head + head_len;
-    if ((rc = httpreq_parse(head, &rq)) != 0) {
+    if (httpreq_parse(head, &rq) != 0) {
       reply_error(fd, 400, "Bad Request", "malformed request");
       return;
     }
@@ -326,7 +337,7 @@ static struct {
   int any_port; /* port 0 asked for: the one picked is printed */
   _Atomic int quit; /* http_stop asks the thread to end */
   _Atomic int up;
-  control_thread_t thread;
+  spawned_t thread;
 } start;
 
 /* Whether `fd` is still our listening socket. Only a thread that shares
@@ -456,11 +467,11 @@ void http_start(const char *addr, int remote_ok, int verbose_on) {
   verbose = verbose_on;
   sem_init(&start.ready, 0, 0);
   atomic_store(&start.quit, 0);
-  int rc = control_spawn("heapprof-http", serve, &start.thread);
+  int rc = spawn_thread("heapprof-http", serve, &start.thread);
   atomic_store(&start.up, rc == 0);
   if (rc != 0) {
     config_warn("heapprof: cannot start the HTTP thread: %s",
-                strerrordesc_np(rc));
+                strerrordesc_np(errno));
     return;
   }
   /* Wait (briefly: a bind) for the outcome, so that the port is printed
@@ -482,9 +493,9 @@ int http_stop(void) {
   if (!atomic_exchange(&start.up, 0))
     return 0;
   atomic_store(&start.quit, 1);
-  atomic_store(&control_body_abort, 1);
-  control_join(&start.thread); /* its table, socket and claim go with it */
-  atomic_store(&control_body_abort, 0);
+  atomic_store(&pipeline_abort, 1);
+  spawn_join(&start.thread); /* its table, socket and claim go with it */
+  atomic_store(&pipeline_abort, 0);
   sem_destroy(&start.ready);
   return 1;
 }

@@ -33,9 +33,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "../profile/buckets.h"
+#include "buckets.h"
 #include "control.h"
-#include "dumper.h"
+#include "inuse.h"
+#include "triggers.h"
 #include "sampled.h"
 #include "sampler.h"
 #include "stack.h"
@@ -273,10 +274,10 @@ static SLOW int64_t should_sample(hp_thread_t *t, size_t n) {
   }
   int64_t sample_rate = t->gap_rate;
   hp_countdown_set(t, draw(t, rate));
-  if (unlikely(atomic_load_explicit(&dumper_start_pending,
+  if (unlikely(atomic_load_explicit(&triggers_start_pending,
                                     memory_order_relaxed)) && sample_rate > 0) {
     hp_own_work_t own = hp_own_begin(t); /* its memory is not the program's */
-    dumper_start_thread(); /* the first sample wants the dump thread */
+    triggers_start_thread(); /* the first sample wants the dump thread */
     hp_own_end(t, own);
   }
   return sample_rate;
@@ -284,15 +285,15 @@ static SLOW int64_t should_sample(hp_thread_t *t, size_t n) {
 
 /* A sampled block of `b` came (note_alloc) or went (note_free). */
 static void note_alloc(bucket_t *b) {
-  dumper_keep(b);
+  inuse_keep(b);
   bucket_note_alloc(b);
-  dumper_note(b->size, b->rate, +1);
+  inuse_note(b->size, b->rate, +1);
 }
 
 static void note_free(bucket_t *b) {
-  dumper_keep(b);
+  inuse_keep(b);
   bucket_note_free(b);
-  dumper_note(b->size, b->rate, -1);
+  inuse_note(b->size, b->rate, -1);
 }
 
 /* Inlined into the slow paths, so that they are the only frame of ours

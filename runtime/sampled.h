@@ -28,7 +28,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "../profile/buckets.h"
+#include "buckets.h"
 
 #define SAMPLED_HEADER 16
 #define SAMPLED_PAGE 4096

@@ -117,7 +117,7 @@ static int readable(const void *addr) {
   return process_vm_readv(gettid(), &local, 1, &remote, 1, 0) == 1;
 }
 
-__attribute__((visibility("default"))) int pipe2(int fds[2], int flags) {
+HEAPPROF_EXPORT int pipe2(int fds[2], int flags) {
   if (next_pipe2 == NULL)
     next_pipe2 = (int (*)(int[2], int))dlsym(RTLD_NEXT, "pipe2");
   if (!from_unwind((uintptr_t)__builtin_return_address(0)))
@@ -139,7 +139,7 @@ __attribute__((visibility("default"))) int pipe2(int fds[2], int flags) {
 }
 
 /* libunwind drains its pipe before each check: an empty one says EAGAIN. */
-__attribute__((visibility("default"))) ssize_t read(int fd, void *buf,
+HEAPPROF_EXPORT ssize_t read(int fd, void *buf,
                                                     size_t n) {
   if (__builtin_expect(fd == FAKE_READ, 0) &&
       from_unwind((uintptr_t)__builtin_return_address(0))) {
@@ -154,7 +154,7 @@ __attribute__((visibility("default"))) ssize_t read(int fd, void *buf,
 /* libunwind checks a byte with syscall(SYS_write, pipe, addr, 1). It
  * loops while errno is EINTR, whatever the result, so errno is cleared on
  * success (the slow path restores the program's errno afterwards). */
-__attribute__((visibility("default"))) long syscall(long number, ...) {
+HEAPPROF_EXPORT long syscall(long number, ...) {
   va_list ap;
   va_start(ap, number);
   long a[6];

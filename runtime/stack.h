@@ -13,7 +13,7 @@
 #define UNW_LOCAL_ONLY
 #include <libunwind.h>
 
-#include "../profile/buckets.h"
+#include "buckets.h"
 
 /* Room for the profiler's own leading frames, unwound and then cut. */
 #define STACK_OWN_MAX 8

@@ -1,5 +1,5 @@
 /*
- * stats — heapprof_read_stats().
+ * stats — what heapprof_read_stats() returns (stats_read).
  *
  * Counting costs the allocation path one increment on malloc and one on
  * free, in the thread's own TLS block: no shared cache line is written.
@@ -21,17 +21,16 @@
 #include "stats.h"
 
 #include <dlfcn.h>
+#include <errno.h>
 #include <malloc.h>
 #include <pthread.h>
 #include <string.h>
 
-#define HEAPPROF_BUILDING 1
-#include "heapprof.h"
-
-#include "../profile/buckets.h"
-#include "../profile/pprof.h"
 #include "arena.h"
+#include "buckets.h"
 #include "control.h"
+#include "pipeline.h"
+#include "pprof.h"
 #include "sampled.h"
 
 typedef struct node {
@@ -104,21 +103,22 @@ void stats_thread_register(hp_thread_t *t) {
 
 /* The sampled in-use estimate, un-sampled as the heap profile does it. */
 static void sampled_inuse(heapprof_stats_t *s) {
-  bucket_count_t *counts;
-  size_t n = bucket_snapshot(&counts);
-  if (n == (size_t)-1)
+  bucket_snapshot_t snap;
+  if (bucket_snapshot(&pipeline_heap, 0, &snap) != 0)
     return;
   int64_t objects, bytes;
-  pprof_inuse_total(counts, n, &objects, &bytes);
+  pprof_inuse_total(snap.counts, snap.n, &objects, &bytes);
   s->sampled_inuse_objects = (uint64_t)objects;
   s->sampled_inuse_bytes = (uint64_t)bytes;
-  free(counts);
-  s->buckets = n;
+  s->buckets = snap.n;
+  bucket_snapshot_free(&pipeline_heap, &snap);
 }
 
-HEAPPROF_EXTERN int heapprof_read_stats(heapprof_stats_t *s) {
-  if (s == NULL)
-    return HEAPPROF_EINVAL;
+int stats_read(heapprof_stats_t *s) {
+  if (s == NULL) {
+    errno = EINVAL;
+    return -1;
+  }
   hp_thread_t *t = &hp_self; /* our own allocations here are not counted */
   hp_own_work_t own = hp_own_begin(t);
   memset(s, 0, sizeof *s);

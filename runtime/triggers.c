@@ -1,5 +1,8 @@
 /*
- * dumper — the dump thread and its triggers.
+ * triggers — when a profile is written without the program asking: the
+ * dump signal, a timer (HEAPPROF_INTERVAL), growth of the in-use estimate
+ * (HEAPPROF_GROWTH, inuse.c) and leak watch (HEAPPROF_LEAKWATCH); the
+ * dump thread that answers them all through the pipeline.
  *
  * Nothing that writes a profile runs in a signal handler or on an
  * allocating thread: the handler, and an allocating thread whose sample
@@ -11,28 +14,13 @@
  * pending cancellation or on a descriptor the program now owns (a wake
  * pipe did both).
  *
- * The in-use estimate moves by size / (1 − e^(−size/rate)) per sampled
- * allocation or free — the weight the profile gives that object, at the
- * rate it was sampled at — so it equals the profile's inuse_space total.
- * It is kept only while growth, peak or leak watch is on: otherwise
- * nothing reads it, and a sample would pay an exp() and a write to a line
- * every thread shares. One threshold, the lower of the next growth dump
- * and the next peak step, is compared on each move.
- *
  * Leak watch: every HEAPPROF_LEAKWATCH period the thread looks at the
  * estimate; after K rises in a row it compares the buckets with a copy
  * taken when the rise began, names the sites that grew most in one stderr
  * line, writes a profile, and starts counting again.
- *
- * Peak: when the estimate passes the previous high-water mark by a step
- * (1/32 of it, at least 1 MiB), the allocating thread that got there
- * starts a new keeping epoch (buckets.h): O(1), no copy. From then on
- * each bucket saves its counters on its first change, so the profile at
- * the mark is each bucket's kept counters, or its current ones where it
- * has not changed since. An allocating thread never copies the table.
  */
 #define _GNU_SOURCE
-#include "dumper.h"
+#include "triggers.h"
 
 #include <dlfcn.h>
 #include <errno.h>
@@ -46,39 +34,24 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "../profile/pprof.h"
-#include "../profile/symbols.h"
-#define HEAPPROF_BUILDING 1
 #include "heapprof.h"
 
 #include "config.h"
-#include "control.h"
-#include "thread.h"
+#include "inuse.h"
+#include "pipeline.h"
+#include "pprof.h"
+#include "spawn.h"
+#include "stats.h"
 
-#define PEAK_MIN_STEP ((int64_t)1 << 20)
-#define NO_THRESHOLD INT64_MAX
-
-static hp_config_t const *cfg;
-static int tracking;              /* a trigger reads the estimate */
-static _Atomic int64_t inuse;     /* the estimate, bytes */
-static _Atomic int64_t threshold; /* wake or keep when inuse passes this */
-static _Atomic int64_t growth_base;
+static hp_config_t cfg; /* a copy of what triggers_start was given */
 
 /* The wake-up: what was asked for, then a post. */
 static sem_t wake_sem;
 static _Atomic int thread_up;        /* wake_sem is live and waited on */
 static _Atomic int pending_signals;  /* dump signals not yet answered */
 static _Atomic int pending_growth;   /* growth steps not yet dumped */
-static _Atomic int quit;             /* dumper_stop_thread asks it to end */
-static control_thread_t dump_thread_id;
-
-/* The peak: the keeping epoch of the mark (0: none yet, else even) and
- * the estimate there. Protected by peak_lock, held for a few instructions;
- * peak_epoch is also read without it by the sampling path. */
-static pthread_mutex_t peak_lock = PTHREAD_MUTEX_INITIALIZER;
-static _Atomic uint32_t peak_epoch;
-static int64_t peak_bytes;
-static int keeping; /* HEAPPROF_PEAK: samples call bucket_keep */
+static _Atomic int quit;             /* triggers_stop_thread asks it to end */
+static spawned_t dump_thread_id;
 
 static void wake(_Atomic int *what) {
   int saved = errno;
@@ -88,86 +61,16 @@ static void wake(_Atomic int *what) {
   errno = saved;
 }
 
-static int64_t peak_next_locked(void) {
-  int64_t step = peak_bytes / 32;
-  return peak_bytes + (step > PEAK_MIN_STEP ? step : PEAK_MIN_STEP);
-}
-
-/* The lowest level at which the estimate needs attention. */
-static void rearm(void) {
-  int64_t t = NO_THRESHOLD;
-  if (cfg != NULL && cfg->growth > 0)
-    t = atomic_load(&growth_base) + cfg->growth;
-  if (cfg != NULL && cfg->peak) {
-    pthread_mutex_lock(&peak_lock);
-    int64_t p = peak_next_locked();
-    pthread_mutex_unlock(&peak_lock);
-    if (p < t)
-      t = p;
-  }
-  atomic_store(&threshold, t);
-}
-
-/* Called when the estimate passed the threshold: a new mark starts a new
- * keeping epoch (O(1)); a growth step wakes the dump thread. */
-static void crossed(int64_t now) {
-  if (cfg->peak) {
-    pthread_mutex_lock(&peak_lock);
-    if (now >= peak_next_locked()) {
-      peak_bytes = now;
-      uint32_t e = atomic_load_explicit(&peak_epoch, memory_order_relaxed) + 2;
-      atomic_store_explicit(&peak_epoch, e == 0 ? 2 : e, memory_order_release);
-    }
-    pthread_mutex_unlock(&peak_lock);
-  }
-  if (cfg->growth > 0 && now >= atomic_load(&growth_base) + cfg->growth) {
-    atomic_store(&growth_base, now); /* one profile per step of growth */
-    wake(&pending_growth);
-  }
-  rearm();
-}
-
-void dumper_keep(bucket_t *b) {
-  if (!keeping)
-    return;
-  uint32_t e = atomic_load_explicit(&peak_epoch, memory_order_acquire);
-  if (e != 0)
-    bucket_keep(b, e);
-}
-
-void dumper_note(uint64_t size, int64_t rate, int sign) {
-  if (!tracking) /* the default: no exp() and no shared write per sample */
-    return;
-  int64_t objects, bytes;
-  pprof_unsample(1, size, rate, &objects, &bytes);
-  int64_t now = atomic_fetch_add_explicit(&inuse, sign * bytes,
-                                          memory_order_relaxed) + sign * bytes;
-  if (sign > 0 && now >= atomic_load_explicit(&threshold, memory_order_relaxed))
-    crossed(now);
-}
-
-int64_t dumper_inuse(void) { return atomic_load(&inuse); }
-
-int dumper_peak(bucket_count_t **out, size_t *n, int64_t *bytes) {
-  pthread_mutex_lock(&peak_lock);
-  uint32_t e = atomic_load(&peak_epoch);
-  *bytes = peak_bytes;
-  pthread_mutex_unlock(&peak_lock);
-  if (e == 0)
-    return -1;
-  *n = bucket_snapshot_kept(out, e);
-  return *n == (size_t)-1 ? -1 : 0;
-}
+static void on_growth(void) { wake(&pending_growth); }
 
 /* ---- leak watch ---- */
 
 static struct {
-  int64_t last;          /* the estimate at the previous look */
-  int rises;             /* consecutive rises so far */
-  int high;              /* consecutive looks with mallocs − frees > LIVE */
-  bucket_count_t *base;  /* counts when the rise began */
-  size_t nbase;
-} watch = {-1, 0, 0, NULL, 0};
+  int64_t last;            /* the estimate at the previous look */
+  int rises;               /* consecutive rises so far */
+  int high;                /* consecutive looks with mallocs − frees > LIVE */
+  bucket_snapshot_t base;  /* counts when the rise began, by bucket */
+} watch = {-1, 0, 0, {NULL, 0, 0}};
 
 typedef struct growth {
   const char *site;
@@ -198,57 +101,69 @@ static int by_bucket(const void *a, const void *b) {
   return (x > y) - (x < y);
 }
 
-static int64_t inuse_bytes(const bucket_count_t *c) {
+static int64_t inuse_of(const bucket_count_t *c) {
   int64_t objects, bytes;
   pprof_inuse(c, &objects, &bytes);
   return bytes;
 }
 
+/* The three sites that grew most since the watch began counting (or that
+ * hold most now), named while the symbol table is at hand. */
+typedef struct leak_sites {
+  const bucket_snapshot_t *now;
+  int growth;
+  char text[256];
+  size_t found;
+} leak_sites_t;
+
+static void name_sites(const prof_symtab_t *syms, void *ctx) {
+  leak_sites_t *ls = ctx;
+  growth_t g[256];
+  size_t ng = 0;
+  for (size_t i = 0; i < ls->now->n; i++) {
+    const bucket_count_t *c = &ls->now->counts[i];
+    const bucket_count_t *was =
+        bsearch(c, watch.base.counts, watch.base.n, sizeof *c, by_bucket);
+    int64_t grew = inuse_of(c) - (was != NULL && ls->growth ? inuse_of(was) : 0);
+    if (grew <= 0)
+      continue;
+    prof_frame_t fr = {NULL, NULL, 0, -1};
+    if (c->bucket->nframes > 0)
+      syms->lookup(syms->ctx, c->bucket->pcs[0] - 1, &fr);
+    add_growth(g, &ng, 256, fr.function ? fr.function : "?", grew);
+  }
+  qsort(g, ng, sizeof *g, by_growth);
+  ls->found = ng;
+  ls->text[0] = '\0';
+  for (size_t i = 0, at = 0; i < ng && i < 3 && at < sizeof ls->text; i++)
+    at += (size_t)snprintf(ls->text + at, sizeof ls->text - at, "%s%s +%.1f MB",
+                           i ? ", " : "", g[i].site, (double)g[i].bytes / 1e6);
+}
+
 /* One stderr line: the sign seen (`why`), and the sites where in-use grew
  * most since the watch began counting (`growth`) or that hold most now. */
 static void report_leak(const char *why, int growth, const char *path) {
-  bucket_count_t *counts;
-  size_t n = bucket_snapshot(&counts);
-  if (n == (size_t)-1)
+  bucket_snapshot_t now;
+  if (bucket_snapshot(&pipeline_heap, 0, &now) != 0)
     return;
-  symbols_t *syms = symbols_open();
-  growth_t g[256];
-  size_t ng = 0;
-  for (size_t i = 0; i < n; i++) {
-    const bucket_count_t *was = bsearch(&counts[i], watch.base, watch.nbase,
-                                        sizeof *watch.base, by_bucket);
-    int64_t before = was != NULL && growth ? inuse_bytes(was) : 0;
-    int64_t grew = inuse_bytes(&counts[i]) - before;
-    symbols_frame_t fr = {0};
-    if (grew > 0 && syms != NULL && counts[i].bucket->nframes > 0)
-      symbols_lookup(syms, counts[i].bucket->pcs[0] - 1, &fr);
-    if (grew > 0)
-      add_growth(g, &ng, 256, fr.function ? fr.function : "?", grew);
-  }
-  qsort(g, ng, sizeof *g, by_growth);
-  char sites[256] = "";
-  for (size_t i = 0, at = 0; i < ng && i < 3 && at < sizeof sites; i++)
-    at += (size_t)snprintf(sites + at, sizeof sites - at, "%s%s +%.1f MB",
-                           i ? ", " : "", g[i].site, (double)g[i].bytes / 1e6);
+  leak_sites_t ls = {&now, growth, "", 0};
+  pipeline_symbolize(name_sites, &ls);
   config_warn("heapprof: leak watch: %s; %s most: %s; profile %s", why,
-              growth ? "growing" : "holding", ng ? sites : "(no site)", path);
-  if (syms != NULL)
-    symbols_close(syms);
-  free(counts);
+              growth ? "growing" : "holding", ls.found ? ls.text : "(no site)",
+              path);
+  bucket_snapshot_free(&pipeline_heap, &now);
 }
 
-/* Keeps the counts now, sorted by bucket for report_leak's lookups. */
+/* Keeps the counts now, sorted by bucket for name_sites' lookups. */
 static void rebase(void) {
-  free(watch.base);
-  watch.nbase = bucket_snapshot(&watch.base);
-  if (watch.nbase == (size_t)-1)
-    watch.base = NULL, watch.nbase = 0;
-  else
-    qsort(watch.base, watch.nbase, sizeof *watch.base, by_bucket);
+  bucket_snapshot_free(&pipeline_heap, &watch.base);
+  if (bucket_snapshot(&pipeline_heap, 0, &watch.base) == 0)
+    qsort(watch.base.counts, watch.base.n, sizeof *watch.base.counts,
+          by_bucket);
 }
 
 static void leak_tick(void) {
-  int64_t now = dumper_inuse();
+  int64_t now = inuse_bytes();
   if (watch.last >= 0 && now > watch.last) {
     watch.rises++;
   } else {
@@ -258,22 +173,22 @@ static void leak_tick(void) {
   watch.last = now;
   heapprof_stats_t st;
   uint64_t live = 0;
-  if (cfg->leak_live > 0 && heapprof_read_stats(&st) == 0)
+  if (cfg.leak_live > 0 && stats_read(&st) == 0)
     live = st.mallocs - st.frees;
-  watch.high = live > cfg->leak_live && cfg->leak_live > 0 ? watch.high + 1 : 0;
+  watch.high = live > cfg.leak_live && cfg.leak_live > 0 ? watch.high + 1 : 0;
   char why[160];
-  int growth = watch.rises >= cfg->leak_rises;
+  int growth = watch.rises >= cfg.leak_rises;
   if (growth)
     snprintf(why, sizeof why, "in-use grew for %d looks %llds apart, to %.1f MB",
-             watch.rises, (long long)cfg->leak_period, (double)now / 1e6);
-  else if (watch.high >= cfg->leak_rises)
+             watch.rises, (long long)cfg.leak_period, (double)now / 1e6);
+  else if (watch.high >= cfg.leak_rises)
     snprintf(why, sizeof why, "mallocs - frees stayed above %llu for %d looks "
-             "%llds apart (now %llu)", (unsigned long long)cfg->leak_live,
-             watch.high, (long long)cfg->leak_period, (unsigned long long)live);
+             "%llds apart (now %llu)", (unsigned long long)cfg.leak_live,
+             watch.high, (long long)cfg.leak_period, (unsigned long long)live);
   else
     return;
   char path[CONFIG_PATH_MAX] = "";
-  control_dump_path(HEAPPROF_HEAP, path, sizeof path);
+  pipeline_dump(HEAPPROF_HEAP, path, sizeof path);
   report_leak(why, growth, path);
   watch.rises = watch.high = 0;
   rebase();
@@ -329,8 +244,8 @@ static void wait_wake(int64_t timeout_ms) {
 
 static void *dump_thread(void *arg) {
   (void)arg;
-  int64_t period = cfg->interval * 1000, next = now_ms() + period;
-  int64_t watch_period = cfg->leak_period * 1000;
+  int64_t period = cfg.interval * 1000, next = now_ms() + period;
+  int64_t watch_period = cfg.leak_period * 1000;
   int64_t watch_next = now_ms() + watch_period;
   for (;;) {
     int64_t timeout = until(period, next), w = until(watch_period, watch_next);
@@ -344,9 +259,9 @@ static void *dump_thread(void *arg) {
     int growth_steps = atomic_exchange(&pending_growth, 0);
     int signals = atomic_exchange(&pending_signals, 0);
     for (int i = 0; i < growth_steps + (signals > 0); i++)
-      control_dump(HEAPPROF_HEAP);
+      pipeline_dump(HEAPPROF_HEAP, NULL, 0);
     if (period > 0 && now_ms() >= next) {
-      control_dump(HEAPPROF_HEAP);
+      pipeline_dump(HEAPPROF_HEAP, NULL, 0);
       next += period;
       if (next < now_ms()) /* a slow dump: no burst to catch up */
         next = now_ms() + period;
@@ -366,10 +281,8 @@ static int start_thread(void) {
     return -1;
   atomic_store_explicit(&thread_up, 1, memory_order_release);
   atomic_store(&quit, 0);
-  int rc = control_spawn("heapprof", dump_thread, &dump_thread_id);
-  if (rc != 0) {
+  if (spawn_thread("heapprof", dump_thread, &dump_thread_id) != 0) {
     atomic_store(&thread_up, 0);
-    errno = rc;
     return -1;
   }
   return 0;
@@ -393,7 +306,7 @@ static sigaction_fn real_sigaction(void) {
 
 static sighandler_t (*next_signal)(int, sighandler_t);
 
-void dumper_resolve(void) {
+void triggers_resolve(void) {
   real_sigaction();
   next_signal = (sighandler_t(*)(int, sighandler_t))dlsym(RTLD_NEXT, "signal");
 }
@@ -402,8 +315,8 @@ static int is_ours(const struct sigaction *sa) {
   return !(sa->sa_flags & SA_SIGINFO) && sa->sa_handler == on_signal;
 }
 
-__attribute__((visibility("default"))) int sigaction(
-    int sig, const struct sigaction *act, struct sigaction *old) {
+HEAPPROF_EXPORT int sigaction(int sig, const struct sigaction *act,
+                              struct sigaction *old) {
   int rc = real_sigaction()(sig, act, old);
   if (rc == 0 && old != NULL && is_ours(old)) {
     memset(old, 0, sizeof *old);
@@ -412,8 +325,7 @@ __attribute__((visibility("default"))) int sigaction(
   return rc;
 }
 
-__attribute__((visibility("default"))) sighandler_t signal(int sig,
-                                                           sighandler_t h) {
+HEAPPROF_EXPORT sighandler_t signal(int sig, sighandler_t h) {
   if (next_signal == NULL)
     next_signal = (sighandler_t(*)(int, sighandler_t))dlsym(RTLD_NEXT, "signal");
   sighandler_t old = next_signal(sig, h);
@@ -441,45 +353,40 @@ static void install_signal(int sig) {
  * `unshare -U`, bwrap and container runtimes would fail under heapprof).
  * Before the first sample there is nothing to profile; a signal that
  * arrives then is answered by the thread's first round. */
-void dumper_start(const hp_config_t *c) {
-  cfg = c;
-  tracking = c->growth > 0 || c->peak || c->leak_period > 0;
-  keeping = c->peak;
-  rearm();
+void triggers_start(const hp_config_t *c) {
+  cfg = *c;
+  inuse_start(c->growth, c->peak, c->leak_period > 0, on_growth);
   if (c->signal == 0 && c->interval == 0 && c->growth == 0 &&
       c->leak_period == 0)
     return;
-  atomic_store(&dumper_start_pending, 1);
+  atomic_store(&triggers_start_pending, 1);
   install_signal(c->signal);
 }
 
-_Atomic int dumper_start_pending;
+_Atomic int triggers_start_pending;
 
-void dumper_start_thread(void) {
-  if (atomic_exchange(&dumper_start_pending, 0) && start_thread() != 0)
+void triggers_start_thread(void) {
+  if (atomic_exchange(&triggers_start_pending, 0) && start_thread() != 0)
     config_warn("heapprof: cannot start the dump thread: %s; signal, "
                 "interval and growth profiles are off", strerrordesc_np(errno));
 }
 
-int dumper_stop_thread(void) {
+int triggers_stop_thread(void) {
   if (!atomic_exchange(&thread_up, 0))
     return 0;
   atomic_store(&quit, 1);
   sem_post(&wake_sem);
-  control_join(&dump_thread_id); /* after the dump in progress, if any */
+  spawn_join(&dump_thread_id); /* after the dump in progress, if any */
   sem_destroy(&wake_sem);
-  atomic_store(&dumper_start_pending, 1); /* again at the next sample */
+  atomic_store(&triggers_start_pending, 1); /* again at the next sample */
   return 1;
 }
 
-void dumper_fork_prepare(void) { pthread_mutex_lock(&peak_lock); }
-void dumper_fork_parent(void) { pthread_mutex_unlock(&peak_lock); }
 
 /* The parent's dump thread did not come along: the child starts a thread
  * of its own at its first sample, like the parent did. Until then posts go
  * nowhere; what they asked for is answered by its first round. */
-void dumper_fork_child(void) {
-  pthread_mutex_init(&peak_lock, NULL);
+void triggers_fork_child(void) {
   if (atomic_exchange(&thread_up, 0))
-    atomic_store(&dumper_start_pending, 1);
+    atomic_store(&triggers_start_pending, 1);
 }

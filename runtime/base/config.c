@@ -23,7 +23,7 @@
 #include <strings.h>
 #include <unistd.h>
 
-#include "../profile/buckets.h"
+#include "buckets.h"
 #include "httpreq.h"
 
 #define STR_(x) #x
@@ -44,6 +44,7 @@
 #define PEAK_SUFFIX_LEN (sizeof ".peak" - 1)
 
 void config_warn(const char *fmt, ...) {
+  int saved = errno;
   char line[512];
   va_list ap;
   va_start(ap, fmt);
@@ -55,6 +56,7 @@ void config_warn(const char *fmt, ...) {
     n = sizeof line - 2;
   line[n] = '\n';
   fdtable_stderr(line, (size_t)n + 1); /* the program's stderr, from any thread */
+  errno = saved;
 }
 
 /* `v`, at most 64 bytes of it, with every control byte shown as '?': a

@@ -67,8 +67,10 @@ int config_parse_out(const char *tmpl);
  * Uncatchable and fault signals are refused. 0 or -1. */
 int config_parse_signal(const char *s, int *out);
 
-/* Writes one diagnostic line "heapprof: ...\n" to stderr with one write(2),
- * without stdio or malloc. */
+/* Writes `fmt` formatted (the caller starts it with "heapprof: "), plus a
+ * newline, as one line of at most 511 bytes to the program's current
+ * stderr with one write(2) (fdtable_stderr), without stdio or malloc;
+ * errno is kept. */
 void config_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 #endif /* HEAPPROF_CONFIG_H */

@@ -91,13 +91,19 @@ static char *next_line(char **at) {
   return line;
 }
 
+/* What the parser answers to a malformed head. */
+static int invalid(void) {
+  errno = EINVAL;
+  return -1;
+}
+
 static int split_target(char *target, request_t *rq) {
   char *q = strchr(target, '?');
   if (q != NULL)
     *q++ = '\0';
   if (strlen(target) >= sizeof rq->path ||
       (q != NULL && strlen(q) >= sizeof rq->query))
-    return 400;
+    return invalid();
   strcpy(rq->path, target);
   strcpy(rq->query, q != NULL ? q : "");
   return 0;
@@ -107,18 +113,18 @@ static int split_target(char *target, request_t *rq) {
 static int parse_request_line(char *line, request_t *rq) {
   size_t m = strspn(line, "ABCDEFGHIJKLMNOPQRSTUVWXYZ");
   if (m == 0 || m >= sizeof rq->method || line[m] != ' ')
-    return 400;
+    return invalid();
   memcpy(rq->method, line, m);
   char *target = line + m + 1;
   size_t t = visible_span(target);
   if (target[0] != '/' || target[t] != ' ')
-    return 400;
+    return invalid();
   target[t] = '\0';
   const char *version = target + t + 1;
   if (strcmp(version, "HTTP/1.1") == 0)
     rq->http11 = 1;
   else if (strcmp(version, "HTTP/1.0") != 0)
-    return 400;
+    return invalid();
   return split_target(target, rq);
 }
 
@@ -145,16 +151,16 @@ static int host_split(const char *host, char *name, size_t cap, int *port) {
 
 /* "Name: value": a token, a colon, then visible characters, blanks and
  * bytes above 0x7f (no other control byte). `*value` is the value without
- * its surrounding blanks. 0 or 400. */
+ * its surrounding blanks. 0, or -1 with errno EINVAL. */
 static int split_field(char *line, char **value) {
   size_t n = strspn(line, TOKEN);
   if (n == 0 || line[n] != ':')
-    return 400; /* also a folded line, which starts with a blank */
+    return invalid(); /* also a folded line, which starts with a blank */
   line[n] = '\0';
   char *v = line + n + 1;
   for (const char *p = v; *p != '\0'; p++)
     if ((unsigned char)*p < 0x20 ? *p != '\t' : *p == 0x7f)
-      return 400;
+      return invalid();
   v += strspn(v, " \t");
   size_t len = strlen(v);
   while (len > 0 && (v[len - 1] == ' ' || v[len - 1] == '\t'))
@@ -166,10 +172,10 @@ static int split_field(char *line, char **value) {
 static int take_length(const char *v, request_t *rq) {
   size_t n = strspn(v, DIGITS);
   if (rq->seen_length || n == 0 || n > 6 || v[n] != '\0')
-    return 400;
+    return invalid();
   unsigned long len = strtoul(v, NULL, 10);
   if (len > HTTPREQ_BODY_MAX)
-    return 400;
+    return invalid();
   rq->content_length = len;
   rq->seen_length = 1;
   return 0;
@@ -180,7 +186,7 @@ static int take_host(const char *v, request_t *rq) {
   int port;
   if (rq->seen_host || strlen(v) >= sizeof rq->host ||
       (*v != '\0' && host_split(v, name, sizeof name, &port) != 0))
-    return 400;
+    return invalid();
   strcpy(rq->host, v);
   rq->seen_host = 1;
   return 0;
@@ -189,13 +195,13 @@ static int take_host(const char *v, request_t *rq) {
 static int take_field(char *line, request_t *rq) {
   char *value;
   if (split_field(line, &value) != 0)
-    return 400;
+    return invalid();
   if (caseeq(line, "Content-Length"))
     return take_length(value, rq);
   if (caseeq(line, "Host"))
     return take_host(value, rq);
   if (caseeq(line, "Transfer-Encoding"))
-    return 400; /* bodies come with a Content-Length or not at all */
+    return invalid(); /* bodies come with a Content-Length or not at all */
   return 0;
 }
 
@@ -203,13 +209,13 @@ int httpreq_parse(char *head, request_t *rq) {
   memset(rq, 0, sizeof *rq);
   char *at = head, *line = next_line(&at);
   if (line == NULL || parse_request_line(line, rq) != 0)
-    return 400;
+    return invalid();
   while ((line = next_line(&at)) != NULL && *line != '\0')
     if (take_field(line, rq) != 0)
-      return 400;
+      return invalid();
   if (line == NULL)
-    return 400; /* no blank line: the head never ended */
-  return rq->http11 && rq->host[0] == '\0' ? 400 : 0;
+    return invalid(); /* no blank line: the head never ended */
+  return rq->http11 && rq->host[0] == '\0' ? invalid() : 0;
 }
 
 /* ---- judging ---- */

@@ -34,8 +34,8 @@ typedef struct request {
  * head (a body) are not looked at. */
 int httpreq_head_end(const char *buf, size_t len, size_t *head_len);
 
-/* Parses `head` (NUL-terminated, cut up in place) into `rq`: 0, or 400 for
- * anything but exactly "METHOD SP /target SP HTTP/1.x CRLF", then
+/* Parses `head` (NUL-terminated, cut up in place) into `rq`: 0, or -1
+ * with errno EINVAL (the server answers 400) for anything but exactly "METHOD SP /target SP HTTP/1.x CRLF", then
  * "Name: value" fields each ended by CRLF, then CRLF. A Host value must be
  * a host name or address with an optional all-digit port; Content-Length
  * all digits, at most HTTPREQ_BODY_MAX; neither may repeat; HTTP/1.1 needs

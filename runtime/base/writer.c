@@ -1,5 +1,6 @@
 /*
- * writer — whole writes, atomic files, path templates.
+ * writer — whole writes, the descriptor sink, atomic files, path
+ * templates.
  *
  * A profile file is created as ".heapprof-<pid>-<n>.tmp" in the target's
  * own directory (rename is only atomic within a file system), written,
@@ -43,6 +44,14 @@ int writer_write_all(int fd, const uint8_t *buf, size_t len) {
     len -= (size_t)w;
   }
   return 0;
+}
+
+static int fd_write(void *ctx, const void *buf, size_t len) {
+  return writer_write_all((int)(intptr_t)ctx, buf, len);
+}
+
+pprof_sink_t writer_sink_fd(int fd) {
+  return (pprof_sink_t){fd_write, (void *)(intptr_t)fd};
 }
 
 static _Atomic unsigned temp_counter;
@@ -165,14 +174,18 @@ int writer_expand(const char *tmpl, pid_t pid, uint64_t seq, time_t now,
       case 'n': snprintf(num, sizeof num, "%llu", (unsigned long long)seq); break;
       case 't': snprintf(num, sizeof num, "%lld", (long long)now); break;
       case '%': piece = "%"; break;
-      default: return -1;
+      default: errno = EINVAL; return -1;
       }
     }
-    if (!put(out, cap, &at, piece))
+    if (!put(out, cap, &at, piece)) {
+      errno = ENAMETOOLONG;
       return -1;
+    }
   }
-  if (cap == 0)
+  if (cap == 0) {
+    errno = ENAMETOOLONG;
     return -1;
+  }
   out[at] = '\0';
   return 0;
 }

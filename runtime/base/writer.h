@@ -11,9 +11,15 @@
 #include <sys/types.h>
 #include <time.h>
 
+#include "sink.h"
+
 /* Writes all of `buf` to `fd`, retrying short writes and EINTR. 0 or -1
  * with errno set. */
 int writer_write_all(int fd, const uint8_t *buf, size_t len);
+
+/* A sink (profile/sink.h) that writes every byte to `fd` with
+ * writer_write_all. The descriptor stays the caller's: never closed. */
+pprof_sink_t writer_sink_fd(int fd);
 
 /*
  * Writes `buf` to `path` atomically: a temp file beside it (mode 0600,
@@ -54,8 +60,8 @@ const char *writer_strerror(int err);
 
 /*
  * Expands a path template: %p pid, %n sequence number, %t unix seconds,
- * %% a percent sign. 0, or -1 if the result does not fit in `cap` bytes or
- * the template holds another % sequence.
+ * %% a percent sign. 0, or -1 with errno ENAMETOOLONG if the result does
+ * not fit in `cap` bytes, EINVAL if the template holds another % sequence.
  */
 int writer_expand(const char *tmpl, pid_t pid, uint64_t seq, time_t now,
                   char *out, size_t cap);

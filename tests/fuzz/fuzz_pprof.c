@@ -18,6 +18,7 @@
 #include "pprof.h"
 #include "profile.pb-c.h"
 #include "sink.h"
+#include "unit_heap.h"
 
 #define MAX_BUCKETS 64
 
@@ -121,7 +122,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     nb++;
   }
   counter_t cnt = {0, 0, alloc_fail < 0 ? -1 : alloc_fail};
-  pprof_alloc_t alloc = {count_realloc, &cnt};
+  prof_alloc_t alloc = {count_realloc, &cnt};
   pprof_options_t opt = {.rate = rate, .time_nanos = 1,
                          .allocs_view = (int)(rate & 1), .alloc = &alloc};
   if (rate & 2) { /* a delta: every other bucket, in order or reversed */
@@ -135,7 +136,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     }
     opt.base = base;
   }
-  failing_t f = {{0}, 0, sink_fail < 0 ? -1 : sink_fail};
+  failing_t f = {{.alloc = &unit_heap}, 0, sink_fail < 0 ? -1 : sink_fail};
   pprof_sink_t sink = {failing_write, &f};
   errno = 0;
   int rc = pprof_write_gzip(counts, nb, NULL, &opt, &sink);
@@ -145,9 +146,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     abort(); /* a failure that is neither the sink's nor memory */
   if (cnt.now != 0)
     abort(); /* the encoder left memory allocated */
-  free(f.m.data);
+  pprof_membuf_free(&f.m);
 
-  failing_t t = {{0}, 0, sink_fail < 0 ? -1 : sink_fail};
+  failing_t t = {{.alloc = &unit_heap}, 0, sink_fail < 0 ? -1 : sink_fail};
   sink.ctx = &t;
   errno = 0;
   rc = pprof_write_text(counts, nb, NULL, rate, &sink);
@@ -155,7 +156,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     abort();
   if (rc == 0 && (t.m.len < 14 || memcmp(t.m.data, "heap profile: ", 14) != 0))
     abort();
-  free(t.m.data);
+  pprof_membuf_free(&t.m);
   for (size_t i = 0; i < nb; i++)
     free(owned[i]);
   return 0;

@@ -2,12 +2,14 @@
  * test_buckets — the (stack, size) map with fake stacks: one bucket per key,
  * found again by every later lookup, from many threads at once.
  */
+#include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 
 #include "buckets.h"
 #include "testlib.h"
+#include "unit_heap.h"
 
 #define THREADS 4
 #define KEYS 20000
@@ -39,6 +41,9 @@ int main(void) {
   uintptr_t pcs[16];
   uint32_t n;
   fake_stack(pcs, 7, &n);
+  CHECK(bucket_get(pcs, n, 64, 1) == NULL && bucket_dropped() == 1,
+        "without memory handed in, a bucket is a drop");
+  bucket_set_memory(unit_permanent);
   bucket_t *a = bucket_get(pcs, n, 64, 1), *b = bucket_get(pcs, n, 64, 1);
   CHECK(a == b, "same key gave two buckets");
   CHECK(bucket_get(pcs, n, 65, 1) != a, "a different size must be a new bucket");
@@ -58,8 +63,10 @@ int main(void) {
    * new too (the size-64/65 buckets above differ by size). */
   CHECK(bucket_total() == before + KEYS, "%llu buckets created, want %d",
         (unsigned long long)(bucket_total() - before), KEYS);
-  bucket_count_t *counts;
-  size_t nc = bucket_snapshot(&counts);
+  bucket_snapshot_t snap;
+  CHECK(bucket_snapshot(&unit_heap, 0, &snap) == 0, "snapshot: %d", errno);
+  bucket_count_t *counts = snap.counts;
+  size_t nc = snap.n;
   CHECK(nc == bucket_total(), "snapshot has %zu of %llu buckets", nc,
         (unsigned long long)bucket_total());
   size_t seen = 0;
@@ -73,8 +80,8 @@ int main(void) {
           (unsigned long long)counts[i].frees);
   }
   CHECK(seen == KEYS, "saw %zu hammered buckets", seen);
-  free(counts);
-  CHECK(bucket_dropped() == 0, "drops without memory pressure");
+  bucket_snapshot_free(&unit_heap, &snap);
+  CHECK(bucket_dropped() == 1, "drops without memory pressure");
   printf("ok: %llu buckets, counts exact under %d threads\n",
          (unsigned long long)bucket_total(), THREADS);
   return 0;

@@ -7,6 +7,7 @@
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
+#include <errno.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -145,11 +146,11 @@ static void bad_requests(void) {
   };
   request_t rq;
   for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
-    CHECK(parse(bad[i], &rq) == 400, "accepted: \"%s\"", bad[i]);
+    CHECK(parse(bad[i], &rq) == -1 && errno == EINVAL, "accepted: \"%s\"", bad[i]);
   char longpath[600] = "GET /";
   memset(longpath + 5, 'p', 300);
   strcpy(longpath + 305, " HTTP/1.0\r\n\r\n");
-  CHECK(parse(longpath, &rq) == 400, "a path over 255 bytes");
+  CHECK(parse(longpath, &rq) == -1 && errno == EINVAL, "a path over 255 bytes");
   printf("ok: %zu malformed heads refused\n", sizeof bad / sizeof *bad + 1);
 }
 

@@ -40,8 +40,9 @@
 #include "pprof.h"
 #include "profile.pb-c.h"
 #include "sink.h"
-#include "symbols.h"
+#include "symtab.h"
 #include "testlib.h"
+#include "unit_heap.h"
 
 typedef Perftools__Profiles__Profile Profile;
 typedef Perftools__Profiles__Sample Sample;
@@ -86,9 +87,9 @@ static void *count_realloc(void *ctx, void *p, size_t old_size, size_t new_size)
   return q + 16;
 }
 
-static pprof_alloc_t counting(counter_t *c, long fail_at) {
+static prof_alloc_t counting(counter_t *c, long fail_at) {
   *c = (counter_t){0, 0, 0, fail_at};
-  return (pprof_alloc_t){count_realloc, c};
+  return (prof_alloc_t){count_realloc, c};
 }
 
 /* ---- fake buckets ---- */
@@ -195,12 +196,24 @@ static void check_shape(const Profile *p, int64_t period, int allocs_view) {
   }
 }
 
-/* The profile's bytes to a file, through the descriptor sink. */
+static int fd_write(void *ctx, const void *buf, size_t len) {
+  int fd = *(int *)ctx;
+  for (const char *p = buf; len > 0;) {
+    ssize_t w = write(fd, p, len);
+    if (w <= 0)
+      return -1;
+    p += w, len -= (size_t)w;
+  }
+  return 0;
+}
+
+/* The profile's bytes to a file, through a descriptor sink. */
 static void to_file(const char *path, int gzip, const bucket_count_t *counts,
-                    size_t n, symbols_t *syms, const pprof_options_t *opt) {
+                    size_t n, const prof_symtab_t *syms,
+                    const pprof_options_t *opt) {
   int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
   CHECK(fd >= 0, "open %s: %d", path, errno);
-  pprof_sink_t sink = pprof_sink_fd(fd);
+  pprof_sink_t sink = {fd_write, &fd};
   int rc = gzip ? pprof_write_gzip(counts, n, syms, opt, &sink)
                 : pprof_write_text(counts, n, syms, opt->rate, &sink);
   CHECK(rc == 0, "write %s: %d", path, errno);
@@ -310,11 +323,11 @@ static void table_test(void) {
   const char *comments[] = {"test comment", "second comment"};
   for (int view = 0; view < 2; view++) {
     counter_t c;
-    pprof_alloc_t a = counting(&c, -1);
+    prof_alloc_t a = counting(&c, -1);
     pprof_options_t opt = {.rate = RATE, .allocs_view = view,
                            .time_nanos = 1700000000000000000LL,
                            .comments = comments, .ncomments = 2, .alloc = &a};
-    pprof_membuf_t m = {0};
+    pprof_membuf_t m = {.alloc = &unit_heap};
     pprof_sink_t sink = pprof_sink_mem(&m);
     CHECK(pprof_write_gzip(counts, NTABLE, NULL, &opt, &sink) == 0,
           "encode: %d", errno);
@@ -333,7 +346,7 @@ static void table_test(void) {
           p->n_location);
     CHECK(p->n_mapping == 0 && p->n_function == 0, "no symbols, no names");
     perftools__profiles__profile__free_unpacked(p, NULL);
-    free(m.data);
+    pprof_membuf_free(&m);
 
     /* And pprof's view of the same encoder, through the fd sink. */
     char path[512];
@@ -372,11 +385,11 @@ static void delta_test(void) {
   const bucket_count_t *bases[2] = {base, shuffled};
   for (int k = 0; k < 2; k++) {
     counter_t c;
-    pprof_alloc_t a = counting(&c, -1);
+    prof_alloc_t a = counting(&c, -1);
     pprof_options_t opt = {.rate = RATE, .time_nanos = 1,
                            .duration_nanos = 5000000000LL,
                            .base = bases[k], .nbase = 3, .alloc = &a};
-    pprof_membuf_t m = {0};
+    pprof_membuf_t m = {.alloc = &unit_heap};
     pprof_sink_t sink = pprof_sink_mem(&m);
     CHECK(pprof_write_gzip(counts, NTABLE, NULL, &opt, &sink) == 0, "delta");
     CHECK(c.now == 0, "%zu bytes left allocated", c.now);
@@ -385,33 +398,57 @@ static void delta_test(void) {
     CHECK(p->duration_nanos == 5000000000LL, "duration");
     check_samples(p, base, 3);
     perftools__profiles__profile__free_unpacked(p, NULL);
-    free(m.data);
+    pprof_membuf_free(&m);
   }
 }
 
-/* ---- the real symbolizer ---- */
+/* ---- a symbol table (symtab.h) answered from a table ---- */
 
-__attribute__((noinline)) static void *caller_site(size_t n) {
-  return malloc(n);
+/* One mapping, [0x400000, 0x500000) of "/opt/app/bin/app"; two functions
+ * in it: operator new[] at 0x400100.., caller_site at 0x400200..; and the
+ * rest unknown. */
+#define FAKE_NEW 0x400100
+#define FAKE_SITE 0x400200
+static const prof_mapping_t fake_maps[] = {
+    {0x400000, 0x500000, 0, "/opt/app/bin/app", "0123abcd"}};
+
+static const prof_mapping_t *fake_mappings(void *ctx, size_t *n) {
+  (void)ctx;
+  *n = 1;
+  return fake_maps;
 }
 
-/* A local symbol named like operator new[]: the encoder must drop it as a
- * leading frame, as it drops the real one. Local, so it replaces nothing. */
-static void *fake_new(size_t n) __asm__("_Znam");
-__attribute__((noinline, used)) static void *fake_new(size_t n) {
-  return caller_site(n);
+static void fake_lookup(void *ctx, uint64_t addr, prof_frame_t *out) {
+  (void)ctx;
+  *out = (prof_frame_t){NULL, NULL, 0, -1};
+  if (addr >= fake_maps[0].start && addr < fake_maps[0].limit)
+    out->mapping = 0;
+  if (addr >= FAKE_NEW && addr < FAKE_NEW + 0x80)
+    out->function = "_Znam";
+  if (addr >= FAKE_SITE && addr < FAKE_SITE + 0x80)
+    *out = (prof_frame_t){"caller_site", "app/site.c", 7, 0};
 }
 
-static void symbols_test(void) {
-  symbols_t *syms = symbols_open();
-  CHECK(syms != NULL, "symbols_open: %d", errno);
-  uintptr_t new_pc = (uintptr_t)fake_new + 1, site_pc = (uintptr_t)caller_site + 1;
+static const char fake_map_text[] =
+    "00400000-00500000 r-xp 00000000 08:01 42 /opt/app/bin/app\n";
+
+static int fake_maps_text(void *ctx, const pprof_sink_t *out) {
+  (void)ctx;
+  return out->write(out->ctx, fake_map_text, sizeof fake_map_text - 1);
+}
+
+static const prof_symtab_t fake_symtab = {fake_mappings, fake_lookup,
+                                          fake_maps_text, NULL};
+
+static void symtab_test(void) {
+  const prof_symtab_t *syms = &fake_symtab;
+  uintptr_t new_pc = FAKE_NEW + 1, site_pc = FAKE_SITE + 1;
   uintptr_t stack[] = {new_pc, site_pc, 0x1001};
   bucket_t *b = fake(stack, 3, 48, 1);
   bucket_count_t c[1] = {{b, 5, 2}};
   char path[512];
   snprintf(path, sizeof path, "%s/named.pb.gz", tl_tmpdir());
-  pprof_options_t opt = {.rate = 1, .time_nanos = 1};
+  pprof_options_t opt = {.rate = 1, .time_nanos = 1, .alloc = &unit_heap};
   to_file(path, 1, c, 1, syms, &opt);
   tl_profile_t tp;
   tl_read_profile(path, &tp);
@@ -424,13 +461,13 @@ static void symbols_test(void) {
         (long long)tp.samples[0].v[3]);
   tl_free_profile(&tp);
 
-  pprof_membuf_t m = {0};
+  pprof_membuf_t m = {.alloc = &unit_heap};
   pprof_sink_t sink = pprof_sink_mem(&m);
   CHECK(pprof_write_gzip(c, 1, syms, &opt, &sink) == 0, "encode");
   Profile *p = decode(&m);
   check_shape(p, 1, 0);
   size_t nmaps;
-  symbols_mappings(syms, &nmaps);
+  syms->mappings(syms->ctx, &nmaps);
   CHECK(p->n_mapping == nmaps, "%zu mappings, want %zu", p->n_mapping, nmaps);
   CHECK(p->n_location == 3 && p->n_function == 2, "%zu locations, %zu functions",
         p->n_location, p->n_function);
@@ -439,10 +476,27 @@ static void symbols_test(void) {
         "the test binary's mapping must claim its functions");
   CHECK(p->location[2]->mapping_id == 0 && p->location[2]->n_line == 0,
         "an unmapped address has no mapping and no name");
+  CHECK(strcmp(str(p, p->mapping[0]->filename), "/opt/app/bin/app") == 0 &&
+            strcmp(str(p, p->mapping[0]->build_id), "0123abcd") == 0,
+        "the mapping's file and build id");
+  CHECK(p->mapping[0]->has_functions && p->mapping[0]->has_filenames &&
+            p->mapping[0]->has_line_numbers,
+        "a mapping with a named, placed location claims all three");
   perftools__profiles__profile__free_unpacked(p, NULL);
-  free(m.data);
+  pprof_membuf_free(&m);
+
+  /* The text form ends with the table's memory map, as it gave it. */
+  m = (pprof_membuf_t){.alloc = &unit_heap};
+  sink = pprof_sink_mem(&m);
+  CHECK(pprof_write_text(c, 1, syms, 1, &sink) == 0, "text");
+  static const char tail[] = "\nMAPPED_LIBRARIES:\n";
+  CHECK(m.len > sizeof tail && memmem(m.data, m.len, tail, sizeof tail - 1) &&
+            memcmp(m.data + m.len - (sizeof fake_map_text - 1), fake_map_text,
+                   sizeof fake_map_text - 1) == 0,
+        "the text form must end with the memory map");
+  CHECK(memmem(m.data, m.len, "caller_site", 11) != NULL, "a named frame");
+  pprof_membuf_free(&m);
   free(b);
-  symbols_close(syms);
 }
 
 /* ---- the text form ---- */
@@ -450,7 +504,7 @@ static void symbols_test(void) {
 static void text_test(void) {
   char path[512];
   snprintf(path, sizeof path, "%s/fake.heap.txt", tl_tmpdir());
-  pprof_options_t opt = {.rate = RATE};
+  pprof_options_t opt = {.rate = RATE, .alloc = &unit_heap};
   to_file(path, 0, counts, NTABLE, NULL, &opt);
   tl_profile_t tp;
   tl_read_profile(path, &tp);
@@ -502,16 +556,16 @@ static void text_test(void) {
   tl_free_profile(&tp);
   free(bk);
 
-  pprof_membuf_t m = {0};
+  pprof_membuf_t m = {.alloc = &unit_heap};
   pprof_sink_t sink = pprof_sink_mem(&m);
   CHECK(pprof_write_text(counts, NTABLE, NULL, RATE, &sink) == 0, "text");
   CHECK(m.len > 0 && memmem(m.data, m.len, "@ heap/1048576\n", 15) != NULL,
         "header");
-  CHECK(memmem(m.data, m.len, "\nMAPPED_LIBRARIES:\n", 19) != NULL,
-        "no memory map");
+  CHECK(memmem(m.data, m.len, "MAPPED_LIBRARIES", 16) == NULL,
+        "no symbol table, no memory map");
   CHECK(memmem(m.data, m.len, "0x401001 0x402001 0x403001\n", 27) != NULL,
         "stack line");
-  free(m.data);
+  pprof_membuf_free(&m);
 }
 
 /* ---- failures ---- */
@@ -567,10 +621,10 @@ static void failure_test(void) {
     long total = -1;
     for (long k = 0;; k++) {
       counter_t cnt;
-      pprof_alloc_t a = counting(&cnt, -1);
+      prof_alloc_t a = counting(&cnt, -1);
       pprof_options_t opt = {.rate = RATE, .time_nanos = 1, .alloc = &a,
                              .comments = comments, .ncomments = 1};
-      failing_t f = {{0}, 0, k, 0};
+      failing_t f = {{.alloc = &unit_heap}, 0, k, 0};
       pprof_sink_t sink = {failing_write, &f};
       errno = 0;
       int rc = text ? pprof_write_text(c, n, NULL, RATE, &sink)
@@ -580,7 +634,7 @@ static void failure_test(void) {
             cnt.now);
       CHECK(f.biggest <= 8192, "a write of %zu bytes: not a few KiB",
             f.biggest);
-      free(f.m.data);
+      pprof_membuf_free(&f.m);
       if (rc == 0) {
         total = f.writes;
         CHECK(k == f.writes, "succeeded although write %ld failed", k);
@@ -600,14 +654,14 @@ static void failure_test(void) {
   long calls = -1;
   for (long k = 0;; k++) {
     counter_t cnt;
-    pprof_alloc_t a = counting(&cnt, k);
+    prof_alloc_t a = counting(&cnt, k);
     pprof_options_t opt = {.rate = RATE, .time_nanos = 1, .alloc = &a};
-    pprof_membuf_t m = {0};
+    pprof_membuf_t m = {.alloc = &unit_heap};
     pprof_sink_t sink = pprof_sink_mem(&m);
     errno = 0;
     int rc = pprof_write_gzip(c, n, NULL, &opt, &sink);
     int err = errno;
-    free(m.data);
+    pprof_membuf_free(&m);
     CHECK(cnt.now == 0, "allocation %ld failing: %zu bytes left", k, cnt.now);
     if (rc == 0) {
       calls = cnt.calls;
@@ -620,13 +674,20 @@ static void failure_test(void) {
   printf("gzip: an allocator failing at each of %ld calls: -1/ENOMEM, no leak\n",
          calls);
   /* The memory sink's limit. */
-  pprof_membuf_t m = {.limit = 1000};
+  pprof_membuf_t m = {.limit = 1000, .alloc = &unit_heap};
   pprof_sink_t sink = pprof_sink_mem(&m);
-  pprof_options_t opt = {.rate = RATE};
+  pprof_options_t opt = {.rate = RATE, .alloc = &unit_heap};
   CHECK(pprof_write_gzip(c, n, NULL, &opt, &sink) == -1 && errno == EFBIG,
         "a memory sink over its limit must fail with EFBIG");
   CHECK(m.len <= 1000, "the memory sink went past its limit");
-  free(m.data);
+  pprof_membuf_free(&m);
+  /* profile/ allocates only what it is handed: no allocator, no profile. */
+  opt.alloc = NULL;
+  m = (pprof_membuf_t){.alloc = &unit_heap};
+  sink = pprof_sink_mem(&m);
+  CHECK(pprof_write_gzip(c, n, NULL, &opt, &sink) == -1 && errno == EINVAL &&
+            m.len == 0,
+        "an encoder without an allocator must refuse (EINVAL)");
   free(c);
   free(arena);
 }
@@ -661,7 +722,7 @@ static size_t peak_for(size_t n, uint32_t npcs, uint64_t *raw, uint64_t *gz) {
   uint8_t *arena;
   bucket_count_t *c = many(n, 8, npcs, &arena);
   counter_t cnt;
-  pprof_alloc_t a = counting(&cnt, -1);
+  prof_alloc_t a = counting(&cnt, -1);
   pprof_options_t opt = {.rate = RATE, .time_nanos = 1, .alloc = &a};
   measure_t *m = calloc(1, sizeof *m);
   CHECK(inflateInit2(&m->z, 15 + 16) == Z_OK, "inflateInit2");
@@ -725,7 +786,7 @@ int main(int argc, char **argv) {
   make_table();
   table_test();
   delta_test();
-  symbols_test();
+  symtab_test();
   text_test();
   failure_test();
   memory_test(100000);

@@ -1,0 +1,422 @@
+/*
+ * pipeline — snapshot → symbolize → encode → sink, for every profile.
+ *
+ * Lock: dump_lock allows one profile at a time. It guards the symbolizer
+ * (not thread-safe, kept between profiles) and the temp files of a profile
+ * being written. It is taken only on the dump path — never by an
+ * allocating thread, never by fork's handlers — and no other heapprof
+ * lock is held while it is taken; inside it, the snapshot reads bucket
+ * counters without locks and the peak's epoch under peak_lock (inuse.c)
+ * for a few instructions. So an allocating thread is never held up by a
+ * profile, and fork never waits for one.
+ *
+ * The symbolizer keeps no descriptor between calls (symbolizer.h), so the
+ * profile may be made on any thread: the program's (the API, the exit
+ * profile), the dump thread's or the HTTP thread's, each with its own
+ * descriptor table.
+ */
+#define _GNU_SOURCE
+#include "pipeline.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "buckets.h"
+#include "config.h"
+#include "control.h"
+#include "inuse.h"
+#include "pprof.h"
+#include "symbolizer.h"
+#include "thread.h"
+#include "writer.h"
+
+/* ---- memory ---- */
+
+static void *heap_realloc(void *ctx, void *p, size_t old_size,
+                          size_t new_size) {
+  (void)ctx, (void)old_size;
+  if (new_size == 0) {
+    free(p);
+    return NULL;
+  }
+  return realloc(p, new_size);
+}
+
+const prof_alloc_t pipeline_heap = {heap_realloc, NULL};
+
+/* ---- state ---- */
+
+static pthread_mutex_t dump_lock = PTHREAD_MUTEX_INITIALIZER;
+static _Atomic int started;  /* pipeline_start ran */
+static _Atomic int exiting;  /* the exit profile is being written */
+static int stopped;          /* after the exit profile; dump_lock held */
+static _Atomic int in_dump;  /* dump_lock is held by a profile */
+static _Atomic uint64_t dump_seq;
+static char out_template[CONFIG_PATH_MAX];
+static int verbose;
+static symbolizer_t *symbolizer; /* dump_lock */
+_Atomic int pipeline_abort;
+
+void pipeline_start(const char *out, int verbose_on) {
+  snprintf(out_template, sizeof out_template, "%s", out);
+  verbose = verbose_on;
+  atomic_store(&started, 1);
+}
+
+/* ---- the lock, and the profiler's own work around it ---- */
+
+typedef struct dump {
+  hp_own_work_t own;
+  int saved_errno;
+} dump_t;
+
+/* Takes dump_lock as the profiler's own work. Once the process is
+ * exiting, waits 5 s at most: a profile stuck in another thread (a pipe
+ * nobody reads) must not keep a process that called exit from ending.
+ * 0, or -1 with errno EBUSY (not started, stopped, or stuck). */
+static int dump_begin(dump_t *d) {
+  d->own = hp_own_begin(&hp_self);
+  d->saved_errno = errno;
+  int locked = 0;
+  if (!atomic_load(&exiting)) {
+    locked = pthread_mutex_lock(&dump_lock) == 0;
+  } else {
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += 5;
+    locked = pthread_mutex_timedlock(&dump_lock, &until) == 0;
+  }
+  if (locked && atomic_load(&started) && !stopped) {
+    atomic_store(&in_dump, 1);
+    return 0;
+  }
+  if (locked)
+    pthread_mutex_unlock(&dump_lock);
+  hp_own_end(&hp_self, d->own);
+  errno = EBUSY;
+  return -1;
+}
+
+/* Ends what dump_begin began; rc is the profile's result. errno is the
+ * failure's when rc is -1, else as it was before dump_begin. */
+static int dump_end(dump_t *d, int rc) {
+  int err = errno;
+  atomic_store(&in_dump, 0);
+  pthread_mutex_unlock(&dump_lock);
+  hp_own_end(&hp_self, d->own);
+  errno = rc != 0 ? err : d->saved_errno;
+  return rc;
+}
+
+/* ---- the stages ---- */
+
+static int valid_kind(heapprof_kind_t kind) {
+  return kind == HEAPPROF_HEAP || kind == HEAPPROF_ALLOCS ||
+         kind == HEAPPROF_PEAK;
+}
+
+/* The counts a profile of `kind` shows: the buckets now, or as they stood
+ * at the high-water mark. dump_lock held. */
+static int snapshot(heapprof_kind_t kind, bucket_snapshot_t *out) {
+  uint32_t epoch = 0;
+  if (kind == HEAPPROF_PEAK && (epoch = inuse_peak_epoch(NULL)) == 0) {
+    errno = ENODATA;
+    return -1;
+  }
+  return bucket_snapshot(&pipeline_heap, epoch, out);
+}
+
+/* The process's symbol table, brought up to date; NULL when there is
+ * none (no memory): the profile then carries addresses only. A failed
+ * refresh keeps the view it had. dump_lock held. */
+static const prof_symtab_t *symbolize(prof_symtab_t *st) {
+  if (symbolizer == NULL && (symbolizer = symbolizer_new()) == NULL)
+    return NULL;
+  int saved = errno;
+  symbolizer_refresh(symbolizer);
+  errno = saved;
+  *st = symbolizer_symtab(symbolizer);
+  return st;
+}
+
+static int64_t now_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* Streams the gzipped profile of `now` (less `base` over `duration_ns`,
+ * for a delta) into `out`. dump_lock held. */
+static int encode(heapprof_kind_t kind, const bucket_snapshot_t *now,
+                  const bucket_snapshot_t *base, int64_t duration_ns,
+                  const pprof_sink_t *out) {
+  char version[64], dropped[96];
+  snprintf(version, sizeof version, "heapprof %s%s", HEAPPROF_VERSION_STRING,
+           kind == HEAPPROF_PEAK ? " peak in-use profile" : "");
+  uint64_t lost = control_drops() + bucket_dropped();
+  snprintf(dropped, sizeof dropped,
+           "heapprof dropped %llu samples (profiler memory cap reached)",
+           (unsigned long long)lost);
+  const char *comments[] = {version, dropped};
+  pprof_options_t opt = {
+      .rate = atomic_load(&control_rate),
+      .allocs_view = kind == HEAPPROF_ALLOCS,
+      .time_nanos = now_ns() - duration_ns, /* a delta is dated by its start */
+      .duration_nanos = duration_ns,
+      .comments = comments,
+      .ncomments = lost > 0 ? 2 : 1,
+      .base = base != NULL ? base->counts : NULL,
+      .nbase = base != NULL ? base->n : 0,
+      .alloc = &pipeline_heap,
+  };
+  prof_symtab_t st;
+  return pprof_write_gzip(now->counts, now->n, symbolize(&st), &opt, out);
+}
+
+/* The profile of `kind`, gzipped, into `out`. dump_lock held. */
+static int emit(heapprof_kind_t kind, const pprof_sink_t *out) {
+  bucket_snapshot_t snap;
+  if (snapshot(kind, &snap) != 0)
+    return -1;
+  int rc = encode(kind, &snap, NULL, 0, out);
+  int err = errno;
+  bucket_snapshot_free(&pipeline_heap, &snap);
+  errno = err;
+  return rc;
+}
+
+/* ---- sinks: descriptors and files ---- */
+
+int pipeline_write_fd(heapprof_kind_t kind, int fd) {
+  if (fd < 0 || !valid_kind(kind)) {
+    errno = EINVAL;
+    return -1;
+  }
+  dump_t d;
+  if (dump_begin(&d) != 0)
+    return -1;
+  pprof_sink_t sink = writer_sink_fd(fd);
+  return dump_end(&d, emit(kind, &sink));
+}
+
+/* "dir/app.1.pb.gz" → "dir/app.1.peak.pb.gz" (or "….peak" appended). */
+static int add_suffix(char *path, size_t cap, const char *suffix) {
+  static const char ext[] = ".pb.gz";
+  size_t len = strlen(path), slen = strlen(suffix), elen = sizeof ext - 1;
+  if (len + slen + 1 > cap)
+    return -1;
+  char *at = len >= elen && strcmp(path + len - elen, ext) == 0
+                 ? path + len - elen : path + len;
+  memmove(at + slen, at, strlen(at) + 1);
+  memcpy(at, suffix, slen);
+  return 0;
+}
+
+/* Whether a HEAPPROF_OUT template numbers its profiles (holds %n). */
+static int numbered(const char *tmpl) {
+  for (const char *c = tmpl; *c != '\0'; c++)
+    if (*c == '%' && *++c == 'n')
+      return 1;
+  return 0;
+}
+
+/* Names the next profile from HEAPPROF_OUT into path[cap]. */
+static int next_name(heapprof_kind_t kind, char *path, size_t cap) {
+  uint64_t seq = atomic_fetch_add(&dump_seq, 1) + 1;
+  if (writer_expand(out_template, getpid(), seq, time(NULL), path, cap) != 0 ||
+      (kind == HEAPPROF_PEAK && add_suffix(path, cap, ".peak") != 0)) {
+    errno = ENAMETOOLONG;
+    return -1;
+  }
+  return 0;
+}
+
+/* Writes the profile file at `path`, complete or not at all. With `next`
+ * (numbered names) an existing file is never replaced: the name moves on
+ * to the next number, so an exec'd image of the same pid, or an earlier
+ * process with the same pid, keeps its profiles. dump_lock held. */
+static int emit_file(heapprof_kind_t kind, char *path, size_t cap, int next) {
+  writer_file_t f;
+  if (writer_begin(path, &f) != 0)
+    return -1;
+  pprof_sink_t sink = writer_sink_fd(f.fd);
+  int rc = emit(kind, &sink);
+  if (rc == 0)
+    rc = writer_finish(&f);
+  for (int tries = 0; rc == 0 && writer_place(&f, path, !next) != 0; tries++)
+    if (!next || errno != EEXIST || tries == 10000 ||
+        next_name(kind, path, cap) != 0)
+      rc = -1;
+  if (rc != 0)
+    writer_discard(&f); /* keeps errno */
+  return rc;
+}
+
+int pipeline_write_file(heapprof_kind_t kind, const char *path) {
+  char name[CONFIG_PATH_MAX];
+  if (path == NULL || *path == '\0' || !valid_kind(kind)) {
+    errno = EINVAL;
+    return -1;
+  }
+  if (strlen(path) >= sizeof name) {
+    errno = ENAMETOOLONG;
+    return -1;
+  }
+  strcpy(name, path);
+  dump_t d;
+  if (dump_begin(&d) != 0)
+    return -1;
+  return dump_end(&d, emit_file(kind, name, sizeof name, 0));
+}
+
+int pipeline_dump(heapprof_kind_t kind, char *path_out, size_t cap) {
+  char path[CONFIG_PATH_MAX];
+  int rc = -1;
+  dump_t d;
+  if (next_name(kind, path, sizeof path) != 0) {
+    path[0] = '\0';
+    config_warn("heapprof: cannot name a profile from HEAPPROF_OUT=\"%.64s...\": "
+                "the name would be longer than %d bytes", out_template,
+                (int)sizeof path - 1);
+    errno = EINVAL; /* the template, not a file, is at fault */
+  } else if (dump_begin(&d) == 0) {
+    rc = dump_end(&d, emit_file(kind, path, sizeof path, numbered(out_template)));
+    int err = errno;
+    if (rc != 0)
+      config_warn("heapprof: cannot write profile %s: %s", path,
+                  err == ENODATA ? "profiling (or peak tracking) is off"
+                  : err == ENOMEM ? "out of memory for the profile"
+                                  : writer_strerror(err));
+    else if (verbose)
+      config_warn("heapprof: wrote %s", path);
+    errno = err;
+  } /* else not started, or exiting: nothing to say */
+  if (path_out != NULL && cap > 0) {
+    strncpy(path_out, path, cap - 1);
+    path_out[cap - 1] = '\0';
+  }
+  return rc;
+}
+
+/* ---- sinks: HTTP bodies ---- */
+
+/* What changed over `seconds`: the buckets now, less the buckets then.
+ * The wait happens before dump_lock is taken, in tenths of a second, so
+ * that the program's unshare need not wait out a long window. */
+static int delta_body(heapprof_kind_t kind, int seconds,
+                      const pprof_sink_t *out) {
+  bucket_snapshot_t before, after;
+  if (bucket_snapshot(&pipeline_heap, 0, &before) != 0)
+    return -1;
+  struct timespec t0, t1, slice = {0, 100000000};
+  clock_gettime(CLOCK_MONOTONIC, &t0);
+  for (int64_t left = (int64_t)seconds * 10; left > 0; left--) {
+    if (atomic_load(&pipeline_abort)) {
+      bucket_snapshot_free(&pipeline_heap, &before);
+      errno = EBUSY;
+      return -1;
+    }
+    nanosleep(&slice, NULL);
+  }
+  clock_gettime(CLOCK_MONOTONIC, &t1);
+  int64_t ns = (int64_t)(t1.tv_sec - t0.tv_sec) * 1000000000 +
+               (t1.tv_nsec - t0.tv_nsec);
+  dump_t d;
+  int rc = dump_begin(&d);
+  if (rc == 0) {
+    rc = bucket_snapshot(&pipeline_heap, 0, &after);
+    if (rc == 0) {
+      rc = encode(kind, &after, &before, ns, out);
+      int err = errno;
+      bucket_snapshot_free(&pipeline_heap, &after);
+      errno = err;
+    }
+    rc = dump_end(&d, rc);
+  }
+  int err = errno;
+  bucket_snapshot_free(&pipeline_heap, &before);
+  errno = err;
+  return rc;
+}
+
+/* Go's debug=1 text of `kind`. dump_lock held. */
+static int emit_text(heapprof_kind_t kind, const pprof_sink_t *out) {
+  bucket_snapshot_t snap;
+  if (snapshot(kind, &snap) != 0)
+    return -1;
+  prof_symtab_t st;
+  int rc = pprof_write_text(snap.counts, snap.n, symbolize(&st),
+                            atomic_load(&control_rate), out);
+  int err = errno;
+  bucket_snapshot_free(&pipeline_heap, &snap);
+  errno = err;
+  return rc;
+}
+
+int pipeline_body(heapprof_kind_t kind, int text, int seconds,
+                  pprof_membuf_t *body) {
+  if (!valid_kind(kind) || seconds < 0 ||
+      (seconds > 0 && (text || kind == HEAPPROF_PEAK))) {
+    errno = EINVAL;
+    return -1;
+  }
+  pprof_sink_t sink = pprof_sink_mem(body);
+  if (seconds > 0) {
+    hp_own_work_t own = hp_own_begin(&hp_self);
+    int rc = delta_body(kind, seconds, &sink);
+    int err = errno;
+    hp_own_end(&hp_self, own);
+    errno = err;
+    return rc;
+  }
+  dump_t d;
+  if (dump_begin(&d) != 0)
+    return -1;
+  return dump_end(&d, text ? emit_text(kind, &sink) : emit(kind, &sink));
+}
+
+/* ---- names for others ---- */
+
+int pipeline_symbolize(void (*fn)(const prof_symtab_t *syms, void *ctx),
+                       void *ctx) {
+  dump_t d;
+  if (dump_begin(&d) != 0)
+    return -1;
+  prof_symtab_t st;
+  const prof_symtab_t *syms = symbolize(&st);
+  if (syms == NULL) {
+    errno = ENOMEM;
+    return dump_end(&d, -1);
+  }
+  fn(syms, ctx);
+  return dump_end(&d, 0);
+}
+
+/* ---- exit and fork ---- */
+
+void pipeline_exiting(void) { atomic_store(&exiting, 1); }
+
+void pipeline_stop(void) {
+  dump_t d;
+  if (dump_begin(&d) == 0) {
+    stopped = 1;
+    dump_end(&d, 0);
+  }
+}
+
+/* dump_lock is not among the locks fork's handlers take: a profile holds
+ * it for as long as symbolizing, encoding and writing take, and fork must
+ * never wait for that. The profile in progress belongs to a thread that
+ * did not come along; its symbolizer may be half-refreshed, so the child
+ * leaves it (unfreed: its state cannot be trusted) and makes a new one. */
+void pipeline_fork_child(void) {
+  pthread_mutex_init(&dump_lock, NULL);
+  if (atomic_exchange(&in_dump, 0))
+    symbolizer = NULL;
+  atomic_store(&dump_seq, 0);
+}

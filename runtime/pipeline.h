@@ -1,0 +1,83 @@
+/*
+ * pipeline — the one way a profile is made, whoever asks for it (the API,
+ * the dump thread's triggers, the exit profile, the HTTP server):
+ *
+ *   snapshot   the buckets now, or as kept at the high-water mark
+ *   symbolize  the process's one symbolizer, kept between profiles and
+ *              refreshed only when libraries came or went
+ *   encode     profile/pprof.c: gzipped proto, or Go's debug=1 text
+ *   sink       a file placed whole, a descriptor, or an HTTP body
+ *
+ * One profile at a time (dump_lock, pipeline.c). Every function here is
+ * the profiler's own work: it marks the calling thread busy, so what it
+ * allocates is forwarded unsampled and uncounted, and it holds off the
+ * calling thread's cancellation.
+ *
+ * Errors: 0, or -1 with errno — EINVAL (a bad argument, or a HEAPPROF_OUT
+ * that cannot name the profile), ENOMEM, EBUSY (not started, exiting, or
+ * the window was ended), ENODATA (no peak kept); anything else is the
+ * errno of the file or descriptor write that failed.
+ */
+#ifndef HEAPPROF_PIPELINE_H
+#define HEAPPROF_PIPELINE_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "heapprof.h"
+#include "sink.h"
+#include "symtab.h"
+
+/* The memory profile/ works in on the dump path (alloc.h). */
+extern const prof_alloc_t pipeline_heap;
+
+/* Profiles can be made from now on; numbered names come from `out` (a
+ * HEAPPROF_OUT template, copied), and `verbose` says each file written. */
+void pipeline_start(const char *out, int verbose);
+
+/* The gzipped profile of `kind` into `fd` (left open). */
+int pipeline_write_fd(heapprof_kind_t kind, int fd);
+
+/* The gzipped profile of `kind` as the file `path`, replacing a regular
+ * file there, complete or not at all. */
+int pipeline_write_file(heapprof_kind_t kind, const char *path);
+
+/*
+ * The next profile named by HEAPPROF_OUT (a peak profile gets ".peak"
+ * before ".pb.gz"); with %n, an existing file is never replaced: the name
+ * moves on to the next number. Failures are said on stderr, as is each
+ * file written when verbose. The name used goes to path_out (cap bytes,
+ * NUL-terminated, truncated) when that is not NULL.
+ */
+int pipeline_dump(heapprof_kind_t kind, char *path_out, size_t cap);
+
+/*
+ * A profile of `kind` as an HTTP body in `body` (start it from
+ * {.alloc = &pipeline_heap}; pprof_membuf_free it): gzipped proto, Go's
+ * debug=1 text when `text`, or when `seconds` > 0 a delta of what was
+ * allocated and freed over the next `seconds` (the call waits that long,
+ * in tenths, and gives up with EBUSY once pipeline_abort is set).
+ */
+int pipeline_body(heapprof_kind_t kind, int text, int seconds,
+                  pprof_membuf_t *body);
+extern _Atomic int pipeline_abort;
+
+/* Runs fn with the process's symbol table, refreshed, one profile's
+ * worth of exclusion held: for the leak report's and the HTTP symbol
+ * service's names. The strings fn sees are valid only inside it. */
+int pipeline_symbolize(void (*fn)(const prof_symtab_t *syms, void *ctx),
+                       void *ctx);
+
+/* At exit: the exit profile is being written, so a dump stuck in another
+ * thread is waited for 5 s at most (pipeline_exiting); after the last
+ * one, pipeline_stop lets none start (a dump cut off by the end of the
+ * process would leave its temp file behind). */
+void pipeline_exiting(void);
+void pipeline_stop(void);
+
+/* The child starts with no dump in progress; a symbolizer the fork caught
+ * mid-refresh is dropped for a new one. */
+void pipeline_fork_child(void);
+
+#endif /* HEAPPROF_PIPELINE_H */
