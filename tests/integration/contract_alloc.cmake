@@ -1,13 +1,9 @@
 # The host contract, allocator semantics and data (docs/RELIABILITY.md):
 # one clause per test, each run under the configurations it names; each
 # fails with the defect it guards against planted back.
-if(NOT DEFINED JEMALLOC)
-  set(JEMALLOC /usr/lib/x86_64-linux-gnu/libjemalloc.so.2)
-  set(TCMALLOC /usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4)
-endif()
 set(ALLOC_CONTRACT_DIR ${CMAKE_CURRENT_LIST_DIR}/contract)
 
-# alloc_contract_exe(NAME SOURCE [libs...]): a test program of tests/integration/contract/.
+# alloc_contract_exe(NAME SOURCE [libs...]): a test program of contract/.
 function(alloc_contract_exe name source)
   add_executable(${name} ${ALLOC_CONTRACT_DIR}/${source})
   target_compile_options(${name} PRIVATE ${HEAPPROF_WARNINGS})
@@ -15,24 +11,19 @@ function(alloc_contract_exe name source)
   target_link_libraries(${name} PRIVATE testlib ${ARGN})
 endfunction()
 
-# alloc_contract_matrix(EXE): EXE under heapprof over glibc (label
-# integration), jemalloc and tcmalloc (label allocators), each at rates 1,
-# 4096 and the default, with a fixed seed; EXE is told the allocator.
+# alloc_contract_matrix(EXE): EXE under heapprof over glibc, and over
+# jemalloc and tcmalloc (label allocators, see peer_variant), each at rates
+# 1, 4096 and the default, with a fixed seed; EXE is told the allocator.
 function(alloc_contract_matrix exe)
   set(rate_1 "HEAPPROF_RATE=1;HEAPPROF_SEED=11")
   set(rate_4096 "HEAPPROF_RATE=4096;HEAPPROF_SEED=11")
   set(rate_default "HEAPPROF_SEED=11")
-  foreach(alloc glibc jemalloc tcmalloc)
-    set(preload "LD_PRELOAD=$<TARGET_FILE:heapprof>")
-    set(label integration)
-    if(NOT alloc STREQUAL glibc)
-      string(TOUPPER ${alloc} var)
-      set(preload "${preload}:${${var}}")
-      set(label allocators)
-    endif()
-    foreach(rate 1 4096 default)
-      heapprof_test_variant(contract_${exe}_${alloc}_${rate} ${exe}
-        ARGS ${alloc} ENV "${preload};${rate_${rate}}" LABELS contract ${label})
+  foreach(rate 1 4096 default)
+    heapprof_test_variant(contract_${exe}_glibc_${rate} ${exe} ARGS glibc
+      ENV "LD_PRELOAD=$<TARGET_FILE:heapprof>;${rate_${rate}}" LABELS contract)
+    foreach(alloc jemalloc tcmalloc)
+      peer_variant(contract_${exe}_${alloc}_${rate} ${exe} ${alloc}
+        ARGS ${alloc} ENV "${rate_${rate}}" LABELS contract allocators)
     endforeach()
   endforeach()
 endfunction()
@@ -58,7 +49,7 @@ heapprof_test_variant(contract_alloc_redis_4096 alloc_redis
 alloc_contract_exe(alloc_setrate alloc_setrate.c m)
 heapprof_test_variant(contract_alloc_setrate alloc_setrate
   ENV "LD_PRELOAD=$<TARGET_FILE:heapprof>;HEAPPROF_RATE=1;HEAPPROF_SEED=11"
-  LABELS contract integration)
+  LABELS contract)
 
 # Results, errno, alignment and zeroing are the allocator's own: the table
 # made under heapprof equals the one made by the same allocator alone.

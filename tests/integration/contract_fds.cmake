@@ -1,6 +1,6 @@
 # The host contract, descriptors, stdio and hidden libc state
-# (tests/integration/contract/fds_*.c, docs/RELIABILITY.md). Each test is a driver that
-# runs itself again as the program under LD_PRELOAD, in an environment it
+# (contract/fds_*.c, docs/RELIABILITY.md). Each test is a driver that runs
+# itself again as the program under LD_PRELOAD, in an environment it
 # builds; the driver itself is never preloaded.
 
 set(FDS_DIR ${CMAKE_CURRENT_LIST_DIR}/contract)

@@ -5,8 +5,8 @@
 # seconds, so a hang fails the test instead of blocking the run.
 set(PROC_SRC ${CMAKE_CURRENT_LIST_DIR}/contract)
 
-# proc_exe(NAME SOURCE [LINK libs...]): a program of tests/integration/contract/ with
-# the process tests' helpers.
+# proc_exe(NAME SOURCE [LINK libs...]): a program of contract/ with the
+# process tests' helpers.
 function(proc_exe name source)
   add_executable(${name} ${PROC_SRC}/${source} ${PROC_SRC}/proc_common.c)
   target_compile_options(${name} PRIVATE ${HEAPPROF_WARNINGS})

@@ -1,13 +1,13 @@
 # A real test suite nobody here wrote, run under heapprof: a part of
-# CPython's own (Debian's libpython3.11-testsuite, tests/integration/cpython/modules.txt)
+# CPython's own (Debian's libpython3.11-testsuite, cpython/modules.txt)
 # must give every test case the same outcome under heapprof, at rate 4096
 # and at the default rate, as without it.
 #
 # cpython_baseline runs the modules without heapprof first (a fixture of the
-# other two) and must pass with the exclusions of tests/integration/cpython/exclude.txt:
-# that proves the list right on this machine, and records each case's
-# outcome for the two runs under heapprof to match exactly. The runner
-# (tests/integration/cpython/run_regrtest.py) fails loudly when the test suite is not
+# other two) and must pass with the exclusions of cpython/exclude.txt: that
+# proves the list right on this machine, and records each case's outcome
+# for the two runs under heapprof to match exactly. The runner
+# (cpython/run_regrtest.py) fails loudly when the test suite is not
 # installed. Each run uses both cores (regrtest -j4: many cases sleep), so
 # each reserves two CTest processors and they run one at a time.
 

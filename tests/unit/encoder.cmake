@@ -1,8 +1,8 @@
 # The streaming pprof encoder (profile/pprof.c, profile/sink.c).
 #
-# Included from tests/CMakeLists.txt, and run as a script (cmake -P) by the
-# test_encoder_libc test below: the two modes share this file so that the
-# check lives beside the tests it belongs with.
+# Included from tests/unit/CMakeLists.txt, and run as a script (cmake -P)
+# by the test_encoder_libc test below: the two modes share this file so
+# that the check lives beside the tests it belongs with.
 
 if(CMAKE_SCRIPT_MODE_FILE)
   # ---- script mode: the encoder's objects reference no libc function that
@@ -13,7 +13,7 @@ if(CMAKE_SCRIPT_MODE_FILE)
   string(REPLACE "|" ";" objects "${OBJECTS}")
   set(checked 0)
   foreach(obj ${objects})
-    if(NOT obj MATCHES "profile/(pprof|sink)\\.c\\.o$")
+    if(NOT obj MATCHES "/(pprof|sink)\\.c\\.o$")
       continue()
     endif()
     execute_process(COMMAND ${NM} -u ${obj} OUTPUT_VARIABLE undef
@@ -42,11 +42,9 @@ endif()
 # sanitizer; this variant checks its memory with a million fake buckets:
 # the encoder's peak heap must be what it is with a hundred thousand, and
 # far below the message.
-heapprof_test_variant(test_pprof_memory test_pprof ARGS memory 1000000
-                      LABELS unit)
+heapprof_test_variant(test_pprof_memory test_pprof ARGS memory 1000000)
 
 add_test(NAME test_encoder_libc
          COMMAND ${CMAKE_COMMAND} -DNM=${CMAKE_NM}
                  "-DOBJECTS=$<JOIN:$<TARGET_OBJECTS:heapprof_core>,|>"
                  -P ${CMAKE_CURRENT_LIST_FILE})
-set_tests_properties(test_encoder_libc PROPERTIES LABELS unit)
