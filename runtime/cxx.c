@@ -22,7 +22,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#define EXPORT __attribute__((visibility("default")))
+#ifndef HEAPPROF_EXPORT
+#error "HEAPPROF_EXPORT is defined by CMake (target_compile_definitions)"
+#endif
 
 typedef void *(*new_fn)(size_t);
 typedef void *(*new_aligned_fn)(size_t, size_t);
@@ -71,47 +73,51 @@ static void *aligned_new_nothrow(size_t n, size_t align, const void *tag,
   return ((void *(*)(size_t, size_t, const void *))next_op(next_name))(n, align, tag);
 }
 
-#define NEW(sym) EXPORT void *sym(size_t n)
+#define NEW(sym) HEAPPROF_EXPORT void *sym(size_t n)
 NEW(_Znwm) { return plain_new(n, "_Znwm"); }
 NEW(_Znam) { return plain_new(n, "_Znam"); }
 
-EXPORT void *_ZnwmRKSt9nothrow_t(size_t n, const void *t) {
+HEAPPROF_EXPORT void *_ZnwmRKSt9nothrow_t(size_t n, const void *t) {
   return plain_new_nothrow(n, t, "_ZnwmRKSt9nothrow_t");
 }
-EXPORT void *_ZnamRKSt9nothrow_t(size_t n, const void *t) {
+HEAPPROF_EXPORT void *_ZnamRKSt9nothrow_t(size_t n, const void *t) {
   return plain_new_nothrow(n, t, "_ZnamRKSt9nothrow_t");
 }
-EXPORT void *_ZnwmSt11align_val_t(size_t n, size_t a) {
+HEAPPROF_EXPORT void *_ZnwmSt11align_val_t(size_t n, size_t a) {
   return aligned_new(n, a, "_ZnwmSt11align_val_t");
 }
-EXPORT void *_ZnamSt11align_val_t(size_t n, size_t a) {
+HEAPPROF_EXPORT void *_ZnamSt11align_val_t(size_t n, size_t a) {
   return aligned_new(n, a, "_ZnamSt11align_val_t");
 }
-EXPORT void *_ZnwmSt11align_val_tRKSt9nothrow_t(size_t n, size_t a, const void *t) {
+HEAPPROF_EXPORT void *_ZnwmSt11align_val_tRKSt9nothrow_t(size_t n, size_t a,
+                                                         const void *t) {
   return aligned_new_nothrow(n, a, t, "_ZnwmSt11align_val_tRKSt9nothrow_t");
 }
-EXPORT void *_ZnamSt11align_val_tRKSt9nothrow_t(size_t n, size_t a, const void *t) {
+HEAPPROF_EXPORT void *_ZnamSt11align_val_tRKSt9nothrow_t(size_t n, size_t a,
+                                                         const void *t) {
   return aligned_new_nothrow(n, a, t, "_ZnamSt11align_val_tRKSt9nothrow_t");
 }
 
 /* Every delete is a free: sizes and alignments are not needed by free. */
-EXPORT void _ZdlPv(void *p) { free(p); }
-EXPORT void _ZdaPv(void *p) { free(p); }
-EXPORT void _ZdlPvm(void *p, size_t n) { (void)n, free(p); }
-EXPORT void _ZdaPvm(void *p, size_t n) { (void)n, free(p); }
-EXPORT void _ZdlPvRKSt9nothrow_t(void *p, const void *t) { (void)t, free(p); }
-EXPORT void _ZdaPvRKSt9nothrow_t(void *p, const void *t) { (void)t, free(p); }
-EXPORT void _ZdlPvSt11align_val_t(void *p, size_t a) { (void)a, free(p); }
-EXPORT void _ZdaPvSt11align_val_t(void *p, size_t a) { (void)a, free(p); }
-EXPORT void _ZdlPvmSt11align_val_t(void *p, size_t n, size_t a) {
+HEAPPROF_EXPORT void _ZdlPv(void *p) { free(p); }
+HEAPPROF_EXPORT void _ZdaPv(void *p) { free(p); }
+HEAPPROF_EXPORT void _ZdlPvm(void *p, size_t n) { (void)n, free(p); }
+HEAPPROF_EXPORT void _ZdaPvm(void *p, size_t n) { (void)n, free(p); }
+HEAPPROF_EXPORT void _ZdlPvRKSt9nothrow_t(void *p, const void *t) { (void)t, free(p); }
+HEAPPROF_EXPORT void _ZdaPvRKSt9nothrow_t(void *p, const void *t) { (void)t, free(p); }
+HEAPPROF_EXPORT void _ZdlPvSt11align_val_t(void *p, size_t a) { (void)a, free(p); }
+HEAPPROF_EXPORT void _ZdaPvSt11align_val_t(void *p, size_t a) { (void)a, free(p); }
+HEAPPROF_EXPORT void _ZdlPvmSt11align_val_t(void *p, size_t n, size_t a) {
   (void)n, (void)a, free(p);
 }
-EXPORT void _ZdaPvmSt11align_val_t(void *p, size_t n, size_t a) {
+HEAPPROF_EXPORT void _ZdaPvmSt11align_val_t(void *p, size_t n, size_t a) {
   (void)n, (void)a, free(p);
 }
-EXPORT void _ZdlPvSt11align_val_tRKSt9nothrow_t(void *p, size_t a, const void *t) {
+HEAPPROF_EXPORT void _ZdlPvSt11align_val_tRKSt9nothrow_t(void *p, size_t a,
+                                                         const void *t) {
   (void)a, (void)t, free(p);
 }
-EXPORT void _ZdaPvSt11align_val_tRKSt9nothrow_t(void *p, size_t a, const void *t) {
+HEAPPROF_EXPORT void _ZdaPvSt11align_val_tRKSt9nothrow_t(void *p, size_t a,
+                                                         const void *t) {
   (void)a, (void)t, free(p);
 }

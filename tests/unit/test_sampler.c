@@ -46,7 +46,7 @@ static void mean_and_shape(int64_t rate) {
          (long long)rate, mean, sd);
 }
 
-/* Simulates the countdown as interpose.c runs it: an allocation of n bytes
+/* Simulates the countdown as alloc_sampled.c runs it: an allocation of n bytes
  * is sampled when n >= the bytes left; then a fresh gap is drawn. */
 static void sample_probability(int64_t rate, int64_t size) {
   sampler_rng_t rng;
