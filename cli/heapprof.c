@@ -11,7 +11,7 @@
  * /proc/PID/environ, sends the signal, and prints the path of the first new
  * complete profile (profiles appear by rename, so one that exists is whole).
  * Option values are judged by the library's own parser for the variable
- * each one sets (config_check, runtime/config.c), so the command refuses
+ * each one sets (config_check, runtime/base/config.c), so the command refuses
  * (status 2) exactly what the library would refuse at start-up.
  */
 #define _GNU_SOURCE

@@ -41,7 +41,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#define HEAPPROF_BUILDING 1
 #include "heapprof.h"
 
 #include "config.h"

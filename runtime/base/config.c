@@ -37,7 +37,7 @@
 #define MIN_MAX_MEM ((uint64_t)16 << 20)
 
 /* The longest name heapprof gives a profile's temporary file, beside it in
- * the same directory (profile/writer.c): ".heapprof-<pid>-<n>.tmp" with a
+ * the same directory (writer.c): ".heapprof-<pid>-<n>.tmp" with a
  * 10-digit pid and a 20-digit n. */
 #define TMP_NAME_MAX (sizeof ".heapprof--.tmp" - 1 + 10 + 20)
 /* What a peak profile adds to its name ("….peak.pb.gz", control.c). */
