@@ -1,7 +1,8 @@
 /*
- * api — the heapprof_* functions of heapprof.h. Each checks its
- * arguments, calls the module that does the work, and turns that
- * module's errno into the public HEAPPROF_E* code (api_code).
+ * api — the heapprof_* functions of heapprof.h. Each calls the module
+ * that does the work and turns its result into the public HEAPPROF_E*
+ * code (api_code). errno is the program's: kept, except after
+ * HEAPPROF_EIO, where it says what the file or descriptor met.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -12,21 +13,25 @@
 #include "pipeline.h"
 #include "stats.h"
 
-/* The public code for an internal failure (0, or -1 with errno). */
-static int api_code(int rc) {
-  if (rc == 0)
-    return 0;
-  switch (errno) {
-  case EINVAL: return HEAPPROF_EINVAL;
-  case ENOMEM: return HEAPPROF_ENOMEM;
-  case EBUSY: return HEAPPROF_EBUSY;
-  case ENODATA: return HEAPPROF_EOFF;
-  default: return HEAPPROF_EIO; /* errno says what the write met */
-  }
+/* The public code for a module's result (0; -1 with errno; or
+ * PIPELINE_EIO, the write's errno kept for the program). */
+static int api_code(int rc, int saved_errno) {
+  if (rc == PIPELINE_EIO)
+    return HEAPPROF_EIO;
+  int code = rc == 0 ? 0
+             : errno == EINVAL ? HEAPPROF_EINVAL
+             : errno == ENOMEM ? HEAPPROF_ENOMEM
+             : errno == EBUSY ? HEAPPROF_EBUSY
+             : errno == ENODATA ? HEAPPROF_EOFF
+                                : HEAPPROF_EIO;
+  if (code != HEAPPROF_EIO)
+    errno = saved_errno;
+  return code;
 }
 
 HEAPPROF_EXPORT int heapprof_set_rate(long rate) {
-  return api_code(control_set_rate(rate));
+  int saved = errno;
+  return api_code(control_set_rate(rate), saved);
 }
 
 HEAPPROF_EXPORT long heapprof_get_rate(void) {
@@ -35,19 +40,23 @@ HEAPPROF_EXPORT long heapprof_get_rate(void) {
 
 HEAPPROF_EXPORT int heapprof_write_profile(const char *path,
                                            heapprof_kind_t kind) {
-  return api_code(pipeline_write_file(kind, path));
+  int saved = errno;
+  return api_code(pipeline_write_file(kind, path), saved);
 }
 
 HEAPPROF_EXPORT int heapprof_write_profile_fd(int fd, heapprof_kind_t kind) {
-  return api_code(pipeline_write_fd(kind, fd));
+  int saved = errno;
+  return api_code(pipeline_write_fd(kind, fd), saved);
 }
 
 HEAPPROF_EXPORT int heapprof_dump(char *path_out, size_t path_len) {
-  return api_code(pipeline_dump(HEAPPROF_HEAP, path_out, path_len));
+  int saved = errno;
+  return api_code(pipeline_dump(HEAPPROF_HEAP, path_out, path_len), saved);
 }
 
 HEAPPROF_EXPORT int heapprof_read_stats(heapprof_stats_t *s) {
-  return api_code(stats_read(s));
+  int saved = errno;
+  return api_code(stats_read(s), saved);
 }
 
 HEAPPROF_EXPORT const char *heapprof_strerror(int err) {

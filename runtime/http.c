@@ -242,7 +242,8 @@ static void serve_profile(int fd, const request_t *rq, int kind,
   pprof_membuf_t body = {.alloc = &pipeline_heap};
   if (pipeline_body(kind, debug != 0, (int)seconds, &body) != 0) {
     if (errno == ENODATA)
-      reply_error(fd, 404, "Not Found", "peak tracking is off (set HEAPPROF_PEAK=1)");
+      reply_error(fd, 404, "Not Found", "no peak kept: peak tracking is off "
+                  "(set HEAPPROF_PEAK=1) or no high-water mark was reached yet");
     else
       reply_error(fd, 500, "Internal Server Error",
                   errno == ENOMEM ? "out of memory for the profile"

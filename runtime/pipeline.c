@@ -183,16 +183,35 @@ static int encode(heapprof_kind_t kind, const bucket_snapshot_t *now,
   return pprof_write_gzip(now->counts, now->n, symbolize(&st), &opt, out);
 }
 
-/* The profile of `kind`, gzipped, into `out`. dump_lock held. */
+/* A sink in front of the caller's that notes whether the file or
+ * descriptor under it failed: a write may fail with any errno, so the
+ * errno alone cannot tell its failure from the pipeline's own. */
+typedef struct watched {
+  const pprof_sink_t *to;
+  int failed;
+} watched_t;
+
+static int watched_write(void *ctx, const void *buf, size_t len) {
+  watched_t *w = ctx;
+  int rc = w->to->write(w->to->ctx, buf, len);
+  if (rc != 0)
+    w->failed = 1;
+  return rc;
+}
+
+/* The profile of `kind`, gzipped, into `out`: 0, -1 (the pipeline's own
+ * failure) or PIPELINE_EIO (the sink's). dump_lock held. */
 static int emit(heapprof_kind_t kind, const pprof_sink_t *out) {
   bucket_snapshot_t snap;
   if (snapshot(kind, &snap) != 0)
     return -1;
-  int rc = encode(kind, &snap, NULL, 0, out);
+  watched_t w = {out, 0};
+  pprof_sink_t sink = {watched_write, &w};
+  int rc = encode(kind, &snap, NULL, 0, &sink);
   int err = errno;
   bucket_snapshot_free(&pipeline_heap, &snap);
   errno = err;
-  return rc;
+  return rc != 0 && w.failed ? PIPELINE_EIO : rc;
 }
 
 /* ---- sinks: descriptors and files ---- */
@@ -248,15 +267,15 @@ static int next_name(heapprof_kind_t kind, char *path, size_t cap) {
 static int emit_file(heapprof_kind_t kind, char *path, size_t cap, int next) {
   writer_file_t f;
   if (writer_begin(path, &f) != 0)
-    return -1;
+    return PIPELINE_EIO;
   pprof_sink_t sink = writer_sink_fd(f.fd);
   int rc = emit(kind, &sink);
-  if (rc == 0)
-    rc = writer_finish(&f);
+  if (rc == 0 && writer_finish(&f) != 0)
+    rc = PIPELINE_EIO;
   for (int tries = 0; rc == 0 && writer_place(&f, path, !next) != 0; tries++)
     if (!next || errno != EEXIST || tries == 10000 ||
         next_name(kind, path, cap) != 0)
-      rc = -1;
+      rc = PIPELINE_EIO;
   if (rc != 0)
     writer_discard(&f); /* keeps errno */
   return rc;
@@ -294,9 +313,10 @@ int pipeline_dump(heapprof_kind_t kind, char *path_out, size_t cap) {
     int err = errno;
     if (rc != 0)
       config_warn("heapprof: cannot write profile %s: %s", path,
-                  err == ENODATA ? "profiling (or peak tracking) is off"
-                  : err == ENOMEM ? "out of memory for the profile"
-                                  : writer_strerror(err));
+                  rc == PIPELINE_EIO ? writer_strerror(err)
+                  : err == ENODATA   ? "profiling (or peak tracking) is off"
+                  : err == ENOMEM    ? "out of memory for the profile"
+                                     : "the profiler is not started or is exiting");
     else if (verbose)
       config_warn("heapprof: wrote %s", path);
     errno = err;

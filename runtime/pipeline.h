@@ -13,10 +13,12 @@
  * allocates is forwarded unsampled and uncounted, and it holds off the
  * calling thread's cancellation.
  *
- * Errors: 0, or -1 with errno — EINVAL (a bad argument, or a HEAPPROF_OUT
- * that cannot name the profile), ENOMEM, EBUSY (not started, exiting, or
- * the window was ended), ENODATA (no peak kept); anything else is the
- * errno of the file or descriptor write that failed.
+ * Errors: 0, or -1 with errno for the pipeline's own reasons — EINVAL (a
+ * bad argument, or a HEAPPROF_OUT that cannot name the profile), ENOMEM,
+ * EBUSY (not started, exiting, or the window was ended), ENODATA (no peak
+ * kept) — or PIPELINE_EIO when the file or descriptor itself failed
+ * (creating, writing, syncing or placing it), with errno as that call left
+ * it: a write may fail with any errno, so the return tells them apart.
  */
 #ifndef HEAPPROF_PIPELINE_H
 #define HEAPPROF_PIPELINE_H
@@ -28,6 +30,8 @@
 #include "heapprof.h"
 #include "sink.h"
 #include "symtab.h"
+
+#define PIPELINE_EIO (-2)
 
 /* The memory profile/ works in on the dump path (alloc.h). */
 extern const prof_alloc_t pipeline_heap;

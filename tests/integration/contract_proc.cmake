@@ -178,3 +178,9 @@ heapprof_test_variant(contract_proc_sigview proc_sigview ARGS ${dir}
   ENV "${proc_pre};HEAPPROF_RATE=4096;HEAPPROF_OUT=${dir}/p.%n.pb.gz"
   LABELS contract integration)
 proc_dir(dir proc-sigview contract_proc_sigview)
+
+# The API keeps the program's errno, except after HEAPPROF_EIO; a write's
+# errno that the profiler also uses (EINVAL) is still HEAPPROF_EIO.
+proc_exe(proc_api_errno proc_api_errno.c heapprof)
+heapprof_test_variant(contract_proc_api_errno proc_api_errno
+  ENV "HEAPPROF_RATE=1" LABELS contract)
