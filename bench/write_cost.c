@@ -14,11 +14,13 @@
  * the median of the other four ("steady ms"); in the first row the first
  * write is the process's first.
  *
- * "RSS MB" is the process's RSS before the first write of a row, and
- * "+RSS first" / "+RSS steady" how far above it the RSS rose during the
- * row's first write and, at most, during the other four: VmHWM in
- * /proc/self/status, reset (5 into /proc/self/clear_refs) before each
- * write. Memory the allocator keeps after a write
+ * "RSS MB" is the process's RSS before the first write of a row;
+ * "+RSS first" / "+RSS steady" how far the RSS rose above what it was just
+ * before the write, during the row's first write and, at most, during the
+ * other four (VmHWM in /proc/self/status, reset by writing 5 into
+ * /proc/self/clear_refs before each write); "kept MB" how much higher the
+ * RSS is after the row's writes than before them (the symbolizer keeps
+ * what it learned, and the allocator keeps freed memory). Memory the allocator keeps after a write
  * stays in the RSS of the next row, so a row measured on its own (the
  * sizes as arguments: write_cost 1000000) is the cleanest figure. Where
  * the reset is refused the column says "n/a".
@@ -151,15 +153,15 @@ int main(int argc, char **argv) {
   if (fd < 0)
     return 1;
   close(fd);
-  printf("%-8s %9s %10s %8s %11s %12s %16s %25s %6s\n", "buckets",
+  printf("%-8s %9s %10s %8s %11s %12s %8s %16s %25s %6s\n", "buckets",
          "first ms", "steady ms", "RSS MB", "+RSS first", "+RSS steady",
-         "longest wait us", "longest not preempted us", "slept");
+         "kept MB", "longest wait us", "longest not preempted us", "slept");
   size_t made = 0;
   for (int s = 0; s < nsizes; s++) {
     for (; made < sizes[s]; made++) /* distinct sizes: one bucket each */
       make_bucket(16 + made);
     int64_t took[WRITES], waited[WRITES], unpreempted = 0;
-    long rss = status_kb("VmRSS:"), hwm[WRITES];
+    long rss = status_kb("VmRSS:"), hwm[WRITES], before[WRITES];
     int resets = 1;
     atomic_store(&slept, 0);
     for (int w = 0; w < WRITES; w++) {
@@ -171,6 +173,7 @@ int main(int argc, char **argv) {
       usleep(20000);
       atomic_store(&phase, 1);
       resets &= reset_peak();
+      before[w] = status_kb("VmRSS:");
       int64_t t0 = now_ns();
       if (heapprof_write_profile(out, HEAPPROF_HEAP) != 0)
         return 1;
@@ -183,21 +186,24 @@ int main(int argc, char **argv) {
         unpreempted = atomic_load(&worst_unpreempted_ns);
     }
     int64_t first = took[0];
-    long steady_hwm = -1;
+    long steady_rise = -1;
     for (int w = 1; w < WRITES; w++)
-      steady_hwm = hwm[w] > steady_hwm ? hwm[w] : steady_hwm;
+      if (hwm[w] - before[w] > steady_rise)
+        steady_rise = hwm[w] - before[w];
+    long kept = status_kb("VmRSS:") - rss;
     qsort(took + 1, WRITES - 1, sizeof *took, cmp);
     qsort(waited, WRITES, sizeof *waited, cmp);
     char quiet[32] = "< 100", peak0[32] = "n/a", peak1[32] = "n/a";
     if (unpreempted)
       snprintf(quiet, sizeof quiet, "%.1f", (double)unpreempted / 1e3);
-    if (resets && rss >= 0 && hwm[0] >= 0 && steady_hwm >= 0) {
-      snprintf(peak0, sizeof peak0, "%.1f", (double)(hwm[0] - rss) / 1024);
-      snprintf(peak1, sizeof peak1, "%.1f", (double)(steady_hwm - rss) / 1024);
+    if (resets && rss >= 0 && hwm[0] >= 0 && steady_rise >= 0) {
+      snprintf(peak0, sizeof peak0, "%.1f", (double)(hwm[0] - before[0]) / 1024);
+      snprintf(peak1, sizeof peak1, "%.1f", (double)steady_rise / 1024);
     }
-    printf("%-8zu %9.1f %10.1f %8.1f %11s %12s %16.1f %25s %6ld\n", sizes[s],
-           (double)first / 1e6, (double)took[1 + (WRITES - 1) / 2] / 1e6,
-           (double)rss / 1024, peak0, peak1,
+    printf("%-8zu %9.1f %10.1f %8.1f %11s %12s %8.1f %16.1f %25s %6ld\n",
+           sizes[s], (double)first / 1e6,
+           (double)took[1 + (WRITES - 1) / 2] / 1e6, (double)rss / 1024, peak0,
+           peak1, (double)kept / 1024,
            (double)waited[WRITES / 2] / 1e3, quiet, atomic_load(&slept));
   }
   unlink(out);
