@@ -84,7 +84,11 @@ static void describe_out(const char *tmpl, pid_t pid, char *out, size_t cap) {
   out[at] = '\0';
 }
 
-/* libheapprof.so next to this binary's ../lib, else where it was installed. */
+/* libheapprof.so where this binary's install puts it (bin/../lib, or
+ * bin/../lib/x86_64-linux-gnu under /usr: HEAPPROF_LIBDIR_FROM_BINDIR),
+ * or in the build tree beside it (bin/../lib), else where it was to be
+ * installed. Relative first, so an install moved to another prefix
+ * (cmake --install --prefix, DESTDIR) finds its own library. */
 static void find_library(char *out, size_t cap) {
   char self[PATH_MAX];
   ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
@@ -93,9 +97,12 @@ static void find_library(char *out, size_t cap) {
     char *slash = strrchr(self, '/');
     if (slash != NULL) {
       *slash = '\0';
-      snprintf(out, cap, "%s/../lib/libheapprof.so", self);
-      if (access(out, R_OK) == 0)
-        return;
+      const char *rel[] = {HEAPPROF_LIBDIR_FROM_BINDIR, "../lib"};
+      for (size_t i = 0; i < sizeof rel / sizeof *rel; i++) {
+        snprintf(out, cap, "%s/%s/libheapprof.so", self, rel[i]);
+        if (access(out, R_OK) == 0)
+          return;
+      }
     }
   }
   snprintf(out, cap, "%s/libheapprof.so", HEAPPROF_INSTALL_LIBDIR);
