@@ -7,7 +7,10 @@
  * answered from the cache), and the same after a dlopen (the map is
  * re-read; modules still mapped keep their indexes, the cache is rebuilt).
  * "fresh" is a new symbolizer per dump, which is what every dump cost
- * before the symbolizer was kept.
+ * before the symbolizer was kept. Last, a refresh alone with nothing
+ * changed, which every dump pays before its lookups: one dl_iterate_phdr,
+ * one read of /proc/thread-self/maps compared with the view, and one stat
+ * per file the kept images map (symbolizer.h).
  *
  * The addresses are 10,000 distinct return addresses (minus one, as the
  * profile encoders ask) taken evenly from the call instructions (e8 rel32
@@ -37,6 +40,7 @@
 
 #define NADDRS 10000
 #define STEADY_ROUNDS 5
+#define REFRESH_ROUNDS 2000
 
 struct range {
   uint64_t start, end;
@@ -187,6 +191,39 @@ static struct row measure(const char *name, symbolizer_t *s,
   return r;
 }
 
+static int map_lines(void) {
+  FILE *f = fopen("/proc/self/maps", "re");
+  int n = 0;
+  for (int c; f && (c = getc(f)) != EOF;)
+    n += c == '\n';
+  if (f)
+    fclose(f);
+  return n;
+}
+
+struct refresh_cost {
+  double us;     /* mean wall time of one refresh */
+  int rebuilt;   /* refreshes that rebuilt the view (should be none) */
+  double files;  /* files stat'ed per refresh */
+  int map_lines; /* lines in /proc/self/maps */
+};
+
+/* REFRESH_ROUNDS refreshes with nothing changed. */
+static struct refresh_cost refresh_alone(symbolizer_t *s) {
+  struct refresh_cost r = {0};
+  symbolizer_counts_t c0, c1;
+  symbolizer_refresh(s);
+  symbolizer_counts(s, &c0);
+  double t0 = now_s();
+  for (int i = 0; i < REFRESH_ROUNDS; i++)
+    r.rebuilt += symbolizer_refresh(s) != 0;
+  r.us = (now_s() - t0) / REFRESH_ROUNDS * 1e6;
+  symbolizer_counts(s, &c1);
+  r.files = (double)(c1.files_checked - c0.files_checked) / REFRESH_ROUNDS;
+  r.map_lines = map_lines();
+  return r;
+}
+
 int main(void) {
   char exe[4096];
   ssize_t len = readlink("/proc/self/exe", exe, sizeof exe - 1);
@@ -221,7 +258,7 @@ int main(void) {
            want);
   }
 
-  printf("\n%-34s %9s %8s %8s %8s %12s %10s %12s\n", "phase", "ms", "re-read",
+  printf("\n%-34s %9s %8s %8s %8s %12s %10s %12s\n", "phase", "ms", "rebuilt",
          "named", "lines", "own MB", "heap +MB", "peak RSS +MB");
   symbolizer_t *s = symbolizer_new();
   struct row first = measure("first (refresh + lookups)", s, addrs, n, 1);
@@ -237,6 +274,7 @@ int main(void) {
   print_row(&again);
   if (h)
     dlclose(h);
+  struct refresh_cost alone = refresh_alone(s);
   symbolizer_counts_t c;
   symbolizer_counts(s, &c);
   symbolizer_free(s);
@@ -247,11 +285,14 @@ int main(void) {
   symbolizer_free(f);
   print_row(&fresh);
 
-  printf("\nrefreshes %" PRIu64 ", re-reads %" PRIu64 ", lookups %" PRIu64
+  printf("\nrefreshes %" PRIu64 ", views built %" PRIu64 ", lookups %" PRIu64
          ", resolved %" PRIu64 ", modules loaded %" PRIu64 ", kept %" PRIu64
-         "\n",
-         c.refreshes, c.maps_reads, c.lookups, c.resolved, c.modules_loaded,
-         c.modules_kept);
+         ", files checked %" PRIu64 ", images dropped %" PRIu64 "\n",
+         c.refreshes, c.views_built, c.lookups, c.resolved, c.modules_loaded,
+         c.modules_kept, c.files_checked, c.images_dropped);
+  printf("refresh alone, nothing changed: %.1f us (mean of %d; %d rebuilt "
+         "the view; %.1f files stat'ed per refresh; %d lines in the map)\n",
+         alone.us, REFRESH_ROUNDS, alone.rebuilt, alone.files, alone.map_lines);
   if (first.pass.lined == 0)
     printf("note: no address got a line: is libc6-dbg installed?\n");
   return 0;

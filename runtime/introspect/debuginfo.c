@@ -32,8 +32,9 @@ static bool append_str(char *buf, size_t *len, const char *s) {
 }
 
 /* `path` if it is an ELF file whose build id is `want`; else NULL. */
-static Elf *open_if_id(const char *path, const buildid_t *want) {
-  Elf *elf = elfopen_file(path);
+static Elf *open_if_id(const char *path, const buildid_t *want,
+                       elfopen_stamp_t *stamp) {
+  Elf *elf = elfopen_file(path, stamp);
   buildid_t id;
   if (elf != NULL)
     buildid_of_elf(elf, &id);
@@ -45,7 +46,8 @@ static Elf *open_if_id(const char *path, const buildid_t *want) {
 }
 
 /* DEBUG_ROOT/.build-id/xx/yyyy.debug, where xxyyyy is `id` in hex. */
-static Elf *by_build_id(const buildid_t *id, char *path) {
+static Elf *by_build_id(const buildid_t *id, char *path,
+                        elfopen_stamp_t *stamp) {
   char hex[BUILDID_HEX_BYTES];
   size_t len = 0;
   if (id->len < 2)
@@ -55,13 +57,14 @@ static Elf *by_build_id(const buildid_t *id, char *path) {
       !append(path, &len, hex, 2) || !append(path, &len, "/", 1) ||
       !append_str(path, &len, hex + 2) || !append_str(path, &len, ".debug"))
     return NULL;
-  return open_if_id(path, id);
+  return open_if_id(path, id, stamp);
 }
 
 /* The places GDB and libdwfl look for a .gnu_debuglink file: next to the
  * object, in its .debug/ directory and under DEBUG_ROOT. */
 static Elf *by_debuglink(const char *file, const char *link,
-                         const buildid_t *id, char *path) {
+                         const buildid_t *id, char *path,
+                         elfopen_stamp_t *stamp) {
   static const char *const roots[] = {"", "", DEBUG_ROOT};
   static const char *const subdirs[] = {"/", "/.debug/", "/"};
   const char *slash = strrchr(file, '/');
@@ -74,7 +77,7 @@ static Elf *by_debuglink(const char *file, const char *link,
         !append_str(path, &len, subdirs[i]) || !append_str(path, &len, link) ||
         strcmp(path, file) == 0)
       continue;
-    Elf *elf = open_if_id(path, id);
+    Elf *elf = open_if_id(path, id, stamp);
     if (elf != NULL)
       return elf;
   }
@@ -82,26 +85,26 @@ static Elf *by_debuglink(const char *file, const char *link,
 }
 
 Elf *debuginfo_find(const char *path, Elf *main, const buildid_t *id,
-                    char *found) {
+                    char *found, elfopen_stamp_t *stamp) {
   if (id->len == 0)
     return NULL;
-  Elf *elf = by_build_id(id, found);
+  Elf *elf = by_build_id(id, found, stamp);
   GElf_Word crc;
   const char *link = elf ? NULL : dwelf_elf_gnu_debuglink(main, &crc);
   if (link != NULL && link[0] != '\0')
-    elf = by_debuglink(path, link, id, found);
+    elf = by_debuglink(path, link, id, found, stamp);
   return elf;
 }
 
 Elf *debuginfo_find_alt(const char *debug_path, const char *altname,
-                        const void *alt_id, size_t alt_id_len) {
-  char path[PATH_MAX];
+                        const void *alt_id, size_t alt_id_len, char *path,
+                        elfopen_stamp_t *stamp) {
   buildid_t id = {0};
   if (alt_id_len == 0 || alt_id_len > BUILDID_MAX_BYTES)
     return NULL;
   id.len = alt_id_len;
   memcpy(id.bytes, alt_id, alt_id_len);
-  Elf *elf = by_build_id(&id, path);
+  Elf *elf = by_build_id(&id, path, stamp);
   if (elf != NULL || altname == NULL || altname[0] == '\0')
     return elf;
   size_t len = 0;
@@ -110,5 +113,5 @@ Elf *debuginfo_find_alt(const char *debug_path, const char *altname,
       (slash == NULL ||
        !append(path, &len, debug_path, (size_t)(slash - debug_path + 1))))
     return NULL;
-  return append_str(path, &len, altname) ? open_if_id(path, &id) : NULL;
+  return append_str(path, &len, altname) ? open_if_id(path, &id, stamp) : NULL;
 }

@@ -6,7 +6,10 @@
  * O_NONBLOCK | O_NOCTTY in case it was swapped for one in between, and
  * checked again with fstat. elf_begin(ELF_C_READ_MMAP) maps it;
  * elf_cntl(ELF_C_FDREAD) reads whatever could not be mapped and marks the
- * descriptor unusable, so closing it at once is safe.
+ * descriptor unusable, so closing it at once is safe. The fstat also
+ * gives the file's stamp, taken before the mapping: a write that lands
+ * between the two makes the stamp stale, so it is seen (elfopen_changed)
+ * rather than missed.
  */
 #define _GNU_SOURCE
 #include "elfopen.h"
@@ -18,7 +21,19 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static int open_regular(const char *path) {
+static void take_stamp(const struct stat *st, elfopen_stamp_t *stamp) {
+  *stamp = (elfopen_stamp_t){.dev = st->st_dev,
+                             .ino = st->st_ino,
+                             .size = st->st_size,
+                             .mtime = st->st_mtim,
+                             .ctime = st->st_ctim};
+}
+
+static bool same_time(const struct timespec *a, const struct timespec *b) {
+  return a->tv_sec == b->tv_sec && a->tv_nsec == b->tv_nsec;
+}
+
+static int open_regular(const char *path, elfopen_stamp_t *stamp) {
   struct stat st;
   if (stat(path, &st) != 0 || !S_ISREG(st.st_mode))
     return -1;
@@ -27,12 +42,14 @@ static int open_regular(const char *path) {
     close(fd);
     fd = -1;
   }
+  if (fd >= 0 && stamp != NULL)
+    take_stamp(&st, stamp);
   return fd;
 }
 
-Elf *elfopen_file(const char *path) {
+Elf *elfopen_file(const char *path, elfopen_stamp_t *stamp) {
   int saved = errno;
-  int fd = open_regular(path);
+  int fd = open_regular(path, stamp);
   Elf *elf = fd < 0 ? NULL : elf_begin(fd, ELF_C_READ_MMAP, NULL);
   if (elf != NULL &&
       (elf_kind(elf) != ELF_K_ELF || elf_cntl(elf, ELF_C_FDREAD) != 0)) {
@@ -43,6 +60,21 @@ Elf *elfopen_file(const char *path) {
     close(fd);
   errno = saved;
   return elf;
+}
+
+bool elfopen_changed(const char *path, const elfopen_stamp_t *stamp) {
+  int saved = errno;
+  struct stat st;
+  bool changed;
+  if (stat(path, &st) != 0)
+    changed = errno != ENOENT && errno != ENOTDIR;
+  else
+    changed =
+        st.st_dev == stamp->dev && st.st_ino == stamp->ino &&
+        (st.st_size != stamp->size || !same_time(&st.st_mtim, &stamp->mtime) ||
+         !same_time(&st.st_ctim, &stamp->ctime));
+  errno = saved;
+  return changed;
 }
 
 Elf *elfopen_memory(void *image, size_t bytes) {

@@ -171,7 +171,7 @@ static bool is_elf_candidate(const struct line *m) {
 
 static bool continues(const maps_object_t *o, const struct line *m) {
   return !o->vdso && o->inode == m->inode && o->dev == m->dev &&
-         m->start >= o->high;
+         m->start >= o->lines_end;
 }
 
 /* Forgets the last object if it turned out to hold no code (its path is
@@ -191,16 +191,14 @@ static int object_for(maps_view_t *v, const struct line *m,
     return 0;
   }
   drop_data_object(v);
-  if (v->nobjects > 0 && m->start < v->objects[v->nobjects - 1].high)
+  if (v->nobjects > 0 && m->start < v->objects[v->nobjects - 1].lines_end)
     return EINVAL;
   if (!reserve((void **)&v->objects, &v->objects_cap, v->nobjects,
                sizeof *v->objects, 64))
     return ENOMEM;
   maps_object_t *o = *out = &v->objects[v->nobjects++];
   bool vdso = m->path[0] == '[';
-  *o = (maps_object_t){.low = m->start,
-                       .offset = m->offset,
-                       .dev = vdso ? 0 : m->dev,
+  *o = (maps_object_t){.dev = vdso ? 0 : m->dev,
                        .inode = vdso ? 0 : m->inode,
                        .vdso = vdso,
                        .deleted = m->deleted};
@@ -215,11 +213,15 @@ static int take_line(maps_view_t *v, const struct line *m) {
   int err = object_for(v, m, &o);
   if (err != 0)
     return err == EINVAL ? 0 : err;
-  o->high = m->end;
+  o->lines_end = m->end;
   if (m->perms[2] != 'x')
     return 0;
-  if (o->path == NULL)
+  if (o->path == NULL) {
     o->path = m->path;
+    o->low = m->start;
+    o->offset = m->offset;
+  }
+  o->high = m->end;
   if (!reserve((void **)&v->ranges, &v->ranges_cap, v->nranges,
                sizeof *v->ranges, 64))
     return ENOMEM;

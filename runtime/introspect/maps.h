@@ -21,10 +21,15 @@
 
 /* One mapped file with code, or the vdso: the consecutive lines naming the
  * same file (same device and inode, rising addresses). Files mapped
- * without any executable line (data, locale archives) are left out. */
+ * without any executable line (data, locale archives) are left out.
+ *
+ * The object is placed by its code alone: a read-only view of the same
+ * file mapped next to it (the symbolizer's own image of the file,
+ * elfopen.c, or anyone else's) joins its lines, and must not move it. */
 typedef struct maps_object {
-  uint64_t low, high;  /* first line's start, last line's end */
-  uint64_t offset;     /* file offset of the first line */
+  uint64_t low, high;  /* first executable line's start, last one's end */
+  uint64_t offset;     /* file offset of the first executable line */
+  uint64_t lines_end;  /* end of its last line, executable or not */
   uint64_t dev, inode; /* the file's identity (0 for the vdso) */
   const char *path;    /* into the view's text; " (deleted)" cut off */
   bool vdso;           /* "[vdso]": an image in memory only */

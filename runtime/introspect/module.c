@@ -3,7 +3,9 @@
  *
  * Invariant: an image's Elf handles, symbol index and DWARF describe the
  * object the module was read from; they are built once and never change,
- * so a module carried over a re-read of the map (module_same) keeps them.
+ * so a module carried over a re-read of the map (module_same) keeps them,
+ * as long as the files they map are the files that were opened (the
+ * stamps, checked by module_image_stale).
  */
 #define _GNU_SOURCE
 #include "module.h"
@@ -24,6 +26,8 @@ struct module_image {
   size_t vdso_bytes;
   Elf *elf;   /* the object's own image; NULL when none could be used */
   Elf *debug; /* its separate debug file, or NULL */
+  char *elf_path, *debug_path; /* owned: where elf and debug were opened */
+  elfopen_stamp_t elf_stamp, debug_stamp;
   bool has_bias;
   uint64_t bias;
   elfsym_t syms;
@@ -48,6 +52,16 @@ static bool is_the_object(Elf *elf, const module_t *m) {
   return buildid_equal(&id, &m->id);
 }
 
+/* An image with no path (NULL: out of memory) is not used: it could not
+ * be checked later. */
+static Elf *keep_path(Elf *elf, const char *path, char **copy) {
+  if (elf != NULL && (*copy = strdup(path)) == NULL) {
+    elf_end(elf);
+    elf = NULL;
+  }
+  return elf;
+}
+
 static Elf *open_object(const module_t *m, module_image_t *im) {
   if (m->vdso) {
     im->vdso_bytes = m->high - m->low;
@@ -56,12 +70,12 @@ static Elf *open_object(const module_t *m, module_image_t *im) {
     memcpy(im->vdso_copy, (const void *)(uintptr_t)m->low, im->vdso_bytes);
     return elfopen_memory(im->vdso_copy, im->vdso_bytes);
   }
-  Elf *elf = elfopen_file(m->path);
+  Elf *elf = elfopen_file(m->path, &im->elf_stamp);
   if (elf != NULL && !is_the_object(elf, m)) {
     elf_end(elf);
     elf = NULL;
   }
-  return elf;
+  return keep_path(elf, m->path, &im->elf_path);
 }
 
 /* For objects the loader does not list (mapped by hand): the bias that
@@ -93,7 +107,9 @@ static void load(const module_t *m, module_image_t *im) {
     return;
   bool own_dwarf = elfopen_has_dwarf(im->elf);
   if (!own_dwarf || !elfopen_has_section_type(im->elf, SHT_SYMTAB))
-    im->debug = debuginfo_find(m->path, im->elf, &m->id, debug_path);
+    im->debug = keep_path(
+        debuginfo_find(m->path, im->elf, &m->id, debug_path, &im->debug_stamp),
+        debug_path, &im->debug_path);
   elfsym_build(&im->syms, im->elf, im->debug, im->bias);
   if (own_dwarf)
     im->lines = srclines_open(im->elf, m->path);
@@ -119,8 +135,26 @@ bool module_image_line(module_image_t *im, uint64_t addr, const char **file,
          srclines_find(im->lines, addr - im->bias, file, comp_dir, line);
 }
 
+bool module_image_stale(const module_image_t *im, uint64_t *nchecked) {
+  const elfopen_stamp_t *alt_stamp = NULL;
+  const char *alt = im->lines ? srclines_alt_file(im->lines, &alt_stamp) : NULL;
+  const char *paths[] = {im->elf_path, im->debug_path, alt};
+  const elfopen_stamp_t *stamps[] = {&im->elf_stamp, &im->debug_stamp,
+                                     alt_stamp};
+  for (size_t i = 0; i < sizeof paths / sizeof *paths; i++) {
+    if (paths[i] == NULL)
+      continue;
+    ++*nchecked;
+    if (elfopen_changed(paths[i], stamps[i]))
+      return true;
+  }
+  return false;
+}
+
 size_t module_image_bytes(const module_image_t *im) {
   return sizeof *im + im->vdso_bytes + elfsym_bytes(&im->syms) +
+         (im->elf_path ? strlen(im->elf_path) + 1 : 0) +
+         (im->debug_path ? strlen(im->debug_path) + 1 : 0) +
          (im->lines ? srclines_bytes(im->lines) : 0);
 }
 
@@ -133,6 +167,8 @@ void module_image_free(module_image_t *im) {
     elf_end(im->debug);
   if (im->elf != NULL)
     elf_end(im->elf);
+  free(im->elf_path);
+  free(im->debug_path);
   free(im->vdso_copy);
   free(im);
 }

@@ -8,6 +8,10 @@
  * known from memory, the file's must equal it; without one, a deleted
  * file's path is not trusted (it may now name another file). The vdso is
  * read from memory. Not thread-safe.
+ *
+ * An image maps its files (elfopen.h): before it is used after a pause,
+ * module_image_stale() says whether one of them was written in place
+ * since, and then the image must be freed unread.
  */
 #ifndef HEAPPROF_INTROSPECT_MODULE_H
 #define HEAPPROF_INTROSPECT_MODULE_H
@@ -21,7 +25,7 @@
 typedef struct module_image module_image_t;
 
 typedef struct module {
-  uint64_t low, high;  /* the object's address range in the map */
+  uint64_t low, high;  /* the object's code in the map (maps.h) */
   uint64_t offset;     /* file offset mapped at low */
   uint64_t dev, inode; /* the mapped file's identity (0 for the vdso) */
   char *path;          /* owned; without " (deleted)" */
@@ -48,6 +52,12 @@ const char *module_image_function(const module_image_t *im, uint64_t addr);
 /* Source position of `addr` (a memory address), as srclines_find(). */
 bool module_image_line(module_image_t *im, uint64_t addr, const char **file,
                        const char **comp_dir, int *line);
+
+/* Whether a file `im` holds an image of (the object, its separate debug
+ * file, the dwz file) was written in place since it was opened
+ * (elfopen_changed): reading the image could then fault. Adds the number
+ * of files checked (one stat each) to *nchecked. */
+bool module_image_stale(const module_image_t *im, uint64_t *nchecked);
 
 size_t module_image_bytes(const module_image_t *im);
 

@@ -12,6 +12,7 @@
 #include <elfutils/libdwelf.h>
 #include <limits.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "debuginfo.h"
 #include "elfopen.h"
@@ -54,8 +55,10 @@ struct cu_index {
 struct srclines {
   Elf *elf; /* not owned */
   Dwarf *dw;
-  Dwarf *alt;   /* the dwz file's DWARF, or NULL */
-  Elf *alt_elf; /* owned */
+  Dwarf *alt;     /* the dwz file's DWARF, or NULL */
+  Elf *alt_elf;   /* owned */
+  char *alt_path; /* owned: where alt_elf was opened, as alt_stamp */
+  elfopen_stamp_t alt_stamp;
   bool runs_built;
   struct cu_run *runs;
   size_t nruns;
@@ -71,12 +74,14 @@ struct srclines {
 static bool set_alt(srclines_t *d, const char *path) {
   const char *altname;
   const void *alt_id;
+  char found[PATH_MAX];
   ssize_t len = dwelf_dwarf_gnu_debugaltlink(d->dw, &altname, &alt_id);
   if (len == 0)
     return true;
   if (len > 0)
-    d->alt_elf = debuginfo_find_alt(path, altname, alt_id, (size_t)len);
-  if (d->alt_elf != NULL)
+    d->alt_elf = debuginfo_find_alt(path, altname, alt_id, (size_t)len, found,
+                                    &d->alt_stamp);
+  if (d->alt_elf != NULL && (d->alt_path = strdup(found)) != NULL)
     d->alt = dwarf_begin_elf(d->alt_elf, DWARF_C_READ, NULL);
   if (d->alt == NULL)
     return false;
@@ -108,7 +113,14 @@ void srclines_free(srclines_t *d) {
   dwarf_end(d->alt);
   if (d->alt_elf != NULL)
     elf_end(d->alt_elf);
+  free(d->alt_path);
   free(d);
+}
+
+const char *srclines_alt_file(const srclines_t *d,
+                              const elfopen_stamp_t **stamp) {
+  *stamp = &d->alt_stamp;
+  return d->alt_elf != NULL ? d->alt_path : NULL;
 }
 
 /* ---- which CU holds an address ---------------------------------------- */
@@ -330,8 +342,9 @@ bool srclines_find(srclines_t *d, uint64_t pc, const char **file,
 /* ---- memory ----------------------------------------------------------- */
 
 size_t srclines_bytes(const srclines_t *d) {
-  size_t bytes =
-      sizeof *d + d->nruns * sizeof *d->runs + d->ncus_slots * sizeof *d->cus;
+  size_t bytes = sizeof *d + d->nruns * sizeof *d->runs +
+                 d->ncus_slots * sizeof *d->cus +
+                 (d->alt_path ? strlen(d->alt_path) + 1 : 0);
   for (size_t i = 0; i < d->ncus_slots; i++)
     if (d->cus[i].cu != 0)
       bytes += d->cus[i].cap * sizeof *d->cus[i].ranges + CU_BYTES +

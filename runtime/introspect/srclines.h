@@ -11,7 +11,9 @@
  * Keeps no descriptor: it reads Elf handles from elfopen.c, and installs
  * the dwz alternate file itself (dwarf_setalt) before libdw would open it
  * and keep the descriptor. libdw 0.188 opens no other file it keeps (split
- * .dwo files are closed at once). Not thread-safe.
+ * .dwo files are closed at once). Not thread-safe. Whoever keeps it must
+ * check the files it reads (the Elf given, and srclines_alt_file) before
+ * it is used after a pause (elfopen.h).
  */
 #ifndef HEAPPROF_INTROSPECT_SRCLINES_H
 #define HEAPPROF_INTROSPECT_SRCLINES_H
@@ -20,6 +22,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include "elfopen.h"
 
 typedef struct srclines srclines_t;
 
@@ -39,6 +43,11 @@ bool srclines_find(srclines_t *d, uint64_t pc, const char **file,
 /* Bytes of memory held for this DWARF: the indexes (exact) and libdw's
  * own heap (estimated; see srclines.c). */
 size_t srclines_bytes(const srclines_t *d);
+
+/* The dwz alternate file `d` holds an image of, and its stamp when it was
+ * opened (elfopen_changed); NULL when it holds none. */
+const char *srclines_alt_file(const srclines_t *d,
+                              const elfopen_stamp_t **stamp);
 
 void srclines_free(srclines_t *d);
 

@@ -2,21 +2,33 @@
  * symbolizer — the process's mappings and the names, files and lines of
  * its addresses, kept between dumps (see symbolizer.h).
  *
- * Invariant: every answer describes the current view, one reading of the
- * map made by the last symbolizer_refresh that re-read it: its mapping
- * table, its modules and the address cache all come from that reading, so
- * the same address gets the same answer until the loader's load or unload
- * counts move. Every string handed out is interned in the view's strtab —
- * one copy per distinct string, so equal strings are equal pointers — and
- * lives until the view is replaced.
+ * Invariant: every answer describes the current view, built from one
+ * reading of the map: its mapping table, its modules and the address
+ * cache all come from that reading, so the same address gets the same
+ * answer until a refresh finds the map's code changed (or the loader's
+ * load or unload counts moved) and builds a new view. Every string handed
+ * out is interned in the view's strtab — one copy per distinct string, so
+ * equal strings are equal pointers — and lives until the view is
+ * replaced.
  *
- * A re-read builds a complete new view first and only then replaces the
+ * Every refresh reads the map and compares its objects and executable
+ * ranges with those the view was built from (view_matches): code mapped
+ * or unmapped by hand, which the loader's counts do not see, is seen too.
+ * Only a difference, or a move of the loader's counts, rebuilds the view.
+ * A rebuild makes a complete new view first and only then replaces the
  * old one, so a failure leaves the old view whole. Modules that are the
  * same object at the same place (same path, range, file and build id,
  * module_same) carry their loaded image (ELF handles, symbol index,
  * DWARF) into the new view; every other image is dropped. The address
  * cache and the strings are rebuilt: answers are cheap once the indexes
  * exist, and mapping indexes may have moved.
+ *
+ * Every refresh also checks the files the kept images map (one stat per
+ * file, module_image_stale) and frees the image of any file written in
+ * place since it was opened, so that no page of it is read again; its
+ * module loads a new image at its next lookup, from the file as it is now
+ * (used only if its build id still matches). Answers already given stay
+ * in the cache: they were read while the file was the right one.
  *
  * Nothing here reaches the network, writes to stdout or stderr, keeps a
  * descriptor past the call that opened it (elfopen.h), or uses stdio.
@@ -109,7 +121,7 @@ static void ids_from_files(struct view *v) {
     module_t *m = &v->modules[i];
     if (m->id.len > 0 || m->vdso || m->deleted)
       continue;
-    Elf *elf = elfopen_file(m->path);
+    Elf *elf = elfopen_file(m->path, NULL);
     if (elf != NULL) {
       buildid_of_elf(elf, &m->id);
       elf_end(elf);
@@ -167,24 +179,44 @@ static int take_ranges(struct view *v, const maps_view_t *mv) {
   return 0;
 }
 
-/* Reads the map into `v`, with each module's build id and bias. 0 or an
- * errno value (v then empty). */
-static int view_read(struct view *v) {
-  maps_view_t mv;
+/* Builds `v` from the reading `mv`, with each module's build id and bias.
+ * 0 or ENOMEM (v then empty). */
+static int view_build(struct view *v, const maps_view_t *mv) {
   *v = (struct view){0};
-  int err = maps_read(&mv);
-  if (err != 0)
-    return err;
-  err = take_objects(v, &mv);
+  int err = take_objects(v, mv);
   if (err == 0) {
     buildid_each_loaded(note_loaded, v);
     ids_from_files(v);
-    err = take_ranges(v, &mv);
+    err = take_ranges(v, mv);
   }
-  maps_view_free(&mv);
   if (err != 0)
     view_free(v);
   return err;
+}
+
+static bool same_object(const module_t *m, const maps_object_t *o) {
+  return m->low == o->low && m->high == o->high && m->offset == o->offset &&
+         m->dev == o->dev && m->inode == o->inode && m->vdso == o->vdso &&
+         m->deleted == o->deleted && strcmp(m->path, o->path) == 0;
+}
+
+/* Whether `mv`, a new reading of the map, lists the very objects and
+ * executable ranges `v` was built from: then `v` still describes the
+ * process's code. */
+static bool view_matches(const struct view *v, const maps_view_t *mv) {
+  if (v->nmodules != mv->nobjects || v->nmappings != mv->nranges)
+    return false;
+  for (size_t i = 0; i < v->nmodules; i++)
+    if (!same_object(&v->modules[i], &mv->objects[i]))
+      return false;
+  for (size_t i = 0; i < v->nmappings; i++) {
+    const maps_range_t *r = &mv->ranges[i];
+    const prof_mapping_t *m = &v->mappings[i];
+    if (m->start != r->start || m->limit != r->limit ||
+        m->offset != r->offset || v->mapping_module[i] != r->object)
+      return false;
+  }
+  return true;
 }
 
 /* Moves the images of `old`'s modules that `now` still has into `now`;
@@ -218,22 +250,28 @@ symbolizer_t *symbolizer_new(void) {
   return s;
 }
 
-int symbolizer_refresh(symbolizer_t *s) {
-  int saved = errno;
-  uint64_t adds, subs;
-  bool known = buildid_loader_counts(&adds, &subs);
-  s->counts.refreshes++;
-  if (s->read && known && s->counts_known && adds == s->adds &&
-      subs == s->subs) {
-    errno = saved;
-    return 0;
+/* Frees every image whose files were written in place since they were
+ * opened, before anything reads them again. */
+static void drop_stale_images(symbolizer_t *s) {
+  for (size_t i = 0; i < s->view.nmodules; i++) {
+    module_t *m = &s->view.modules[i];
+    if (m->image != NULL &&
+        module_image_stale(m->image, &s->counts.files_checked)) {
+      module_image_free(m->image);
+      m->image = NULL;
+      s->counts.images_dropped++;
+    }
   }
+}
+
+/* Replaces the view with one built from `mv`; 0 or ENOMEM (the old view
+ * then kept). */
+static int rebuild(symbolizer_t *s, const maps_view_t *mv, bool known,
+                   uint64_t adds, uint64_t subs) {
   struct view now;
-  int err = view_read(&now);
-  if (err != 0) {
-    errno = err;
-    return -1;
-  }
+  int err = view_build(&now, mv);
+  if (err != 0)
+    return err;
   s->counts.modules_kept += carry_images(&s->view, &now);
   addrcache_free(&s->cache);
   view_free(&s->view);
@@ -242,9 +280,34 @@ int symbolizer_refresh(symbolizer_t *s) {
   s->counts_known = known;
   s->adds = adds;
   s->subs = subs;
+  s->counts.views_built++;
+  return 0;
+}
+
+int symbolizer_refresh(symbolizer_t *s) {
+  int saved = errno;
+  uint64_t adds, subs;
+  s->counts.refreshes++;
+  drop_stale_images(s); /* first: even when the map cannot be read */
+  bool known = buildid_loader_counts(&adds, &subs);
+  maps_view_t mv;
+  int err = maps_read(&mv);
+  if (err != 0) {
+    errno = err;
+    return -1;
+  }
   s->counts.maps_reads++;
-  errno = saved;
-  return 1;
+  /* Without the loader's counts (not glibc) the map alone decides. */
+  bool loader_moved =
+      known && (!s->counts_known || adds != s->adds || subs != s->subs);
+  int rc = 0;
+  if (!s->read || loader_moved || !view_matches(&s->view, &mv)) {
+    err = rebuild(s, &mv, known, adds, subs);
+    rc = err == 0 ? 1 : -1;
+  }
+  maps_view_free(&mv);
+  errno = rc < 0 ? err : saved;
+  return rc;
 }
 
 /* ---- lookup ----------------------------------------------------------- */
