@@ -17,17 +17,17 @@
 #include <stddef.h>
 
 typedef struct prof_alloc {
-  void *(*realloc)(void *ctx, void *p, size_t old_size, size_t new_size);
+  void *(*resize)(void *ctx, void *p, size_t old_size, size_t new_size);
   void *ctx;
 } prof_alloc_t;
 
 static inline void *prof_malloc(const prof_alloc_t *a, size_t n) {
-  return a->realloc(a->ctx, NULL, 0, n);
+  return a->resize(a->ctx, NULL, 0, n);
 }
 
 static inline void prof_free(const prof_alloc_t *a, void *p, size_t n) {
   if (p != NULL)
-    a->realloc(a->ctx, p, n, 0);
+    a->resize(a->ctx, p, n, 0);
 }
 
 #endif /* HEAPPROF_PROFILE_ALLOC_H */

@@ -113,7 +113,7 @@ int bucket_snapshot(const prof_alloc_t *a, uint32_t epoch,
        b = atomic_load_explicit(&b->next_in_all, memory_order_acquire)) {
     if (n == cap) {
       bucket_count_t *w =
-          a->realloc(a->ctx, v, cap * sizeof *v, 2 * cap * sizeof *v);
+          a->resize(a->ctx, v, cap * sizeof *v, 2 * cap * sizeof *v);
       if (w == NULL) {
         prof_free(a, v, cap * sizeof *v);
         goto nomem;

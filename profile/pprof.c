@@ -114,7 +114,7 @@ typedef struct enc {
 
 static void *alloc_call(const prof_alloc_t *a, void *p, size_t old_size,
                         size_t new_size) {
-  return a->realloc(a->ctx, p, old_size, new_size);
+  return a->resize(a->ctx, p, old_size, new_size);
 }
 
 /* alloc_call, noting ENOMEM when it fails. Sizes are never 0 but to free. */

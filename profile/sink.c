@@ -22,7 +22,7 @@ static int mem_reserve(pprof_membuf_t *m, size_t need) {
   }
   if (m->limit != 0 && cap > m->limit)
     cap = m->limit; /* need <= limit: checked by the caller */
-  uint8_t *d = m->alloc->realloc(m->alloc->ctx, m->data, m->cap, cap);
+  uint8_t *d = m->alloc->resize(m->alloc->ctx, m->data, m->cap, cap);
   if (d == NULL) {
     errno = ENOMEM;
     return -1;
