@@ -18,6 +18,10 @@
  *   /debug/pprof/symbol       Go's symbol service: GET says it is there,
  *                             POST "0xADDR+0xADDR…" answers "0xADDR name"
  *                             lines (pprof asks it for text profiles)
+ *   /debug/pprof/profile, block, mutex, goroutine, threadcreate, trace,
+ *   cmdline                   Go's runtime's own: a 404 saying so, at once
+ *
+ * Errors are text/plain with X-Go-Pprof: 1, as Go's are.
  */
 #define _GNU_SOURCE
 #include "http.h"
@@ -89,11 +93,15 @@ static void respond(int fd, int status, const char *reason, const char *type,
     send_all(fd, body, len);
 }
 
+/* Errors are text, marked as Go's net/http/pprof marks them, so that a
+ * scraper never takes one for a profile. */
 static void reply_error(int fd, int status, const char *reason, const char *why) {
   char body[256];
   int n = snprintf(body, sizeof body, "%d %s: %s\n", status, reason, why);
   respond(fd, status, reason, "text/plain; charset=utf-8",
-          status == 405 ? "Allow: GET, HEAD\r\n" : NULL, body, (size_t)n, 0);
+          status == 405 ? "X-Go-Pprof: 1\r\nAllow: GET, HEAD\r\n"
+                        : "X-Go-Pprof: 1\r\n",
+          body, (size_t)n, 0);
 }
 
 /* ---- reading the request head ---- */
@@ -262,6 +270,20 @@ static void serve_profile(int fd, const request_t *rq, int kind,
   pprof_membuf_free(&body);
 }
 
+/* The profiles Go's net/http/pprof serves that a C or C++ process has no
+ * counterpart of: answered at once, never by waiting out ?seconds=. */
+static int go_only(const char *path) {
+  static const char *const names[] = {"profile", "block", "mutex", "goroutine",
+                                      "threadcreate", "trace", "cmdline"};
+  static const char prefix[] = "/debug/pprof/";
+  if (strncmp(path, prefix, sizeof prefix - 1) != 0)
+    return 0;
+  for (size_t i = 0; i < sizeof names / sizeof *names; i++)
+    if (strcmp(path + sizeof prefix - 1, names[i]) == 0)
+      return 1;
+  return 0;
+}
+
 static void route(int fd, const request_t *rq) {
   int head_only = strcmp(rq->method, "HEAD") == 0;
   const char *p = rq->path;
@@ -282,6 +304,9 @@ static void route(int fd, const request_t *rq) {
     serve_profile(fd, rq, HEAPPROF_PEAK, "peak", head_only);
   else if (strcmp(p, "/debug/pprof/symbol") == 0)
     serve_symbols(fd, rq, head_only);
+  else if (go_only(p))
+    reply_error(fd, 404, "Not Found", "heapprof serves heap, allocs and peak "
+                "profiles; this one is Go's runtime's (a scraper may leave it off)");
   else
     reply_error(fd, 404, "Not Found", "unknown path; see /debug/pprof/");
 }

@@ -56,6 +56,10 @@ static pid_t start_target(const char *target, const char *lib, int *stdin_fd) {
   return pid;
 }
 
+/* The start of the last answer raw_request received (head and a little
+ * of the body). */
+static char last_answer[512];
+
 /* Sends `req` raw and returns the status code of the answer (0: none). */
 static int raw_request(const char *req, size_t len, int send_nothing) {
   int fd = socket(AF_INET, SOCK_STREAM, 0);
@@ -72,8 +76,12 @@ static int raw_request(const char *req, size_t len, int send_nothing) {
         break; /* the server may close early on an oversized head */
       off += (size_t)w;
     }
-  char buf[512] = {0};
-  ssize_t r = recv(fd, buf, sizeof buf - 1, 0);
+  char *buf = last_answer;
+  memset(last_answer, 0, sizeof last_answer);
+  ssize_t r = 0, got; /* until the server closes, or the buffer is full */
+  while ((size_t)r < sizeof last_answer - 1 &&
+         (got = recv(fd, buf + r, sizeof last_answer - 1 - (size_t)r, 0)) > 0)
+    r += got;
   close(fd);
   int status = 0;
   if (r > 0)
@@ -135,6 +143,24 @@ static void bad_clients(void) {
   n = snprintf(post, sizeof post, "POST /debug/pprof/heap HTTP/1.1\r\nHost: %s\r\n\r\n", host);
   CHECK(raw_request(post, (size_t)n, 0) == 405, "POST");
   CHECK(get("/etc/passwd", host) == 404, "unknown path");
+  /* Errors are marked as Go's are (X-Go-Pprof: 1, text/plain), and the
+   * profiles Go serves that heapprof cannot are a 404 that says so at
+   * once, not a timeout: a scraper asks for all of them. */
+  CHECK(strstr(last_answer, "\r\nX-Go-Pprof: 1\r\n") != NULL &&
+            strstr(last_answer, "\r\nContent-Type: text/plain") != NULL,
+        "an error without Go's markers:\n%s", last_answer);
+  static const char *const go_only[] = {
+      "/debug/pprof/profile?seconds=30", "/debug/pprof/block",
+      "/debug/pprof/mutex", "/debug/pprof/goroutine",
+      "/debug/pprof/threadcreate", "/debug/pprof/trace?seconds=5",
+      "/debug/pprof/cmdline"};
+  for (size_t i = 0; i < sizeof go_only / sizeof *go_only; i++) {
+    CHECK(get(go_only[i], host) == 404 &&
+              strstr(last_answer, "X-Go-Pprof: 1") != NULL &&
+              strstr(last_answer, "heapprof serves") != NULL,
+          "%s: want a 404 saying what heapprof serves:\n%s", go_only[i],
+          last_answer);
+  }
   CHECK(get("/debug/pprof/heap?seconds=abc", host) == 400, "bad seconds");
   CHECK(get("/debug/pprof/heap?seconds=100000", host) == 400, "huge seconds");
   CHECK(get("/debug/pprof/peak", host) == 404, "peak without HEAPPROF_PEAK");
