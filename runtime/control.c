@@ -84,6 +84,7 @@ static void fork_prepare(void) {
    * registered first) may allocate: they must not sample, which would take
    * the locks held from here on. */
   hp_self.busy++;
+  stack_fork_prepare(); /* first: no lock of ours is held while it waits */
   inuse_fork_prepare();
   stats_fork_prepare();
   bucket_fork_prepare();
@@ -96,10 +97,12 @@ static void fork_parent(void) {
   bucket_fork_parent();
   stats_fork_parent();
   inuse_fork_parent();
+  stack_fork_parent();
   hp_self.busy--;
 }
 
 static void fork_child(void) {
+  stack_fork_child();
   arena_fork_child();
   bucket_fork_child();
   stats_fork_child();

@@ -32,6 +32,7 @@
 #include "control.h"
 #include "inuse.h"
 #include "pprof.h"
+#include "stack.h"
 #include "symbolizer.h"
 #include "thread.h"
 #include "writer.h"
@@ -143,7 +144,9 @@ static const prof_symtab_t *symbolize(prof_symtab_t *st) {
   if (symbolizer == NULL && (symbolizer = symbolizer_new()) == NULL)
     return NULL;
   int saved = errno;
+  stack_loader_enter(); /* dl_iterate_phdr: see stack.h */
   symbolizer_refresh(symbolizer);
+  stack_loader_leave();
   errno = saved;
   *st = symbolizer_symtab(symbolizer);
   return st;

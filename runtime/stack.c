@@ -30,6 +30,9 @@
 
 #include <dlfcn.h>
 #include <limits.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <time.h>
 #include <link.h>
 #include <errno.h>
 #include <stdarg.h>
@@ -201,4 +204,38 @@ int stack_trim(void *const *raw, int n, uintptr_t *pcs, int max) {
   for (int i = 0; i < kept; i++)
     pcs[i] = (uintptr_t)raw[skip + i];
   return kept;
+}
+
+/* ---- the loader gate (stack.h) ---- */
+
+_Atomic int stack_gate_closed; /* a fork is between prepare and its end */
+_Atomic int stack_gate_inside; /* calls between enter and leave */
+/* This thread's calls inside: a fork from a signal handler that
+ * interrupted one must not wait for itself. */
+__thread int stack_gate_here __attribute__((tls_model("initial-exec")));
+
+void stack_loader_wait(void) {
+  while (atomic_load_explicit(&stack_gate_closed, memory_order_acquire))
+    sched_yield();
+}
+
+void stack_fork_prepare(void) {
+  atomic_store(&stack_gate_closed, 1);
+  struct timespec start, now;
+  clock_gettime(CLOCK_MONOTONIC, &start);
+  while (atomic_load(&stack_gate_inside) > stack_gate_here) {
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    if ((now.tv_sec - start.tv_sec) * 1000000000L +
+            (now.tv_nsec - start.tv_nsec) > 100000000L)
+      break; /* stuck behind something of the program's: fork anyway */
+    sched_yield();
+  }
+}
+
+void stack_fork_parent(void) { atomic_store(&stack_gate_closed, 0); }
+
+/* Only this thread came along: the others' calls are not inside here. */
+void stack_fork_child(void) {
+  atomic_store(&stack_gate_inside, stack_gate_here);
+  atomic_store(&stack_gate_closed, 0);
 }
