@@ -41,25 +41,10 @@
 #include <time.h>
 #include <unistd.h>
 
-static int failures;
+#define SYMBOLS_TEST_NAME "test_symbols"
+#include "symbols_check.h"
+
 static bool expect_lines;
-
-#define CHECK(cond, ...)                                                       \
-  do {                                                                         \
-    if (!(cond)) {                                                             \
-      fprintf(stderr, "test_symbols:%d: %s: ", __LINE__, #cond);               \
-      fprintf(stderr, __VA_ARGS__);                                            \
-      fputc('\n', stderr);                                                     \
-      failures++;                                                              \
-    }                                                                          \
-  } while (0)
-
-static const char *str(const char *s) { return s ? s : "(null)"; }
-
-static bool ends_with(const char *s, const char *suffix) {
-  size_t n = s ? strlen(s) : 0, k = strlen(suffix);
-  return n >= k && strcmp(s + n - k, suffix) == 0;
-}
 
 /* ---- functions of our own, with their source line ranges -------------- */
 

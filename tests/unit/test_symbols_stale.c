@@ -48,24 +48,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-static int failures;
+#define SYMBOLS_TEST_NAME "test_symbols_stale"
+#include "symbols_check.h"
 
-#define CHECK(cond, ...)                                                       \
-  do {                                                                         \
-    if (!(cond)) {                                                             \
-      fprintf(stderr, "test_symbols_stale:%d: %s: ", __LINE__, #cond);         \
-      fprintf(stderr, __VA_ARGS__);                                            \
-      fputc('\n', stderr);                                                     \
-      failures++;                                                              \
-    }                                                                          \
-  } while (0)
-
-static const char *str(const char *s) { return s ? s : "(null)"; }
-
-static bool ends_with(const char *s, const char *suffix) {
-  size_t n = s ? strlen(s) : 0, k = strlen(suffix);
-  return n >= k && strcmp(s + n - k, suffix) == 0;
-}
 
 static char tmpdir[PATH_MAX / 2]; /* room for the names below */
 static const char *cc, *objcopy, *strip_tool;
