@@ -85,21 +85,6 @@ __attribute__((noipa)) int symbols_test_inliner(int n) {
 
 /* ---- ELF parsing done here, independently of the module --------------- */
 
-static void *read_file(const char *path, size_t *bytes) {
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
-  struct stat st;
-  void *buf = NULL;
-  if (fd >= 0 && fstat(fd, &st) == 0 && (buf = malloc(st.st_size)) != NULL &&
-      pread(fd, buf, st.st_size, 0) != st.st_size) {
-    free(buf);
-    buf = NULL;
-  }
-  if (fd >= 0)
-    close(fd);
-  *bytes = buf ? (size_t)st.st_size : 0;
-  return buf;
-}
-
 static const Elf64_Shdr *section(const unsigned char *img, size_t bytes,
                                  Elf64_Word type, size_t nth) {
   const Elf64_Ehdr *eh = (const void *)img;

@@ -67,21 +67,6 @@ static bool write_text(const char *path, const char *text) {
   return f && fclose(f) == 0 && ok;
 }
 
-static void *read_file(const char *path, size_t *bytes) {
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
-  struct stat st;
-  void *buf = NULL;
-  if (fd >= 0 && fstat(fd, &st) == 0 && (buf = malloc(st.st_size + 1)) &&
-      pread(fd, buf, st.st_size, 0) != st.st_size) {
-    free(buf);
-    buf = NULL;
-  }
-  if (fd >= 0)
-    close(fd);
-  *bytes = buf ? (size_t)st.st_size : 0;
-  return buf;
-}
-
 /* Writes `from`'s bytes into `to` through O_TRUNC: an existing `to` keeps
  * its inode and is overwritten in place, as cp and `>` do. */
 static bool overwrite_file(const char *from, const char *to) {
