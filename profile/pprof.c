@@ -533,14 +533,15 @@ void pprof_inuse_total(const bucket_count_t *counts, size_t n,
 /* The four values of bucket count `c`, less `base` when given; false
  * when all four are 0 (the bucket gets no sample). */
 static int sample_values(const bucket_count_t *c, const bucket_count_t *base,
-                         int64_t v[4]) {
+                         int inuse_absolute, int64_t v[4]) {
   uint64_t size = c->bucket->size, a0 = base ? base->allocs : 0;
   int64_t rate = c->bucket->rate;
-  uint64_t f0 = base ? base->frees : 0;
-  int64_t o0, b0;
+  uint64_t f0 = base && !inuse_absolute ? base->frees : 0;
+  int64_t o0 = 0, b0 = 0;
   pprof_unsample(minus(c->allocs, a0), size, rate, &v[0], &v[1]);
   pprof_inuse(c, &v[2], &v[3]);
-  pprof_unsample(minus(a0, f0), size, rate, &o0, &b0);
+  if (!inuse_absolute)
+    pprof_unsample(minus(a0, f0), size, rate, &o0, &b0);
   v[2] -= o0; /* in-use change over the window: may be negative; both */
   v[3] -= b0; /* sides are ≥ 0, so the difference cannot overflow */
   return v[0] || v[1] || v[2] || v[3];
@@ -756,7 +757,8 @@ static void write_samples(enc_t *e, const bucket_count_t *counts, size_t n,
   base_open(e, &w, counts, n, opt);
   for (size_t i = 0; i < n && e->err == 0; i++) {
     int64_t v[4];
-    if (sample_values(&counts[i], base_of(&w, &counts[i]), v))
+    if (sample_values(&counts[i], base_of(&w, &counts[i]),
+                      opt->inuse_absolute, v))
       add_sample(e, counts[i].bucket, v, bytes_key);
   }
   idmap_free(e, &w.index);

@@ -27,9 +27,12 @@ typedef struct pprof_options {
   const char *const *comments;
   size_t ncomments;
   /* A delta profile (Go's ?seconds=N): counts taken earlier, subtracted
-   * bucket by bucket; a bucket missing from base counts from zero. */
+   * bucket by bucket; a bucket missing from base counts from zero. With
+   * `inuse_absolute` (godeltaprof's delta_heap) only the alloc_* values
+   * are differences and inuse_* stay as they are now. */
   const bucket_count_t *base;
   size_t nbase;
+  int inuse_absolute;
   const prof_alloc_t *alloc; /* its working memory (alloc.h); required:
                                  zlib's state goes through it too */
 } pprof_options_t;
