@@ -192,6 +192,25 @@ static int take_host(const char *v, request_t *rq) {
   return 0;
 }
 
+/* Connection: a comma-separated list of options; only "close" and
+ * "keep-alive" mean something here. */
+static void take_connection(char *v, request_t *rq) {
+  for (char *tok = v, *end; *tok != '\0'; tok = end) {
+    tok += strspn(tok, " \t,");
+    end = tok + strcspn(tok, ",");
+    char *last = end;
+    while (last > tok && (last[-1] == ' ' || last[-1] == '\t'))
+      last--;
+    char saved = *last;
+    *last = '\0';
+    if (caseeq(tok, "close"))
+      rq->conn_close = 1;
+    else if (caseeq(tok, "keep-alive"))
+      rq->conn_keep_alive = 1;
+    *last = saved;
+  }
+}
+
 static int take_field(char *line, request_t *rq) {
   char *value;
   if (split_field(line, &value) != 0)
@@ -202,6 +221,8 @@ static int take_field(char *line, request_t *rq) {
     return take_host(value, rq);
   if (caseeq(line, "Transfer-Encoding"))
     return invalid(); /* bodies come with a Content-Length or not at all */
+  if (caseeq(line, "Connection"))
+    take_connection(value, rq);
   return 0;
 }
 
@@ -219,6 +240,10 @@ int httpreq_parse(char *head, request_t *rq) {
 }
 
 /* ---- judging ---- */
+
+int httpreq_keep_alive(const request_t *rq) {
+  return !rq->conn_close && (rq->http11 || rq->conn_keep_alive);
+}
 
 int httpreq_host_ok(const char *host, const char *served_host, int served_port,
                     int remote_ok) {

@@ -25,6 +25,8 @@ typedef struct request {
   char host[256];     /* "" when absent */
   int seen_host;      /* a Host field was there (even an empty one) */
   int seen_length;    /* a Content-Length field was there */
+  int conn_close;     /* Connection: close */
+  int conn_keep_alive; /* Connection: keep-alive (HTTP/1.0) */
 } request_t;
 
 /* Where the head in buf[0..len) ends: 1 with `*head_len` the bytes up to
@@ -41,6 +43,11 @@ int httpreq_head_end(const char *buf, size_t len, size_t *head_len);
  * all digits, at most HTTPREQ_BODY_MAX; neither may repeat; HTTP/1.1 needs
  * a Host; Transfer-Encoding is refused. */
 int httpreq_parse(char *head, request_t *rq);
+
+/* Whether the connection may carry another request after this one's
+ * answer: HTTP/1.1 unless "Connection: close", HTTP/1.0 only with
+ * "Connection: keep-alive". */
+int httpreq_keep_alive(const request_t *rq);
 
 /* Whether a Host header names the server at `served_host`:`served_port`
  * (or localhost): a port, when given, must be all digits and equal
