@@ -1,10 +1,30 @@
 /*
- * http — a small, strict HTTP/1.x server for /debug/pprof/.
+ * http — a small, strict HTTP/1.1 server for /debug/pprof/.
  *
- * One thread, one connection at a time (so one profile at a time), every
- * connection closed after its response. A request head must arrive whole
- * within READ_TIMEOUT_MS and fit in HEAD_MAX bytes, or it gets 408 / 431;
- * anything malformed gets a 4xx; only GET and HEAD are served. The Host
+ * One thread serves every connection (at most CONNS_MAX at once) from one
+ * poll() loop: sockets are non-blocking and each connection is a small
+ * state machine, so an idle keep-alive connection, a client that sends
+ * its head a byte at a time, a slow reader or a ?seconds=N window holds
+ * up nobody. The only waits are the profiles themselves, made on this
+ * thread one at a time (the pipeline serializes them anyway): a request
+ * waits at most for the profile being made when it arrived, plus those
+ * asked before it in the same poll round.
+ *
+ *   connection  HEAD ─ request whole ─▶ SEND ─ sent ─▶ IDLE ─ a byte ─▶ HEAD
+ *                 │                      ▲
+ *                 └─ ?seconds=N ─▶ WINDOW ┘ (N seconds later, the delta)
+ *
+ * Limits, per connection: a request head must arrive whole within
+ * HEAD_TIMEOUT_MS of its first byte (of the accept, on a new connection)
+ * and fit in HEAD_MAX bytes, or it gets 408 / 431; anything malformed gets
+ * a 4xx and the connection is closed; a response must be taken within
+ * SEND_TIMEOUT_MS; a keep-alive connection idle for IDLE_TIMEOUT_MS is
+ * closed. When every slot is taken, the idle connection that waited
+ * longest is closed for a new one; when none is idle, the new one gets
+ * 503 with Retry-After at once. At most WINDOWS_MAX ?seconds= windows are
+ * open at once (each keeps 24 bytes a bucket), or 503.
+ *
+ * Only GET and HEAD are served (and the symbol service's POST). The Host
  * header must name the loopback address served (or "localhost") unless
  * remote access was opted into, which stops a web page from reaching the
  * endpoint through DNS rebinding. Sockets are close-on-exec and writes use
@@ -14,6 +34,8 @@
  *   /debug/pprof/heap         gzipped proto; ?debug=1 Go's text format;
  *                             ?seconds=N a delta profile over N seconds
  *   /debug/pprof/allocs       the same, opening on alloc_space
+ *   /debug/pprof/delta_heap   godeltaprof's: alloc_* since the previous
+ *                             delta_heap answer, inuse_* now
  *   /debug/pprof/peak         the high-water-mark profile (HEAPPROF_PEAK=1)
  *   /debug/pprof/symbol       Go's symbol service: GET says it is there,
  *                             POST "0xADDR+0xADDR…" answers "0xADDR name"
@@ -21,7 +43,9 @@
  *   /debug/pprof/profile, block, mutex, goroutine, threadcreate, trace,
  *   cmdline                   Go's runtime's own: a 404 saying so, at once
  *
- * Errors are text/plain with X-Go-Pprof: 1, as Go's are.
+ * Profiles are application/octet-stream with a Content-Disposition
+ * naming them; text is text/plain; errors are text/plain with
+ * X-Go-Pprof: 1, as Go's are; everything carries nosniff.
  */
 #define _GNU_SOURCE
 #include "http.h"
@@ -29,18 +53,20 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <pthread.h>
+#include <semaphore.h>
 #include <signal.h>
+#include <stdatomic.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <semaphore.h>
-#include <stdatomic.h>
-#include <stddef.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
@@ -55,56 +81,21 @@
 #include "thread.h"
 
 #define HEAD_MAX 8192
-#define READ_TIMEOUT_MS 5000
-#define WRITE_TIMEOUT_S 30
+#define HEAD_TIMEOUT_MS 5000
+#define SEND_TIMEOUT_MS 30000
+/* Longer than Go's client keeps an idle connection (90 s), so that the
+ * client, not the server, ends it: a server closing a connection as the
+ * client reuses it is what makes a scrape fail. */
+#define IDLE_TIMEOUT_MS 120000
+#define CONNS_MAX 64
+#define WINDOWS_MAX 8
 #define MAX_SECONDS 300
+#define TICK_MS 100 /* how soon http_stop is seen */
 
 static int remote_allowed;
 static int verbose;
 static char served_host[64]; /* the bound address as a Host would name it */
 static int served_port;
-
-/* ---- responses ---- */
-
-static int send_all(int fd, const void *buf, size_t len) {
-  const char *p = buf;
-  while (len > 0) {
-    ssize_t w = send(fd, p, len, MSG_NOSIGNAL);
-    if (w < 0 && errno == EINTR)
-      continue;
-    if (w <= 0)
-      return -1;
-    p += w;
-    len -= (size_t)w;
-  }
-  return 0;
-}
-
-static void respond(int fd, int status, const char *reason, const char *type,
-                    const char *extra, const void *body, size_t len,
-                    int head_only) {
-  char head[512];
-  int n = snprintf(head, sizeof head,
-                   "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
-                   "X-Content-Type-Options: nosniff\r\nCache-Control: no-store\r\n"
-                   "Connection: close\r\n%s\r\n",
-                   status, reason, type, len, extra ? extra : "");
-  if (send_all(fd, head, (size_t)n) == 0 && !head_only && len > 0)
-    send_all(fd, body, len);
-}
-
-/* Errors are text, marked as Go's net/http/pprof marks them, so that a
- * scraper never takes one for a profile. */
-static void reply_error(int fd, int status, const char *reason, const char *why) {
-  char body[256];
-  int n = snprintf(body, sizeof body, "%d %s: %s\n", status, reason, why);
-  respond(fd, status, reason, "text/plain; charset=utf-8",
-          status == 405 ? "X-Go-Pprof: 1\r\nAllow: GET, HEAD\r\n"
-                        : "X-Go-Pprof: 1\r\n",
-          body, (size_t)n, 0);
-}
-
-/* ---- reading the request head ---- */
 
 static int64_t now_ms(void) {
   struct timespec ts;
@@ -112,69 +103,149 @@ static int64_t now_ms(void) {
   return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* Receives into buf[0..cap) once data arrives before `deadline_ms`: the
- * byte count, 0 when the client closed, or -1 with errno (ETIMEDOUT at
- * the deadline). */
-static ssize_t recv_by(int fd, char *buf, size_t cap, int64_t deadline_ms) {
-  for (;;) {
-    int64_t left = deadline_ms - now_ms();
-    struct pollfd p = {fd, POLLIN, 0};
-    int ready = left > 0 ? poll(&p, 1, (int)left) : 0;
-    if (ready == 0) {
-      errno = ETIMEDOUT;
-      return -1;
-    }
-    if (ready < 0) {
-      if (errno == EINTR)
-        continue;
-      return -1;
-    }
-    ssize_t r = recv(fd, buf, cap, 0);
-    if (r >= 0 || errno != EINTR)
-      return r;
-  }
+/* ---- connections ---- */
+
+enum { C_FREE, C_HEAD, C_IDLE, C_WINDOW, C_SEND };
+
+typedef struct conn {
+  int fd, state;
+  ino_t ino;        /* the socket's: checked where the table is shared */
+  int64_t deadline; /* ms, CLOCK_MONOTONIC: what happens then is the state's */
+  /* What the client sent: the request being read, and any after it. */
+  char *in;
+  size_t in_len, in_cap;
+  size_t used;   /* bytes of `in` the request being answered took */
+  int pending;   /* it can move on without waiting (progress) */
+  int eof;       /* the client has sent all it will */
+  /* The response: head[0..head_len) then body[0..body_len). */
+  char head[640];
+  size_t head_len, body_len, sent;
+  const char *body;
+  pprof_membuf_t profile; /* the body when it is a profile */
+  char *text;             /* the body when it is a symbol answer */
+  int keep;               /* read another request after this response */
+  /* An open ?seconds= window and what to answer when it closes. */
+  pipeline_window_t window;
+  heapprof_kind_t window_kind;
+  int head_only;
+} conn_t;
+
+static conn_t conns[CONNS_MAX];
+static int windows_open;
+
+/* Whether c's descriptor is still the socket accepted. Only a thread that
+ * shares the program's table (unshare refused) needs to ask: the program
+ * may have closed that number and opened something of its own there. */
+static int conn_ours(const conn_t *c) {
+  struct stat st;
+  return fdtable_is_private() || (fstat(c->fd, &st) == 0 &&
+                                  S_ISSOCK(st.st_mode) && st.st_ino == c->ino);
 }
 
-/* Reads until the blank line ending the head: 0 ok (*head_len its
- * length), or -1 with errno EBADMSG (bytes that can never make a head:
- * answered at once, not at the deadline), ETIMEDOUT (too slow), EMSGSIZE
- * (too big), or ECONNRESET (the client went away). */
-static int read_head(int fd, char *buf, size_t *len, size_t *head_len) {
-  int64_t deadline = now_ms() + READ_TIMEOUT_MS;
-  *len = 0;
-  for (;;) {
-    buf[*len] = '\0';
-    int end = httpreq_head_end(buf, *len, head_len);
-    if (end != 0)
-      return end > 0 ? 0 : (errno = EBADMSG, -1);
-    if (*len >= HEAD_MAX)
-      return errno = EMSGSIZE, -1;
-    ssize_t r = recv_by(fd, buf + *len, HEAD_MAX - *len, deadline);
-    if (r == 0)
-      errno = ECONNRESET;
-    if (r <= 0)
-      return -1;
-    *len += (size_t)r;
+static void release_body(conn_t *c) {
+  pprof_membuf_free(&c->profile);
+  free(c->text);
+  c->text = NULL;
+  c->body = NULL;
+  c->body_len = 0;
+}
+
+static void conn_close(conn_t *c) {
+  if (c->state == C_WINDOW) {
+    pipeline_window_drop(&c->window);
+    windows_open--;
   }
+  release_body(c);
+  if (conn_ours(c))
+    close(c->fd); /* else the number is the program's now: left alone */
+  free(c->in);
+  memset(c, 0, sizeof *c);
+}
+
+/* ---- responses ---- */
+
+/* Sends what is left of c's response without blocking: 1 when all of it
+ * is sent, 0 when the socket is full, -1 when the client is gone. */
+static int flush(conn_t *c) {
+  while (c->sent < c->head_len + c->body_len) {
+    /* Head and body in one call: two would wait out the client's delayed
+     * ACK (Nagle) between them, 40 ms a response. */
+    struct iovec iov[2];
+    struct msghdr msg = {.msg_iov = iov};
+    size_t body_sent = c->sent > c->head_len ? c->sent - c->head_len : 0;
+    if (c->sent < c->head_len)
+      iov[msg.msg_iovlen++] = (struct iovec){c->head + c->sent,
+                                             c->head_len - c->sent};
+    if (c->body_len > body_sent)
+      iov[msg.msg_iovlen++] = (struct iovec){(char *)c->body + body_sent,
+                                             c->body_len - body_sent};
+    if (!conn_ours(c))
+      return -1;
+    ssize_t w = sendmsg(c->fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (w < 0 && errno == EINTR)
+      continue;
+    if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+      return 0;
+    if (w <= 0)
+      return -1;
+    c->sent += (size_t)w;
+  }
+  return 1;
+}
+
+/* Starts c's response (the body is c->body[0..body_len), set by the
+ * caller, or nothing for HEAD): the state is SEND from here. */
+static void respond(conn_t *c, int status, const char *reason,
+                    const char *type, const char *extra, int head_only) {
+  int n = snprintf(c->head, sizeof c->head,
+                   "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
+                   "X-Content-Type-Options: nosniff\r\nCache-Control: no-store\r\n"
+                   "%s%s\r\n",
+                   status, reason, type, c->body_len, extra ? extra : "",
+                   c->keep ? "" : "Connection: close\r\n");
+  c->head_len = n > 0 && (size_t)n < sizeof c->head ? (size_t)n : 0;
+  if (head_only)
+    c->body_len = 0; /* Content-Length says what a GET would get */
+  c->sent = 0;
+  c->state = C_SEND;
+  c->deadline = now_ms() + SEND_TIMEOUT_MS;
+}
+
+static void reply_static(conn_t *c, const char *type, const char *body,
+                         size_t len, int head_only) {
+  c->body = body;
+  c->body_len = len;
+  respond(c, 200, "OK", type, NULL, head_only);
+}
+
+/* Errors are text, marked as Go's net/http/pprof marks them, so that a
+ * scraper never takes one for a profile. */
+static void reply_error(conn_t *c, int status, const char *reason,
+                        const char *why) {
+  enum { CAP = 256 };
+  release_body(c);
+  c->text = malloc(CAP);
+  int n = c->text != NULL
+              ? snprintf(c->text, CAP, "%d %s: %s\n", status, reason, why)
+              : 0;
+  c->body = c->text;
+  c->body_len = n > 0 && n < CAP ? (size_t)n : 0;
+  respond(c, status, reason, "text/plain; charset=utf-8",
+          status == 405   ? "X-Go-Pprof: 1\r\nAllow: GET, HEAD\r\n"
+          : status == 503 ? "X-Go-Pprof: 1\r\nRetry-After: 1\r\n"
+                          : "X-Go-Pprof: 1\r\n",
+          0);
+}
+
+/* An error after which the connection cannot go on (the request could
+ * not be read, so where the next one starts is unknown). */
+static void reply_fatal(conn_t *c, int status, const char *reason,
+                        const char *why) {
+  c->keep = 0;
+  reply_error(c, status, reason, why);
 }
 
 /* ---- the symbol service ---- */
-
-/* Reads the rest of a POST body of rq->content_length bytes into `buf`. */
-static int read_body(int fd, const request_t *rq, char *buf) {
-  size_t have = rq->body_have < rq->content_length ? rq->body_have
-                                                   : rq->content_length;
-  memcpy(buf, rq->body, have);
-  int64_t deadline = now_ms() + READ_TIMEOUT_MS;
-  while (have < rq->content_length) {
-    ssize_t r = recv_by(fd, buf + have, rq->content_length - have, deadline);
-    if (r <= 0)
-      return -1;
-    have += (size_t)r;
-  }
-  buf[have] = '\0';
-  return 0;
-}
 
 /* The answer to a symbol request, written while the names are at hand. */
 typedef struct symbol_answer {
@@ -201,26 +272,32 @@ static void answer_symbols(const prof_symtab_t *syms, void *ctx) {
   }
 }
 
-static void serve_symbols(int fd, const request_t *rq, int head_only) {
+static void serve_symbols(conn_t *c, const request_t *rq, int head_only) {
   static const char there[] = "num_symbols: 1\n";
-  if (strcmp(rq->method, "POST") != 0) {
-    respond(fd, 200, "OK", "text/plain; charset=utf-8", NULL, there,
-            sizeof there - 1, head_only);
-    return;
-  }
+  if (strcmp(rq->method, "POST") != 0)
+    return reply_static(c, "text/plain; charset=utf-8", there,
+                        sizeof there - 1, head_only);
   symbol_answer_t a = {malloc(rq->content_length + 1), NULL,
                        rq->content_length * 8 + 256, 0};
   a.out = malloc(a.cap);
-  if (a.in == NULL || a.out == NULL || read_body(fd, rq, a.in) != 0 ||
-      pipeline_symbolize(answer_symbols, &a) != 0)
-    reply_error(fd, 400, "Bad Request", "cannot read or answer the body");
-  else
-    respond(fd, 200, "OK", "text/plain; charset=utf-8", NULL, a.out, a.len, 0);
+  if (a.in != NULL)
+    memcpy(a.in, rq->body, rq->content_length);
+  if (a.in != NULL)
+    a.in[rq->content_length] = '\0';
+  if (a.in == NULL || a.out == NULL || pipeline_symbolize(answer_symbols, &a) != 0) {
+    free(a.out);
+    reply_error(c, 500, "Internal Server Error", "cannot answer the body");
+  } else {
+    release_body(c);
+    c->text = a.out;
+    c->body = a.out;
+    c->body_len = a.len;
+    respond(c, 200, "OK", "text/plain; charset=utf-8", NULL, 0);
+  }
   free(a.in);
-  free(a.out);
 }
 
-/* ---- routes ---- */
+/* ---- profiles ---- */
 
 static const char index_html[] =
     "<!DOCTYPE html><html><head><title>/debug/pprof/</title></head><body>\n"
@@ -229,45 +306,94 @@ static const char index_html[] =
     "(<a href=\"heap\">proto</a>)</li>\n"
     "<li><a href=\"allocs?debug=1\">allocs</a>: everything allocated since start "
     "(<a href=\"allocs\">proto</a>)</li>\n"
+    "<li><a href=\"delta_heap\">delta_heap</a>: allocated since the previous "
+    "delta_heap request, and in use now (godeltaprof's)</li>\n"
     "<li><a href=\"peak\">peak</a>: in-use memory at its high-water mark "
     "(HEAPPROF_PEAK=1)</li>\n</ul>\n"
     "<p>go tool pprof http://HOST:PORT/debug/pprof/heap &mdash; add "
     "?seconds=N for what changed over N seconds.</p>\n</body></html>\n";
 
-static void serve_profile(int fd, const request_t *rq, int kind,
-                          const char *name, int head_only) {
+/* Answers a profile made into c->profile: rc is what the pipeline said. */
+static void reply_profile(conn_t *c, int rc, const char *name, int text,
+                          int head_only) {
+  if (rc != 0) {
+    int err = errno;
+    pprof_membuf_free(&c->profile);
+    if (err == ENODATA)
+      reply_error(c, 404, "Not Found", "no peak kept: peak tracking is off "
+                  "(set HEAPPROF_PEAK=1) or no high-water mark was reached yet");
+    else if (err == EBUSY)
+      reply_error(c, 503, "Service Unavailable",
+                  "the profiler is not started, or the process is exiting");
+    else
+      reply_error(c, 500, "Internal Server Error",
+                  err == ENOMEM ? "out of memory for the profile"
+                                : "cannot make the profile");
+    return;
+  }
+  c->body = (const char *)c->profile.data;
+  c->body_len = c->profile.len;
+  if (text)
+    return respond(c, 200, "OK", "text/plain; charset=utf-8", NULL, head_only);
+  char disp[96];
+  snprintf(disp, sizeof disp,
+           "Content-Disposition: attachment; filename=\"%s\"\r\n", name);
+  respond(c, 200, "OK", "application/octet-stream", disp, head_only);
+}
+
+static const char *kind_name(heapprof_kind_t kind) {
+  return kind == HEAPPROF_HEAP ? "heap" : kind == HEAPPROF_ALLOCS ? "allocs"
+                                                                  : "peak";
+}
+
+static void serve_profile(conn_t *c, const request_t *rq, heapprof_kind_t kind,
+                          int head_only) {
   long debug, seconds;
   if (httpreq_query_int(rq->query, "debug", &debug) < 0 || debug < 0 || debug > 2 ||
       httpreq_query_int(rq->query, "seconds", &seconds) < 0 || seconds < 0 ||
-      seconds > MAX_SECONDS) {
-    reply_error(fd, 400, "Bad Request", "debug must be 0-2, seconds 0-300");
-    return;
-  }
-  if (seconds > 0 && (debug != 0 || kind == HEAPPROF_PEAK)) {
-    reply_error(fd, 400, "Bad Request", "seconds= needs the proto form of heap or allocs");
-    return;
-  }
-  pprof_membuf_t body = {.alloc = &pipeline_heap};
-  if (pipeline_body(kind, debug != 0, (int)seconds, &body) != 0) {
-    if (errno == ENODATA)
-      reply_error(fd, 404, "Not Found", "no peak kept: peak tracking is off "
-                  "(set HEAPPROF_PEAK=1) or no high-water mark was reached yet");
-    else
-      reply_error(fd, 500, "Internal Server Error",
-                  errno == ENOMEM ? "out of memory for the profile"
-                  : errno == EBUSY ? "the profiler is not started in this process"
-                                   : "cannot write the profile");
-  } else if (debug != 0) {
-    respond(fd, 200, "OK", "text/plain; charset=utf-8", NULL, body.data,
-            body.len, head_only);
-  } else {
-    char disp[96];
-    snprintf(disp, sizeof disp,
-             "Content-Disposition: attachment; filename=\"%s\"\r\n", name);
-    respond(fd, 200, "OK", "application/octet-stream", disp, body.data,
-            body.len, head_only);
-  }
-  pprof_membuf_free(&body);
+      seconds > MAX_SECONDS)
+    return reply_error(c, 400, "Bad Request", "debug must be 0-2, seconds 0-300");
+  if (seconds > 0 && (debug != 0 || kind == HEAPPROF_PEAK))
+    return reply_error(c, 400, "Bad Request",
+                       "seconds= needs the proto form of heap or allocs");
+  c->profile = (pprof_membuf_t){.alloc = &pipeline_heap};
+  if (seconds == 0)
+    return reply_profile(c, pipeline_body(kind, debug != 0, &c->profile),
+                         kind_name(kind), debug != 0, head_only);
+  if (windows_open >= WINDOWS_MAX)
+    return reply_error(c, 503, "Service Unavailable",
+                       "too many ?seconds= windows open; try again later");
+  if (pipeline_window_open(&c->window) != 0)
+    return reply_profile(c, -1, NULL, 0, 0);
+  windows_open++;
+  c->window_kind = kind;
+  c->head_only = head_only;
+  c->state = C_WINDOW;
+  /* From the moment the window opened, rounded up: never a window short
+   * of what was asked. */
+  c->deadline = (c->window.opened_ns + 999999) / 1000000 + seconds * 1000;
+}
+
+/* The window's time is up: its delta is the answer. */
+static void close_window(conn_t *c) {
+  windows_open--;
+  c->profile = (pprof_membuf_t){.alloc = &pipeline_heap};
+  int rc = pipeline_window_close(&c->window, c->window_kind, &c->profile);
+  reply_profile(c, rc, c->window_kind == HEAPPROF_HEAP ? "heap-delta"
+                                                       : "allocs-delta",
+                0, c->head_only);
+}
+
+static void serve_delta_heap(conn_t *c, const request_t *rq, int head_only) {
+  long debug, seconds;
+  if (httpreq_query_int(rq->query, "debug", &debug) < 0 || debug != 0 ||
+      httpreq_query_int(rq->query, "seconds", &seconds) < 0 || seconds != 0)
+    return reply_error(c, 400, "Bad Request",
+                       "delta_heap is proto only, over the time since the "
+                       "previous delta_heap request: no debug= or seconds=");
+  c->profile = (pprof_membuf_t){.alloc = &pipeline_heap};
+  reply_profile(c, pipeline_delta_heap(&c->profile), "delta_heap", 0,
+                head_only);
 }
 
 /* The profiles Go's net/http/pprof serves that a C or C++ process has no
@@ -284,56 +410,37 @@ static int go_only(const char *path) {
   return 0;
 }
 
-static void route(int fd, const request_t *rq) {
+static void route(conn_t *c, const request_t *rq) {
   int head_only = strcmp(rq->method, "HEAD") == 0;
   const char *p = rq->path;
   if (!httpreq_host_ok(rq->host, served_host, served_port, remote_allowed))
-    return reply_error(fd, 403, "Forbidden", "Host does not name this loopback server");
+    return reply_error(c, 403, "Forbidden", "Host does not name this loopback server");
   if (strcmp(p, "/debug/pprof/symbol") == 0 && strcmp(rq->method, "POST") == 0)
-    return serve_symbols(fd, rq, 0);
+    return serve_symbols(c, rq, 0);
   if (!head_only && strcmp(rq->method, "GET") != 0)
-    return reply_error(fd, 405, "Method Not Allowed", "only GET and HEAD");
+    return reply_error(c, 405, "Method Not Allowed", "only GET and HEAD");
   if (strcmp(p, "/debug/pprof/") == 0 || strcmp(p, "/debug/pprof") == 0)
-    respond(fd, 200, "OK", "text/html; charset=utf-8", NULL, index_html,
-            sizeof index_html - 1, head_only);
+    reply_static(c, "text/html; charset=utf-8", index_html,
+                 sizeof index_html - 1, head_only);
   else if (strcmp(p, "/debug/pprof/heap") == 0)
-    serve_profile(fd, rq, HEAPPROF_HEAP, "heap", head_only);
+    serve_profile(c, rq, HEAPPROF_HEAP, head_only);
   else if (strcmp(p, "/debug/pprof/allocs") == 0)
-    serve_profile(fd, rq, HEAPPROF_ALLOCS, "allocs", head_only);
+    serve_profile(c, rq, HEAPPROF_ALLOCS, head_only);
   else if (strcmp(p, "/debug/pprof/peak") == 0)
-    serve_profile(fd, rq, HEAPPROF_PEAK, "peak", head_only);
+    serve_profile(c, rq, HEAPPROF_PEAK, head_only);
+  else if (strcmp(p, "/debug/pprof/delta_heap") == 0)
+    serve_delta_heap(c, rq, head_only);
   else if (strcmp(p, "/debug/pprof/symbol") == 0)
-    serve_symbols(fd, rq, head_only);
+    serve_symbols(c, rq, head_only);
   else if (go_only(p))
-    reply_error(fd, 404, "Not Found", "heapprof serves heap, allocs and peak "
-                "profiles; this one is Go's runtime's (a scraper may leave it off)");
+    reply_error(c, 404, "Not Found", "heapprof serves heap, allocs, delta_heap "
+                "and peak profiles; this one is Go's runtime's (a scraper may "
+                "leave it off)");
   else
-    reply_error(fd, 404, "Not Found", "unknown path; see /debug/pprof/");
+    reply_error(c, 404, "Not Found", "unknown path; see /debug/pprof/");
 }
 
-static void handle(int fd) {
-  char head[HEAD_MAX + 1];
-  size_t len, head_len = 0;
-  request_t rq;
-  if (read_head(fd, head, &len, &head_len) != 0) {
-    if (errno == EBADMSG)
-      reply_error(fd, 400, "Bad Request", "malformed request head");
-    else if (errno == ETIMEDOUT)
-      reply_error(fd, 408, "Request Timeout", "the request head took too long");
-    else if (errno == EMSGSIZE)
-      reply_error(fd, 431, "Request Header Fields Too Large", "the head is over 8 KiB");
-  } else {
-    /* The body starts after the blank line; parse() cuts up the head. */
-    const char *body = head + head_len;
-    if (httpreq_parse(head, &rq) != 0) {
-      reply_error(fd, 400, "Bad Request", "malformed request");
-      return;
-    }
-    rq.body = body;
-    rq.body_have = len - head_len;
-    route(fd, &rq);
-  }
-}
+/* ---- the listening socket and the thread ---- */
 
 /* Records how a Host header names the bound socket. */
 static void note_served(int fd) {
@@ -374,41 +481,274 @@ static int still_ours(int fd) {
          (fstat(fd, &st) == 0 && S_ISSOCK(st.st_mode) && st.st_ino == start.ino);
 }
 
+
+/* ---- reading requests ---- */
+
+/* Reads what the socket holds into c->in (kept NUL-terminable): -1 when
+ * the client failed (reset) or the descriptor is no longer ours; at the
+ * end of its stream, c->eof is set. */
+static int take_input(conn_t *c) {
+  if (c->in == NULL) {
+    c->in = malloc(HEAD_MAX + 1);
+    if (c->in == NULL)
+      return -1;
+    c->in_cap = HEAD_MAX + 1;
+  }
+  size_t room = c->in_cap - 1 - c->in_len;
+  if (room == 0)
+    return 0; /* the request decides: 431, or a body being read */
+  if (!conn_ours(c))
+    return -1;
+  ssize_t r = recv(c->fd, c->in + c->in_len, room, MSG_DONTWAIT);
+  if (r > 0)
+    c->in_len += (size_t)r;
+  else if (r == 0)
+    c->eof = 1;
+  else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+    return -1;
+  return 0;
+}
+
+/* Answers the request at the start of c->in once all of it is there: 1
+ * when an answer was begun (the state moved on), 0 while more bytes are
+ * needed. */
+static int try_request(conn_t *c) {
+  static char head[HEAD_MAX + 1]; /* this thread's alone */
+  size_t head_len = 0;
+  c->in[c->in_len] = '\0';
+  int end = httpreq_head_end(c->in, c->in_len, &head_len);
+  if (end < 0)
+    return reply_fatal(c, 400, "Bad Request", "malformed request head"), 1;
+  if (end == 0 ? c->in_len >= HEAD_MAX : head_len > HEAD_MAX)
+    return reply_fatal(c, 431, "Request Header Fields Too Large",
+                       "the head is over 8 KiB"), 1;
+  if (end == 0)
+    return 0;
+  memcpy(head, c->in, head_len);
+  head[head_len] = '\0';
+  request_t rq;
+  if (httpreq_parse(head, &rq) != 0)
+    return reply_fatal(c, 400, "Bad Request", "malformed request"), 1;
+  size_t need = head_len + rq.content_length;
+  if (c->in_len < need) {
+    if (need + 1 > c->in_cap) {
+      char *in = realloc(c->in, need + 1);
+      if (in == NULL)
+        return reply_fatal(c, 500, "Internal Server Error",
+                           "out of memory for the body"), 1;
+      c->in = in;
+      c->in_cap = need + 1;
+    }
+    return 0;
+  }
+  rq.body = c->in + head_len;
+  rq.body_have = rq.content_length;
+  c->used = need;
+  c->keep = httpreq_keep_alive(&rq) && !c->eof;
+  route(c, &rq);
+  return 1;
+}
+
+/* The response is sent: the connection waits for its next request, or
+ * ends. */
+static void finish(conn_t *c) {
+  release_body(c);
+  if (!c->keep) {
+    conn_close(c);
+    return;
+  }
+  memmove(c->in, c->in + c->used, c->in_len - c->used);
+  c->in_len -= c->used;
+  c->used = 0;
+  if (c->in_len > 0) { /* the client sent the next one already */
+    c->state = C_HEAD;
+    c->deadline = now_ms() + HEAD_TIMEOUT_MS;
+    c->pending = 1;
+  } else {
+    free(c->in); /* an idle connection keeps no buffer */
+    c->in = NULL;
+    c->in_cap = 0;
+    c->state = c->eof ? C_FREE : C_IDLE;
+    if (c->eof)
+      conn_close(c);
+    else
+      c->deadline = now_ms() + IDLE_TIMEOUT_MS;
+  }
+}
+
+/* Moves c on as far as it can go without waiting. */
+static void progress(conn_t *c) {
+  c->pending = 0;
+  if (c->state == C_IDLE) {
+    if (c->in_len == 0) {
+      if (c->eof)
+        conn_close(c);
+      return;
+    }
+    c->state = C_HEAD; /* its next request has begun */
+    c->deadline = now_ms() + HEAD_TIMEOUT_MS;
+  }
+  if (c->state == C_HEAD && !try_request(c)) {
+    if (c->eof)
+      conn_close(c); /* the client ended mid-request: nobody to answer */
+    return;
+  }
+  if (c->state == C_SEND) {
+    int done = flush(c);
+    if (done < 0)
+      conn_close(c);
+    else if (done > 0)
+      finish(c);
+  }
+}
+
+/* c's deadline has come. */
+static void expire(conn_t *c) {
+  switch (c->state) {
+  case C_HEAD:
+    reply_fatal(c, 408, "Request Timeout", "the request head took too long");
+    c->pending = 1;
+    break;
+  case C_WINDOW:
+    close_window(c);
+    c->pending = 1;
+    break;
+  default: /* idle too long, or a response nobody takes */
+    conn_close(c);
+  }
+}
+
+/* ---- the loop ---- */
+
+/* Closes the idle connection that has waited longest, for a new one:
+ * its slot, or NULL when none is idle. */
+static conn_t *reclaim_idle(void) {
+  conn_t *oldest = NULL;
+  for (int i = 0; i < CONNS_MAX; i++)
+    if (conns[i].state == C_IDLE &&
+        (oldest == NULL || conns[i].deadline < oldest->deadline))
+      oldest = &conns[i];
+  if (oldest != NULL)
+    conn_close(oldest);
+  return oldest;
+}
+
+static conn_t *free_slot(void) {
+  for (int i = 0; i < CONNS_MAX; i++)
+    if (conns[i].state == C_FREE)
+      return &conns[i];
+  return reclaim_idle();
+}
+
+/* Every slot is busy with a request: this connection is told so at once
+ * and closed, never queued. */
+static void refuse(int fd) {
+  static const char busy[] =
+      "HTTP/1.1 503 Service Unavailable\r\n"
+      "Content-Type: text/plain; charset=utf-8\r\nContent-Length: 60\r\n"
+      "Retry-After: 1\r\nX-Go-Pprof: 1\r\nX-Content-Type-Options: nosniff\r\n"
+      "Connection: close\r\n\r\n"
+      "503 Service Unavailable: every connection slot is answering\n";
+  _Static_assert(sizeof "503 Service Unavailable: every connection slot is "
+                        "answering\n" - 1 == 60, "Content-Length");
+  send(fd, busy, sizeof busy - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+  close(fd);
+}
+
+/* Takes the connections waiting on the listener: 0, or -1 when the
+ * process is short of descriptors or memory (the caller pauses). */
+static int accept_all(int lfd) {
+  for (int i = 0; i < CONNS_MAX; i++) {
+    int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+    if (fd < 0)
+      return errno == EMFILE || errno == ENFILE || errno == ENOMEM ||
+                     errno == ENOBUFS
+                 ? -1
+                 : 0;
+    fd = fdtable_move_high(fd);
+    conn_t *c = free_slot();
+    if (c == NULL) {
+      refuse(fd);
+      continue;
+    }
+    struct stat st;
+    int one = 1; /* an answer goes out whole at once, never behind Nagle */
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    c->fd = fd;
+    c->ino = fstat(fd, &st) == 0 ? st.st_ino : 0;
+    c->state = C_HEAD;
+    c->deadline = now_ms() + HEAD_TIMEOUT_MS;
+  }
+  return 0;
+}
+
+static short events_of(const conn_t *c) {
+  switch (c->state) {
+  case C_SEND:
+    return POLLOUT;
+  case C_WINDOW:
+    return POLLRDHUP; /* only to see the client leave */
+  default:
+    return c->eof || (c->in != NULL && c->in_len + 1 >= c->in_cap) ? 0 : POLLIN;
+  }
+}
+
 static void serve_loop(int lfd) {
-  for (;;) {
+  struct pollfd pfd[CONNS_MAX + 1];
+  conn_t *who[CONNS_MAX + 1];
+  int64_t accept_again = 0; /* short of descriptors: wait till then */
+  while (!atomic_load(&start.quit)) {
     if (!still_ours(lfd)) {
       config_warn("heapprof: the program closed the /debug/pprof socket "
                   "(descriptor %d); no HTTP server from now on", lfd);
-      return;
+      break;
     }
+    int64_t now = now_ms(), wake = now + TICK_MS;
+    int n = 0, busy = 0;
     /* Wait in poll, not in accept: a blocked accept holds the number the
      * connection will get, which in a table shared with the program (no
      * unshare) is the program's lowest free one. */
-    struct pollfd ready = {lfd, POLLIN, 0};
-    int n = poll(&ready, 1, 100); /* a tenth of a second: to see `quit` */
-    if (atomic_load(&start.quit))
-      return;
-    if (n <= 0)
-      continue;
-    int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
-    if (fd < 0) {
-      if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+    if (now >= accept_again)
+      pfd[n] = (struct pollfd){lfd, POLLIN, 0}, who[n++] = NULL;
+    for (int i = 0; i < CONNS_MAX; i++) {
+      conn_t *c = &conns[i];
+      if (c->state != C_FREE && now >= c->deadline)
+        expire(c);
+      if (c->state == C_FREE)
         continue;
-      if (errno == EMFILE || errno == ENFILE || errno == ENOMEM ||
-          errno == ENOBUFS) {
-        struct timespec pause = {0, 100000000};
-        nanosleep(&pause, NULL); /* short of fds or memory: back off */
-      } else if (errno == EBADF || errno == EINVAL || errno == ENOTSOCK) {
-        return; /* the socket is gone */
-      }
-      continue;
+      busy |= c->pending;
+      pfd[n] = (struct pollfd){c->fd, events_of(c), 0};
+      who[n++] = c;
+      if (c->deadline < wake)
+        wake = c->deadline;
     }
-    fd = fdtable_move_high(fd);
-    struct timeval wt = {WRITE_TIMEOUT_S, 0};
-    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &wt, sizeof wt);
-    handle(fd);
-    close(fd);
+    int ready = poll(pfd, (nfds_t)n, busy ? 0 : (int)(wake > now ? wake - now : 0));
+    if (ready < 0 && errno != EINTR)
+      break; /* poll cannot fail on valid descriptors */
+    int listener_ready = 0;
+    for (int k = 0; ready > 0 && k < n; k++) {
+      if (pfd[k].revents == 0)
+        continue;
+      conn_t *c = who[k];
+      if (c == NULL) {
+        listener_ready = 1; /* after the others: accepting may close one */
+      } else if (c->state == C_WINDOW) {
+        conn_close(c); /* the client left: the window is dropped */
+      } else if (c->state == C_SEND || take_input(c) == 0) {
+        c->pending = 1;
+      } else {
+        conn_close(c);
+      }
+    }
+    if (listener_ready && accept_all(lfd) != 0)
+      accept_again = now_ms() + TICK_MS;
+    for (int i = 0; i < CONNS_MAX; i++)
+      if (conns[i].state != C_FREE && conns[i].pending)
+        progress(&conns[i]);
   }
+  for (int i = 0; i < CONNS_MAX; i++)
+    if (conns[i].state != C_FREE)
+      conn_close(&conns[i]);
 }
 
 /* Binds a name in the abstract socket namespace that only the heapprof
@@ -518,9 +858,7 @@ int http_stop(void) {
   if (!atomic_exchange(&start.up, 0))
     return 0;
   atomic_store(&start.quit, 1);
-  atomic_store(&pipeline_abort, 1);
-  spawn_join(&start.thread); /* its table, socket and claim go with it */
-  atomic_store(&pipeline_abort, 0);
+  spawn_join(&start.thread); /* its table, sockets and claim go with it */
   sem_destroy(&start.ready);
   return 1;
 }

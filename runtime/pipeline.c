@@ -66,11 +66,22 @@ static _Atomic uint64_t dump_seq;
 static char out_template[CONFIG_PATH_MAX];
 static int verbose;
 static symbolizer_t *symbolizer; /* dump_lock */
-_Atomic int pipeline_abort;
+/* The bucket counts the last delta_heap answer was made from, and when
+ * (monotonic ns); before the first there are none, and its window opens
+ * when profiling started. dump_lock. */
+static bucket_snapshot_t delta_prev;
+static int64_t delta_prev_ns, started_ns;
+
+static int64_t mono_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
 
 void pipeline_start(const char *out, int verbose_on) {
   snprintf(out_template, sizeof out_template, "%s", out);
   verbose = verbose_on;
+  started_ns = mono_ns();
   atomic_store(&started, 1);
 }
 
@@ -159,10 +170,12 @@ static int64_t now_ns(void) {
 }
 
 /* Streams the gzipped profile of `now` (less `base` over `duration_ns`,
- * for a delta) into `out`. dump_lock held. */
+ * for a delta: of every value, or with `inuse_absolute` of alloc_* only)
+ * into `out`. A profile is dated when it is made: a delta by the end of
+ * its window, as Go dates one. dump_lock held. */
 static int encode(heapprof_kind_t kind, const bucket_snapshot_t *now,
                   const bucket_snapshot_t *base, int64_t duration_ns,
-                  const pprof_sink_t *out) {
+                  int inuse_absolute, const pprof_sink_t *out) {
   char version[64], dropped[96];
   snprintf(version, sizeof version, "heapprof %s%s", HEAPPROF_VERSION_STRING,
            kind == HEAPPROF_PEAK ? " peak in-use profile" : "");
@@ -174,12 +187,13 @@ static int encode(heapprof_kind_t kind, const bucket_snapshot_t *now,
   pprof_options_t opt = {
       .rate = atomic_load(&control_rate),
       .allocs_view = kind == HEAPPROF_ALLOCS,
-      .time_nanos = now_ns() - duration_ns, /* a delta is dated by its start */
+      .time_nanos = now_ns(),
       .duration_nanos = duration_ns,
       .comments = comments,
       .ncomments = lost > 0 ? 2 : 1,
       .base = base != NULL ? base->counts : NULL,
       .nbase = base != NULL ? base->n : 0,
+      .inuse_absolute = inuse_absolute,
       .alloc = &pipeline_heap,
   };
   prof_symtab_t st;
@@ -210,7 +224,7 @@ static int emit(heapprof_kind_t kind, const pprof_sink_t *out) {
     return -1;
   watched_t w = {out, 0};
   pprof_sink_t sink = {watched_write, &w};
-  int rc = encode(kind, &snap, NULL, 0, &sink);
+  int rc = encode(kind, &snap, NULL, 0, 0, &sink);
   int err = errno;
   bucket_snapshot_free(&pipeline_heap, &snap);
   errno = err;
@@ -333,33 +347,35 @@ int pipeline_dump(heapprof_kind_t kind, char *path_out, size_t cap) {
 
 /* ---- sinks: HTTP bodies ---- */
 
-/* What changed over `seconds`: the buckets now, less the buckets then.
- * The wait happens before dump_lock is taken, in tenths of a second, so
- * that the program's unshare need not wait out a long window. */
-static int delta_body(heapprof_kind_t kind, int seconds,
-                      const pprof_sink_t *out) {
-  bucket_snapshot_t before, after;
-  if (bucket_snapshot(&pipeline_heap, 0, &before) != 0)
-    return -1;
-  struct timespec t0, t1, slice = {0, 100000000};
-  clock_gettime(CLOCK_MONOTONIC, &t0);
-  for (int64_t left = (int64_t)seconds * 10; left > 0; left--) {
-    if (atomic_load(&pipeline_abort)) {
-      bucket_snapshot_free(&pipeline_heap, &before);
-      errno = EBUSY;
-      return -1;
-    }
-    nanosleep(&slice, NULL);
-  }
-  clock_gettime(CLOCK_MONOTONIC, &t1);
-  int64_t ns = (int64_t)(t1.tv_sec - t0.tv_sec) * 1000000000 +
-               (t1.tv_nsec - t0.tv_nsec);
+int pipeline_window_open(pipeline_window_t *w) {
+  hp_own_work_t own = hp_own_begin(&hp_self);
+  int rc = bucket_snapshot(&pipeline_heap, 0, &w->before);
+  int err = errno;
+  hp_own_end(&hp_self, own);
+  w->opened_ns = mono_ns();
+  errno = err;
+  return rc;
+}
+
+void pipeline_window_drop(pipeline_window_t *w) {
+  hp_own_work_t own = hp_own_begin(&hp_self);
+  bucket_snapshot_free(&pipeline_heap, &w->before);
+  hp_own_end(&hp_self, own);
+}
+
+int pipeline_window_close(pipeline_window_t *w, heapprof_kind_t kind,
+                          pprof_membuf_t *body) {
   dump_t d;
-  int rc = dump_begin(&d);
-  if (rc == 0) {
+  int rc = -1;
+  if (kind != HEAPPROF_HEAP && kind != HEAPPROF_ALLOCS) {
+    errno = EINVAL;
+  } else if (dump_begin(&d) == 0) {
+    bucket_snapshot_t after;
+    pprof_sink_t sink = pprof_sink_mem(body);
     rc = bucket_snapshot(&pipeline_heap, 0, &after);
     if (rc == 0) {
-      rc = encode(kind, &after, &before, ns, out);
+      rc = encode(kind, &after, &w->before, mono_ns() - w->opened_ns, 0,
+                  &sink);
       int err = errno;
       bucket_snapshot_free(&pipeline_heap, &after);
       errno = err;
@@ -367,9 +383,35 @@ static int delta_body(heapprof_kind_t kind, int seconds,
     rc = dump_end(&d, rc);
   }
   int err = errno;
-  bucket_snapshot_free(&pipeline_heap, &before);
+  pipeline_window_drop(w);
   errno = err;
   return rc;
+}
+
+int pipeline_delta_heap(pprof_membuf_t *body) {
+  dump_t d;
+  if (dump_begin(&d) != 0)
+    return -1;
+  bucket_snapshot_t now;
+  pprof_sink_t sink = pprof_sink_mem(body);
+  int rc = bucket_snapshot(&pipeline_heap, 0, &now);
+  if (rc == 0) {
+    int64_t at = mono_ns(), since = delta_prev.counts != NULL ? delta_prev_ns
+                                                               : started_ns;
+    rc = encode(HEAPPROF_HEAP, &now,
+                delta_prev.counts != NULL ? &delta_prev : NULL, at - since, 1,
+                &sink);
+    int err = errno;
+    /* Only an answer made moves the base on: a failed one leaves the
+     * next to cover its window too. */
+    bucket_snapshot_free(&pipeline_heap, rc == 0 ? &delta_prev : &now);
+    if (rc == 0) {
+      delta_prev = now;
+      delta_prev_ns = at;
+    }
+    errno = err;
+  }
+  return dump_end(&d, rc);
 }
 
 /* Go's debug=1 text of `kind`. dump_lock held. */
@@ -386,22 +428,12 @@ static int emit_text(heapprof_kind_t kind, const pprof_sink_t *out) {
   return rc;
 }
 
-int pipeline_body(heapprof_kind_t kind, int text, int seconds,
-                  pprof_membuf_t *body) {
-  if (!valid_kind(kind) || seconds < 0 ||
-      (seconds > 0 && (text || kind == HEAPPROF_PEAK))) {
+int pipeline_body(heapprof_kind_t kind, int text, pprof_membuf_t *body) {
+  if (!valid_kind(kind)) {
     errno = EINVAL;
     return -1;
   }
   pprof_sink_t sink = pprof_sink_mem(body);
-  if (seconds > 0) {
-    hp_own_work_t own = hp_own_begin(&hp_self);
-    int rc = delta_body(kind, seconds, &sink);
-    int err = errno;
-    hp_own_end(&hp_self, own);
-    errno = err;
-    return rc;
-  }
   dump_t d;
   if (dump_begin(&d) != 0)
     return -1;

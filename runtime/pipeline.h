@@ -27,6 +27,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "buckets.h"
 #include "heapprof.h"
 #include "sink.h"
 #include "symtab.h"
@@ -57,15 +58,40 @@ int pipeline_write_file(heapprof_kind_t kind, const char *path);
 int pipeline_dump(heapprof_kind_t kind, char *path_out, size_t cap);
 
 /*
- * A profile of `kind` as an HTTP body in `body` (start it from
- * {.alloc = &pipeline_heap}; pprof_membuf_free it): gzipped proto, Go's
- * debug=1 text when `text`, or when `seconds` > 0 a delta of what was
- * allocated and freed over the next `seconds` (the call waits that long,
- * in tenths, and gives up with EBUSY once pipeline_abort is set).
+ * HTTP bodies: start `body` as {.alloc = &pipeline_heap} and
+ * pprof_membuf_free it whatever the result.
+ *
+ * pipeline_body: the profile of `kind`, gzipped proto, or Go's debug=1
+ * text when `text`.
  */
-int pipeline_body(heapprof_kind_t kind, int text, int seconds,
-                  pprof_membuf_t *body);
-extern _Atomic int pipeline_abort;
+int pipeline_body(heapprof_kind_t kind, int text, pprof_membuf_t *body);
+
+/*
+ * A window (Go's ?seconds=N) is opened now and closed later, the waiting
+ * being the caller's (the HTTP server waits without a thread): open keeps
+ * the buckets' counts (24 bytes a bucket; no lock held afterwards), close
+ * makes the profile of what was allocated and freed in between — every
+ * value a difference, in-use ones too, as Go's are — dated by its end
+ * with the window as its duration, and frees what open kept; drop frees
+ * it without a profile. `kind` is HEAPPROF_HEAP or HEAPPROF_ALLOCS.
+ */
+typedef struct pipeline_window {
+  bucket_snapshot_t before;
+  int64_t opened_ns; /* CLOCK_MONOTONIC */
+} pipeline_window_t;
+
+int pipeline_window_open(pipeline_window_t *w);
+int pipeline_window_close(pipeline_window_t *w, heapprof_kind_t kind,
+                          pprof_membuf_t *body);
+void pipeline_window_drop(pipeline_window_t *w);
+
+/*
+ * godeltaprof's /debug/pprof/delta_heap: alloc_* since the previous answer
+ * (the first: since profiling started), inuse_* as they are now, the time
+ * since the previous answer as duration. One base for the process, kept
+ * here: whoever asks next gets what came after the last answer.
+ */
+int pipeline_delta_heap(pprof_membuf_t *body);
 
 /* Runs fn with the process's symbol table, refreshed, one profile's
  * worth of exclusion held: for the leak report's and the HTTP symbol

@@ -91,7 +91,7 @@ static int raw_request(const char *req, size_t len, int send_nothing) {
 
 static int get(const char *path, const char *host) {
   char req[1024];
-  int n = snprintf(req, sizeof req, "GET %s HTTP/1.1\r\nHost: %s\r\n\r\n", path,
+  int n = snprintf(req, sizeof req, "GET %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n", path,
                    host);
   return raw_request(req, (size_t)n, 0);
 }
@@ -140,7 +140,8 @@ static void bad_clients(void) {
   static const char no_host[] = "GET /debug/pprof/heap HTTP/1.1\r\n\r\n";
   CHECK(raw_request(no_host, sizeof no_host - 1, 0) == 400, "HTTP/1.1 without Host");
   char post[256];
-  n = snprintf(post, sizeof post, "POST /debug/pprof/heap HTTP/1.1\r\nHost: %s\r\n\r\n", host);
+  n = snprintf(post, sizeof post, "POST /debug/pprof/heap HTTP/1.1\r\nHost: %s\r\n"
+               "Connection: close\r\n\r\n", host);
   CHECK(raw_request(post, (size_t)n, 0) == 405, "POST");
   CHECK(get("/etc/passwd", host) == 404, "unknown path");
   /* Errors are marked as Go's are (X-Go-Pprof: 1, text/plain), and the
@@ -214,7 +215,8 @@ static void hopeless_heads(void) {
     int status = raw_head(cases[i].head, cases[i].len);
     CHECK(status == 400, "%s: got %d, want 400 at once", cases[i].what, status);
   }
-  static const char fine[] = "GET /debug/pprof/ HTTP/1.1\r\nHost: 127.0.0.1:\x01\r\n\r\n";
+  static const char fine[] =
+      "GET /debug/pprof/ HTTP/1.1\r\nHost: 127.0.0.1:\x01\r\nConnection: close\r\n\r\n";
   CHECK(raw_head(fine, sizeof fine - 1) == 200, "the same head, well-formed");
   printf("ok: %zu hopeless or malformed heads got 400 at once\n",
          sizeof cases / sizeof *cases);

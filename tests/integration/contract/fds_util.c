@@ -313,7 +313,8 @@ static void body_of(char *resp, size_t n, char **body, size_t *blen) {
 int fu_get(int port, const char *path, char **body, size_t *blen) {
   char req[512];
   int n = snprintf(req, sizeof req,
-                   "GET %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n\r\n", path, port);
+                   "GET %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nConnection: close\r\n\r\n",
+                   path, port);
   char *resp = NULL;
   size_t rn = 0;
   int status = fu_http(port, req, (size_t)n, &resp, &rn, 30000);
@@ -326,7 +327,7 @@ int fu_post(int port, const char *path, const char *body, char **resp_body) {
   size_t blen = strlen(body);
   char *req = malloc(blen + 512);
   int n = snprintf(req, blen + 512,
-                   "POST %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n"
+                   "POST %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nConnection: close\r\n"
                    "Content-Length: %zu\r\n\r\n%s",
                    path, port, blen, body);
   char *resp = NULL;
