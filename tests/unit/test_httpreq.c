@@ -78,6 +78,22 @@ static void good_requests(void) {
               "X-Latin: caf\xe9\r\n\r\n", &rq) == 0 &&
             strcmp(rq.host, "localhost:6060") == 0,
         "blanks around values, an empty value, obs-text");
+  static const struct {
+    const char *req;
+    int keep;
+  } conn[] = {
+      {"GET / HTTP/1.1\r\nHost: a\r\n\r\n", 1},
+      {"GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n", 0},
+      {"GET / HTTP/1.1\r\nHost: a\r\nconnection: Keep-Alive, CLOSE\r\n\r\n", 0},
+      {"GET / HTTP/1.1\r\nHost: a\r\nConnection: upgrade\r\n\r\n", 1},
+      {"GET / HTTP/1.0\r\n\r\n", 0},
+      {"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n", 1},
+      {"GET / HTTP/1.0\r\nConnection:  te ,keep-alive \r\n\r\n", 1},
+      {"GET / HTTP/1.0\r\nConnection: keep-alived\r\n\r\n", 0},
+  };
+  for (size_t i = 0; i < sizeof conn / sizeof *conn; i++)
+    CHECK(parse(conn[i].req, &rq) == 0 && httpreq_keep_alive(&rq) == conn[i].keep,
+          "keep-alive of %s: want %d", conn[i].req, conn[i].keep);
   printf("ok: well-formed requests parse\n");
 }
 

@@ -269,6 +269,8 @@ static uint64_t minus(uint64_t a, uint64_t b) { return a > b ? a - b : 0; }
 
 /* What a bucket's sample must say: each pair un-sampled at the bucket's
  * own rate; in-use over a window is now's less the base's. */
+static int inuse_absolute; /* delta_heap's: in-use values are now's */
+
 static int expected(const bucket_count_t *c, const bucket_count_t *base,
                     int64_t v[4]) {
   int64_t o0 = 0, b0 = 0;
@@ -276,7 +278,7 @@ static int expected(const bucket_count_t *c, const bucket_count_t *base,
   pprof_unsample(minus(c->allocs, base ? base->allocs : 0), bk->size, bk->rate,
                  &v[0], &v[1]);
   pprof_unsample(minus(c->allocs, c->frees), bk->size, bk->rate, &v[2], &v[3]);
-  if (base != NULL)
+  if (base != NULL && !inuse_absolute)
     pprof_unsample(minus(base->allocs, base->frees), bk->size, bk->rate, &o0,
                    &b0);
   v[2] -= o0, v[3] -= b0;
@@ -400,6 +402,37 @@ static void delta_test(void) {
     perftools__profiles__profile__free_unpacked(p, NULL);
     pprof_membuf_free(&m);
   }
+}
+
+/* godeltaprof's delta_heap: alloc_* less the base, inuse_* as now; a
+ * bucket whose allocations all came before the base still shows its
+ * in-use memory, and one with nothing new and nothing in use shows
+ * nothing. */
+static void delta_heap_test(void) {
+  bucket_count_t base[3] = {
+      {table[0], 4, 1}, {table[3], 1000, 0}, {table[7], 1, 0}};
+  counter_t c;
+  prof_alloc_t a = counting(&c, -1);
+  pprof_options_t opt = {.rate = RATE, .time_nanos = 1,
+                         .duration_nanos = 15000000000LL, .base = base,
+                         .nbase = 3, .inuse_absolute = 1, .alloc = &a};
+  pprof_membuf_t m = {.alloc = &unit_heap};
+  pprof_sink_t sink = pprof_sink_mem(&m);
+  CHECK(pprof_write_gzip(counts, NTABLE, NULL, &opt, &sink) == 0, "delta_heap");
+  CHECK(c.now == 0, "%zu bytes left allocated", c.now);
+  Profile *p = decode(&m);
+  check_shape(p, RATE, 0);
+  inuse_absolute = 1;
+  check_samples(p, base, 3);
+  inuse_absolute = 0;
+  for (size_t s = 0; s < p->n_sample; s++)
+    CHECK(p->sample[s]->value[2] >= 0 && p->sample[s]->value[3] >= 0,
+          "sample %zu: in-use %lld objects, %lld bytes: never negative here",
+          s, (long long)p->sample[s]->value[2],
+          (long long)p->sample[s]->value[3]);
+  perftools__profiles__profile__free_unpacked(p, NULL);
+  pprof_membuf_free(&m);
+  printf("ok: delta_heap: alloc_* since the base, inuse_* now\n");
 }
 
 /* ---- a symbol table (symtab.h) answered from a table ---- */
@@ -786,6 +819,7 @@ int main(int argc, char **argv) {
   make_table();
   table_test();
   delta_test();
+  delta_heap_test();
   symtab_test();
   text_test();
   failure_test();
