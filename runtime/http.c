@@ -89,6 +89,12 @@
 #define IDLE_TIMEOUT_MS 120000
 #define CONNS_MAX 64
 #define WINDOWS_MAX 8
+/* Answers made and not yet taken by their clients, in bytes: beyond this
+ * a new profile gets 503 (clients asking for big debug=1 profiles and
+ * never reading would otherwise hold the host's memory for the send
+ * timeout). One answer may take it over the bound. */
+#define HELD_MAX (32u << 20)
+#define DRAIN_MS 2000
 #define MAX_SECONDS 300
 #define TICK_MS 100 /* how soon http_stop is seen */
 
@@ -105,7 +111,11 @@ static int64_t now_ms(void) {
 
 /* ---- connections ---- */
 
-enum { C_FREE, C_HEAD, C_IDLE, C_WINDOW, C_SEND };
+/* DRAIN: the last answer is sent and our side shut; what the client still
+ * sends is read and dropped until it closes (DRAIN_MS at most), so that
+ * closing with its bytes unread does not reset the connection and lose
+ * the answer on the way (a 431, a 400). */
+enum { C_FREE, C_HEAD, C_IDLE, C_WINDOW, C_SEND, C_DRAIN };
 
 typedef struct conn {
   int fd, state;
@@ -124,14 +134,16 @@ typedef struct conn {
   pprof_membuf_t profile; /* the body when it is a profile */
   char *text;             /* the body when it is a symbol answer */
   int keep;               /* read another request after this response */
+  int head_only; /* the request is a HEAD: no body */
+  int http10;    /* an HTTP/1.0 client: keep-alive only when said */
   /* An open ?seconds= window and what to answer when it closes. */
   pipeline_window_t window;
   heapprof_kind_t window_kind;
-  int head_only;
 } conn_t;
 
 static conn_t conns[CONNS_MAX];
 static int windows_open;
+static size_t held; /* bytes of profiles in answers being sent */
 
 /* Whether c's descriptor is still the socket accepted. Only a thread that
  * shares the program's table (unshare refused) needs to ask: the program
@@ -143,6 +155,7 @@ static int conn_ours(const conn_t *c) {
 }
 
 static void release_body(conn_t *c) {
+  held -= c->profile.cap;
   pprof_membuf_free(&c->profile);
   free(c->text);
   c->text = NULL;
@@ -196,15 +209,17 @@ static int flush(conn_t *c) {
 /* Starts c's response (the body is c->body[0..body_len), set by the
  * caller, or nothing for HEAD): the state is SEND from here. */
 static void respond(conn_t *c, int status, const char *reason,
-                    const char *type, const char *extra, int head_only) {
+                    const char *type, const char *extra) {
   int n = snprintf(c->head, sizeof c->head,
                    "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
                    "X-Content-Type-Options: nosniff\r\nCache-Control: no-store\r\n"
                    "%s%s\r\n",
                    status, reason, type, c->body_len, extra ? extra : "",
-                   c->keep ? "" : "Connection: close\r\n");
+                   !c->keep    ? "Connection: close\r\n"
+                   : c->http10 ? "Connection: keep-alive\r\n"
+                               : "");
   c->head_len = n > 0 && (size_t)n < sizeof c->head ? (size_t)n : 0;
-  if (head_only)
+  if (c->head_only)
     c->body_len = 0; /* Content-Length says what a GET would get */
   c->sent = 0;
   c->state = C_SEND;
@@ -212,10 +227,10 @@ static void respond(conn_t *c, int status, const char *reason,
 }
 
 static void reply_static(conn_t *c, const char *type, const char *body,
-                         size_t len, int head_only) {
+                         size_t len) {
   c->body = body;
   c->body_len = len;
-  respond(c, 200, "OK", type, NULL, head_only);
+  respond(c, 200, "OK", type, NULL);
 }
 
 /* Errors are text, marked as Go's net/http/pprof marks them, so that a
@@ -233,8 +248,7 @@ static void reply_error(conn_t *c, int status, const char *reason,
   respond(c, status, reason, "text/plain; charset=utf-8",
           status == 405   ? "X-Go-Pprof: 1\r\nAllow: GET, HEAD\r\n"
           : status == 503 ? "X-Go-Pprof: 1\r\nRetry-After: 1\r\n"
-                          : "X-Go-Pprof: 1\r\n",
-          0);
+                          : "X-Go-Pprof: 1\r\n");
 }
 
 /* An error after which the connection cannot go on (the request could
@@ -242,6 +256,7 @@ static void reply_error(conn_t *c, int status, const char *reason,
 static void reply_fatal(conn_t *c, int status, const char *reason,
                         const char *why) {
   c->keep = 0;
+  c->head_only = 0; /* the request could not be read: a GET's answer */
   reply_error(c, status, reason, why);
 }
 
@@ -272,11 +287,11 @@ static void answer_symbols(const prof_symtab_t *syms, void *ctx) {
   }
 }
 
-static void serve_symbols(conn_t *c, const request_t *rq, int head_only) {
+static void serve_symbols(conn_t *c, const request_t *rq) {
   static const char there[] = "num_symbols: 1\n";
   if (strcmp(rq->method, "POST") != 0)
     return reply_static(c, "text/plain; charset=utf-8", there,
-                        sizeof there - 1, head_only);
+                        sizeof there - 1);
   symbol_answer_t a = {malloc(rq->content_length + 1), NULL,
                        rq->content_length * 8 + 256, 0};
   a.out = malloc(a.cap);
@@ -292,7 +307,7 @@ static void serve_symbols(conn_t *c, const request_t *rq, int head_only) {
     c->text = a.out;
     c->body = a.out;
     c->body_len = a.len;
-    respond(c, 200, "OK", "text/plain; charset=utf-8", NULL, 0);
+    respond(c, 200, "OK", "text/plain; charset=utf-8", NULL);
   }
   free(a.in);
 }
@@ -314,8 +329,7 @@ static const char index_html[] =
     "?seconds=N for what changed over N seconds.</p>\n</body></html>\n";
 
 /* Answers a profile made into c->profile: rc is what the pipeline said. */
-static void reply_profile(conn_t *c, int rc, const char *name, int text,
-                          int head_only) {
+static void reply_profile(conn_t *c, int rc, const char *name, int text) {
   if (rc != 0) {
     int err = errno;
     pprof_membuf_free(&c->profile);
@@ -333,12 +347,13 @@ static void reply_profile(conn_t *c, int rc, const char *name, int text,
   }
   c->body = (const char *)c->profile.data;
   c->body_len = c->profile.len;
+  held += c->profile.cap;
   if (text)
-    return respond(c, 200, "OK", "text/plain; charset=utf-8", NULL, head_only);
+    return respond(c, 200, "OK", "text/plain; charset=utf-8", NULL);
   char disp[96];
   snprintf(disp, sizeof disp,
            "Content-Disposition: attachment; filename=\"%s\"\r\n", name);
-  respond(c, 200, "OK", "application/octet-stream", disp, head_only);
+  respond(c, 200, "OK", "application/octet-stream", disp);
 }
 
 static const char *kind_name(heapprof_kind_t kind) {
@@ -346,8 +361,7 @@ static const char *kind_name(heapprof_kind_t kind) {
                                                                   : "peak";
 }
 
-static void serve_profile(conn_t *c, const request_t *rq, heapprof_kind_t kind,
-                          int head_only) {
+static void serve_profile(conn_t *c, const request_t *rq, heapprof_kind_t kind) {
   long debug, seconds;
   if (httpreq_query_int(rq->query, "debug", &debug) < 0 || debug < 0 || debug > 2 ||
       httpreq_query_int(rq->query, "seconds", &seconds) < 0 || seconds < 0 ||
@@ -356,18 +370,20 @@ static void serve_profile(conn_t *c, const request_t *rq, heapprof_kind_t kind,
   if (seconds > 0 && (debug != 0 || kind == HEAPPROF_PEAK))
     return reply_error(c, 400, "Bad Request",
                        "seconds= needs the proto form of heap or allocs");
+  if (held > HELD_MAX)
+    return reply_error(c, 503, "Service Unavailable",
+                       "too many answers are waiting to be read; try again later");
   c->profile = (pprof_membuf_t){.alloc = &pipeline_heap};
   if (seconds == 0)
     return reply_profile(c, pipeline_body(kind, debug != 0, &c->profile),
-                         kind_name(kind), debug != 0, head_only);
+                         kind_name(kind), debug != 0);
   if (windows_open >= WINDOWS_MAX)
     return reply_error(c, 503, "Service Unavailable",
                        "too many ?seconds= windows open; try again later");
   if (pipeline_window_open(&c->window) != 0)
-    return reply_profile(c, -1, NULL, 0, 0);
+    return reply_profile(c, -1, NULL, 0);
   windows_open++;
   c->window_kind = kind;
-  c->head_only = head_only;
   c->state = C_WINDOW;
   /* From the moment the window opened, rounded up: never a window short
    * of what was asked. */
@@ -381,19 +397,23 @@ static void close_window(conn_t *c) {
   int rc = pipeline_window_close(&c->window, c->window_kind, &c->profile);
   reply_profile(c, rc, c->window_kind == HEAPPROF_HEAP ? "heap-delta"
                                                        : "allocs-delta",
-                0, c->head_only);
+                0);
 }
 
-static void serve_delta_heap(conn_t *c, const request_t *rq, int head_only) {
+static void serve_delta_heap(conn_t *c, const request_t *rq) {
   long debug, seconds;
   if (httpreq_query_int(rq->query, "debug", &debug) < 0 || debug != 0 ||
       httpreq_query_int(rq->query, "seconds", &seconds) < 0 || seconds != 0)
     return reply_error(c, 400, "Bad Request",
                        "delta_heap is proto only, over the time since the "
                        "previous delta_heap request: no debug= or seconds=");
+  if (held > HELD_MAX)
+    return reply_error(c, 503, "Service Unavailable",
+                       "too many answers are waiting to be read; try again later");
   c->profile = (pprof_membuf_t){.alloc = &pipeline_heap};
-  reply_profile(c, pipeline_delta_heap(&c->profile), "delta_heap", 0,
-                head_only);
+  /* HEAD says what a GET would get without taking it: the base stays. */
+  reply_profile(c, pipeline_delta_heap(&c->profile, !c->head_only),
+                "delta_heap", 0);
 }
 
 /* The profiles Go's net/http/pprof serves that a C or C++ process has no
@@ -411,27 +431,26 @@ static int go_only(const char *path) {
 }
 
 static void route(conn_t *c, const request_t *rq) {
-  int head_only = strcmp(rq->method, "HEAD") == 0;
   const char *p = rq->path;
   if (!httpreq_host_ok(rq->host, served_host, served_port, remote_allowed))
     return reply_error(c, 403, "Forbidden", "Host does not name this loopback server");
   if (strcmp(p, "/debug/pprof/symbol") == 0 && strcmp(rq->method, "POST") == 0)
-    return serve_symbols(c, rq, 0);
-  if (!head_only && strcmp(rq->method, "GET") != 0)
+    return serve_symbols(c, rq);
+  if (!c->head_only && strcmp(rq->method, "GET") != 0)
     return reply_error(c, 405, "Method Not Allowed", "only GET and HEAD");
   if (strcmp(p, "/debug/pprof/") == 0 || strcmp(p, "/debug/pprof") == 0)
     reply_static(c, "text/html; charset=utf-8", index_html,
-                 sizeof index_html - 1, head_only);
+                 sizeof index_html - 1);
   else if (strcmp(p, "/debug/pprof/heap") == 0)
-    serve_profile(c, rq, HEAPPROF_HEAP, head_only);
+    serve_profile(c, rq, HEAPPROF_HEAP);
   else if (strcmp(p, "/debug/pprof/allocs") == 0)
-    serve_profile(c, rq, HEAPPROF_ALLOCS, head_only);
+    serve_profile(c, rq, HEAPPROF_ALLOCS);
   else if (strcmp(p, "/debug/pprof/peak") == 0)
-    serve_profile(c, rq, HEAPPROF_PEAK, head_only);
+    serve_profile(c, rq, HEAPPROF_PEAK);
   else if (strcmp(p, "/debug/pprof/delta_heap") == 0)
-    serve_delta_heap(c, rq, head_only);
+    serve_delta_heap(c, rq);
   else if (strcmp(p, "/debug/pprof/symbol") == 0)
-    serve_symbols(c, rq, head_only);
+    serve_symbols(c, rq);
   else if (go_only(p))
     reply_error(c, 404, "Not Found", "heapprof serves heap, allocs, delta_heap "
                 "and peak profiles; this one is Go's runtime's (a scraper may "
@@ -466,11 +485,13 @@ static struct {
   char addr[128];
   sem_t ready; /* posted once the thread knows whether it serves */
   ino_t ino;   /* the socket's inode: checked where the table is shared */
+  int lfd, claim_fd;   /* the listening socket, the port's claim (or -1) */
+  ino_t claim_ino;
   int any_port; /* port 0 asked for: the one picked is printed */
   _Atomic int quit; /* http_stop asks the thread to end */
   _Atomic int up;
   spawned_t thread;
-} start;
+} start = {.lfd = -1, .claim_fd = -1};
 
 /* Whether `fd` is still our listening socket. Only a thread that shares
  * the program's table needs to ask (unshare refused): the program may have
@@ -488,6 +509,13 @@ static int still_ours(int fd) {
  * the client failed (reset) or the descriptor is no longer ours; at the
  * end of its stream, c->eof is set. */
 static int take_input(conn_t *c) {
+  if (c->state == C_DRAIN) {
+    char sink[4096];
+    ssize_t r = conn_ours(c) ? recv(c->fd, sink, sizeof sink, MSG_DONTWAIT) : -1;
+    if (r == 0)
+      c->eof = 1;
+    return r >= 0 || errno == EAGAIN || errno == EINTR ? 0 : -1;
+  }
   if (c->in == NULL) {
     c->in = malloc(HEAD_MAX + 1);
     if (c->in == NULL)
@@ -544,7 +572,12 @@ static int try_request(conn_t *c) {
   rq.body = c->in + head_len;
   rq.body_have = rq.content_length;
   c->used = need;
-  c->keep = httpreq_keep_alive(&rq) && !c->eof;
+  c->head_only = strcmp(rq.method, "HEAD") == 0;
+  c->http10 = !rq.http11;
+  /* A client that has sent all it will still gets every answer it asked
+   * for; the last one says the connection ends. */
+  c->keep = httpreq_keep_alive(&rq) && !(c->eof && c->in_len == need) &&
+            fdtable_is_private(); /* see conn_ours: hold numbers briefly */
   route(c, &rq);
   return 1;
 }
@@ -554,7 +587,12 @@ static int try_request(conn_t *c) {
 static void finish(conn_t *c) {
   release_body(c);
   if (!c->keep) {
-    conn_close(c);
+    if (c->eof || !conn_ours(c) || shutdown(c->fd, SHUT_WR) != 0) {
+      conn_close(c);
+    } else {
+      c->state = C_DRAIN;
+      c->deadline = now_ms() + DRAIN_MS;
+    }
     return;
   }
   memmove(c->in, c->in + c->used, c->in_len - c->used);
@@ -579,6 +617,11 @@ static void finish(conn_t *c) {
 /* Moves c on as far as it can go without waiting. */
 static void progress(conn_t *c) {
   c->pending = 0;
+  if (c->state == C_DRAIN) {
+    if (c->eof)
+      conn_close(c);
+    return;
+  }
   if (c->state == C_IDLE) {
     if (c->in_len == 0) {
       if (c->eof)
@@ -687,7 +730,11 @@ static short events_of(const conn_t *c) {
   case C_SEND:
     return POLLOUT;
   case C_WINDOW:
-    return POLLRDHUP; /* only to see the client leave */
+    /* Only a reset or error ends it early: a client that shut down its
+     * side after asking still gets its answer, as Go's server gives it. */
+    return 0;
+  case C_DRAIN:
+    return POLLIN;
   default:
     return c->eof || (c->in != NULL && c->in_len + 1 >= c->in_cap) ? 0 : POLLIN;
   }
@@ -733,7 +780,7 @@ static void serve_loop(int lfd) {
       if (c == NULL) {
         listener_ready = 1; /* after the others: accepting may close one */
       } else if (c->state == C_WINDOW) {
-        conn_close(c); /* the client left: the window is dropped */
+        conn_close(c); /* the client is gone: the window is dropped */
       } else if (c->state == C_SEND || take_input(c) == 0) {
         c->pending = 1;
       } else {
@@ -770,7 +817,12 @@ static int claim_port(int port) {
     errno = saved;
     return -1;
   }
-  fdtable_move_high(fd);
+  fd = fdtable_move_high(fd);
+  struct stat st;
+  if (start.claim_fd < 0) {
+    start.claim_fd = fd;
+    start.claim_ino = fstat(fd, &st) == 0 ? st.st_ino : 0;
+  }
   return 0;
 }
 
@@ -817,12 +869,34 @@ static int open_listener(void) {
   return fd;
 }
 
+/* Whether `fd` is the socket with inode `ino`: where the table is shared,
+ * a number is closed only after that check. */
+static int socket_is(int fd, ino_t ino) {
+  struct stat st;
+  return fd >= 0 && fstat(fd, &st) == 0 && S_ISSOCK(st.st_mode) &&
+         st.st_ino == ino;
+}
+
+/* The sockets the thread holds: in a private table they go with the
+ * thread; in the program's they must be closed. */
+static void close_sockets(void) {
+  if (!fdtable_is_private()) {
+    if (socket_is(start.lfd, start.ino))
+      close(start.lfd);
+    if (socket_is(start.claim_fd, start.claim_ino))
+      close(start.claim_fd);
+  }
+  start.lfd = start.claim_fd = -1;
+}
+
 static void *serve(void *arg) {
   (void)arg;
-  int lfd = open_listener();
+  start.lfd = start.claim_fd = -1;
+  int lfd = start.lfd = open_listener();
   sem_post(&start.ready);
   if (lfd >= 0)
     serve_loop(lfd);
+  close_sockets();
   return NULL;
 }
 
@@ -875,4 +949,23 @@ void http_restart(void) {
 }
 
 /* A forked child does not serve: the thread stayed with the parent. */
-void http_fork_child(void) { atomic_store(&start.up, 0); }
+/* Where the thread shared the program's table, the child holds copies of
+ * its sockets: they are closed here, so that a connection ends when the
+ * parent ends it and a child that does not serve does not keep the port.
+ * In a private table those numbers are not the child's: the checks by
+ * inode find them foreign and leave them. Memory the connections held is
+ * left (a few KiB): freeing in a fork handler is not worth the risk. */
+void http_fork_child(void) {
+  atomic_store(&start.up, 0);
+  for (int i = 0; i < CONNS_MAX; i++)
+    if (conns[i].state != C_FREE && socket_is(conns[i].fd, conns[i].ino))
+      close(conns[i].fd);
+  memset(conns, 0, sizeof conns);
+  windows_open = 0;
+  held = 0;
+  if (socket_is(start.lfd, start.ino))
+    close(start.lfd);
+  if (socket_is(start.claim_fd, start.claim_ino))
+    close(start.claim_fd);
+  start.lfd = start.claim_fd = -1;
+}

@@ -388,7 +388,7 @@ int pipeline_window_close(pipeline_window_t *w, heapprof_kind_t kind,
   return rc;
 }
 
-int pipeline_delta_heap(pprof_membuf_t *body) {
+int pipeline_delta_heap(pprof_membuf_t *body, int advance) {
   dump_t d;
   if (dump_begin(&d) != 0)
     return -1;
@@ -404,8 +404,9 @@ int pipeline_delta_heap(pprof_membuf_t *body) {
     int err = errno;
     /* Only an answer made moves the base on: a failed one leaves the
      * next to cover its window too. */
-    bucket_snapshot_free(&pipeline_heap, rc == 0 ? &delta_prev : &now);
-    if (rc == 0) {
+    advance = advance && rc == 0;
+    bucket_snapshot_free(&pipeline_heap, advance ? &delta_prev : &now);
+    if (advance) {
       delta_prev = now;
       delta_prev_ns = at;
     }

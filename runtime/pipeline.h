@@ -89,9 +89,10 @@ void pipeline_window_drop(pipeline_window_t *w);
  * godeltaprof's /debug/pprof/delta_heap: alloc_* since the previous answer
  * (the first: since profiling started), inuse_* as they are now, the time
  * since the previous answer as duration. One base for the process, kept
- * here: whoever asks next gets what came after the last answer.
+ * here: whoever asks next gets what came after the last answer. With
+ * `advance` 0 (a HEAD request) the base stays where it was.
  */
-int pipeline_delta_heap(pprof_membuf_t *body);
+int pipeline_delta_heap(pprof_membuf_t *body, int advance);
 
 /* Runs fn with the process's symbol table, refreshed, one profile's
  * worth of exclusion held: for the leak report's and the HTTP symbol
