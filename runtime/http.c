@@ -730,9 +730,9 @@ static short events_of(const conn_t *c) {
   case C_SEND:
     return POLLOUT;
   case C_WINDOW:
-    /* Only a reset or error ends it early: a client that shut down its
-     * side after asking still gets its answer, as Go's server gives it. */
-    return 0;
+    /* Only to see the client leave (close or shut down its side): the
+     * window is dropped then, as Go's server cancels the request. */
+    return POLLRDHUP;
   case C_DRAIN:
     return POLLIN;
   default:
@@ -780,18 +780,21 @@ static void serve_loop(int lfd) {
       if (c == NULL) {
         listener_ready = 1; /* after the others: accepting may close one */
       } else if (c->state == C_WINDOW) {
-        conn_close(c); /* the client is gone: the window is dropped */
+        conn_close(c); /* the client left: the window is dropped */
       } else if (c->state == C_SEND || take_input(c) == 0) {
         c->pending = 1;
       } else {
         conn_close(c);
       }
     }
-    if (listener_ready && accept_all(lfd) != 0)
-      accept_again = now_ms() + TICK_MS;
+    /* Progress first: a connection that ended frees its slot, and one
+     * whose next request came stops being idle, before a newcomer is
+     * given a slot (or 503, or an idle connection's). */
     for (int i = 0; i < CONNS_MAX; i++)
       if (conns[i].state != C_FREE && conns[i].pending)
         progress(&conns[i]);
+    if (listener_ready && accept_all(lfd) != 0)
+      accept_again = now_ms() + TICK_MS;
   }
   for (int i = 0; i < CONNS_MAX; i++)
     if (conns[i].state != C_FREE)
