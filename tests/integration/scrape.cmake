@@ -22,3 +22,23 @@ if(HEAPPROF_BUILD_EXAMPLES)
                        LABELS "integration;scrape;slow"
                        PROCESSORS 2 TIMEOUT 240)
 endif()
+
+# The server's serving behaviour, one clause a test (scrape/http_serve.py
+# says what each checks): keep-alive, pipelining, no head-of-line blocking
+# behind idle, slow or windowed clients, the connection and window caps'
+# 503s, slots freed by clients that left, which idle connection is
+# reclaimed, delta_heap's semantics, a window's dates, and the head
+# deadline beside keep-alive. Each runs tests/programs/scrape_target
+# under heapprof at rate 1 (the runner sets LD_PRELOAD on it alone).
+foreach(case keepalive pipelined no_head_of_line slow_reader cap_503
+             closed_slots_reused idle_reclaim reclaim_spares_requests
+             windows_cap windows_freed_on_close delta_heap window_dates
+             head_timeouts_still)
+  add_test(NAME test_http_serve_${case}
+           COMMAND /usr/bin/python3 ${CMAKE_CURRENT_LIST_DIR}/scrape/http_serve.py
+                   --lib $<TARGET_FILE:heapprof>
+                   --target $<TARGET_FILE:scrape_target> --case ${case})
+  set_tests_properties(test_http_serve_${case} PROPERTIES
+                       ENVIRONMENT "${TEST_TMP}"
+                       LABELS "integration;scrape" TIMEOUT 90)
+endforeach()
