@@ -702,8 +702,9 @@ def case_closed_slots_reused(t):
     n.close()
 
 
-def case_reclaim_spares_requests(t):
-    port = t.port
+def fill_idle(port):
+    """CONNS_MAX keep-alive connections, each answered once and then idle,
+    each since a later millisecond than the one before."""
     idle = []
     for i in range(CONNS_MAX):
         c = Conn(port, name=f"idle {i}")
@@ -712,10 +713,16 @@ def case_reclaim_spares_requests(t):
         if r.status != 200 or (r.h("connection") or "").lower() == "close":
             raise Fatal(f"idle {i}: {r.status_line!r}, Connection: "
                         f"{r.h('connection')!r} (an HTTP/1.1 keep-alive answer "
-                        f"expected)")
+                        f"expected): cannot fill the slots with idle connections")
         idle.append(c)
         time.sleep(0.005)
     time.sleep(0.2)
+    return idle
+
+
+def case_reclaim_spares_requests(t):
+    port = t.port
+    idle = fill_idle(port)
     t.stop()
     try:
         idle[0].request("/debug/pprof/allocs")  # the oldest one is used again ...
@@ -743,18 +750,7 @@ def case_reclaim_spares_requests(t):
 
 def case_idle_reclaim(t):
     port = t.port
-    idle = []
-    for i in range(CONNS_MAX):
-        c = Conn(port, name=f"idle {i}")
-        c.request("/debug/pprof/")
-        r = c.response()
-        if not expect(r.status == 200 and (r.h("connection") or "").lower() != "close",
-                      f"idle {i}: {r.status_line!r}, Connection: {r.h('connection')!r}"
-                      f" (an HTTP/1.1 keep-alive answer expected)"):
-            raise Fatal("no keep-alive: cannot fill the slots with idle connections")
-        idle.append(c)
-        time.sleep(0.005)  # each idle since a later millisecond
-    time.sleep(0.2)
+    idle = fill_idle(port)
     shut = [c.name for c in idle if not c.quiet()]
     if shut:
         raise Fatal(f"{len(shut)} idle connections were closed before any "
