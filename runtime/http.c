@@ -90,11 +90,16 @@
 #define CONNS_MAX 64
 #define WINDOWS_MAX 8
 /* Answers made and not yet taken by their clients, in bytes: beyond this
- * a new profile gets 503 (clients asking for big debug=1 profiles and
- * never reading would otherwise hold the host's memory for the send
- * timeout). One answer may take it over the bound. */
+ * the answers whose clients stopped reading are given up, and if that is
+ * not enough a new profile gets 503 (clients asking for big debug=1
+ * profiles and never reading would otherwise hold the host's memory for
+ * the send timeout). One answer may take it over the bound. */
 #define HELD_MAX (32u << 20)
 #define DRAIN_MS 2000
+#define DRAIN_MAX (64u << 10) /* bytes read and dropped at most */
+/* A response that has not moved for this long, while answers held are
+ * over HELD_MAX, is given up for a new one (its client is not reading). */
+#define STALLED_MS 1000
 #define MAX_SECONDS 300
 #define TICK_MS 100 /* how soon http_stop is seen */
 
@@ -127,6 +132,8 @@ typedef struct conn {
   size_t used;   /* bytes of `in` the request being answered took */
   int pending;   /* it can move on without waiting (progress) */
   int eof;       /* the client has sent all it will */
+  size_t drained; /* bytes dropped in DRAIN */
+  int64_t moved; /* ms: when the response last went out in part */
   /* The response: head[0..head_len) then body[0..body_len). */
   char head[640];
   size_t head_len, body_len, sent;
@@ -202,6 +209,7 @@ static int flush(conn_t *c) {
     if (w <= 0)
       return -1;
     c->sent += (size_t)w;
+    c->moved = now_ms();
   }
   return 1;
 }
@@ -222,6 +230,7 @@ static void respond(conn_t *c, int status, const char *reason,
   if (c->head_only)
     c->body_len = 0; /* Content-Length says what a GET would get */
   c->sent = 0;
+  c->moved = now_ms();
   c->state = C_SEND;
   c->deadline = now_ms() + SEND_TIMEOUT_MS;
 }
@@ -356,6 +365,25 @@ static void reply_profile(conn_t *c, int rc, const char *name, int text) {
   respond(c, 200, "OK", "application/octet-stream", disp);
 }
 
+/* Whether another profile may be made: the answers being sent hold under
+ * HELD_MAX, once those whose clients stopped reading (nothing sent for
+ * STALLED_MS) are given up, the longest stalled first. */
+static int room_for_answer(void) {
+  while (held > HELD_MAX) {
+    conn_t *worst = NULL;
+    int64_t now = now_ms();
+    for (int i = 0; i < CONNS_MAX; i++)
+      if (conns[i].state == C_SEND && conns[i].profile.cap > 0 &&
+          now - conns[i].moved >= STALLED_MS &&
+          (worst == NULL || conns[i].moved < worst->moved))
+        worst = &conns[i];
+    if (worst == NULL)
+      return 0;
+    conn_close(worst);
+  }
+  return 1;
+}
+
 static const char *kind_name(heapprof_kind_t kind) {
   return kind == HEAPPROF_HEAP ? "heap" : kind == HEAPPROF_ALLOCS ? "allocs"
                                                                   : "peak";
@@ -370,7 +398,7 @@ static void serve_profile(conn_t *c, const request_t *rq, heapprof_kind_t kind) 
   if (seconds > 0 && (debug != 0 || kind == HEAPPROF_PEAK))
     return reply_error(c, 400, "Bad Request",
                        "seconds= needs the proto form of heap or allocs");
-  if (held > HELD_MAX)
+  if (!room_for_answer())
     return reply_error(c, 503, "Service Unavailable",
                        "too many answers are waiting to be read; try again later");
   c->profile = (pprof_membuf_t){.alloc = &pipeline_heap};
@@ -407,7 +435,7 @@ static void serve_delta_heap(conn_t *c, const request_t *rq) {
     return reply_error(c, 400, "Bad Request",
                        "delta_heap is proto only, over the time since the "
                        "previous delta_heap request: no debug= or seconds=");
-  if (held > HELD_MAX)
+  if (!room_for_answer())
     return reply_error(c, 503, "Service Unavailable",
                        "too many answers are waiting to be read; try again later");
   c->profile = (pprof_membuf_t){.alloc = &pipeline_heap};
@@ -511,9 +539,9 @@ static int still_ours(int fd) {
 static int take_input(conn_t *c) {
   if (c->state == C_DRAIN) {
     char sink[4096];
-    ssize_t r = conn_ours(c) ? recv(c->fd, sink, sizeof sink, MSG_DONTWAIT) : -1;
-    if (r == 0)
-      c->eof = 1;
+    ssize_t r = recv(c->fd, sink, sizeof sink, MSG_DONTWAIT);
+    if (r == 0 || (c->drained += r > 0 ? (size_t)r : 0) > DRAIN_MAX)
+      c->eof = 1; /* done, or a client that would keep us reading */
     return r >= 0 || errno == EAGAIN || errno == EINTR ? 0 : -1;
   }
   if (c->in == NULL) {
@@ -587,7 +615,9 @@ static int try_request(conn_t *c) {
 static void finish(conn_t *c) {
   release_body(c);
   if (!c->keep) {
-    if (c->eof || !conn_ours(c) || shutdown(c->fd, SHUT_WR) != 0) {
+    /* Not where the table is shared: a number reused by the program
+     * between the check and the shutdown would end the program's socket. */
+    if (c->eof || !fdtable_is_private() || shutdown(c->fd, SHUT_WR) != 0) {
       conn_close(c);
     } else {
       c->state = C_DRAIN;
@@ -663,14 +693,16 @@ static void expire(conn_t *c) {
 
 /* ---- the loop ---- */
 
-/* Closes the idle connection that has waited longest, for a new one:
- * its slot, or NULL when none is idle. */
+/* Closes a connection that has nothing more to answer, for a new one: one
+ * being drained after its last answer, else the idle one that has waited
+ * longest. Its slot, or NULL when every slot is answering. */
 static conn_t *reclaim_idle(void) {
   conn_t *oldest = NULL;
-  for (int i = 0; i < CONNS_MAX; i++)
-    if (conns[i].state == C_IDLE &&
-        (oldest == NULL || conns[i].deadline < oldest->deadline))
-      oldest = &conns[i];
+  for (int pass = 0; pass < 2 && oldest == NULL; pass++)
+    for (int i = 0; i < CONNS_MAX; i++)
+      if (conns[i].state == (pass == 0 ? C_DRAIN : C_IDLE) &&
+          (oldest == NULL || conns[i].deadline < oldest->deadline))
+        oldest = &conns[i];
   if (oldest != NULL)
     conn_close(oldest);
   return oldest;
