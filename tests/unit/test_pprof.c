@@ -379,60 +379,41 @@ static void table_test(void) {
 }
 
 /* A delta: base as bucket_snapshot gives it (a subsequence of counts),
- * and the same base shuffled (the indexed path): the same samples. */
+ * and the same base shuffled (the indexed path): the same samples. Then
+ * godeltaprof's delta_heap (inuse_absolute): alloc_* less the base,
+ * inuse_* as now; a bucket whose allocations all came before the base
+ * still shows its in-use memory, one with nothing new and nothing in use
+ * shows nothing, and no in-use value is negative. */
 static void delta_test(void) {
   bucket_count_t base[3] = {
       {table[0], 4, 1}, {table[3], 1000, 0}, {table[7], 1, 0}};
   bucket_count_t shuffled[3] = {base[2], base[0], base[1]};
-  const bucket_count_t *bases[2] = {base, shuffled};
-  for (int k = 0; k < 2; k++) {
+  const bucket_count_t *bases[3] = {base, shuffled, base};
+  for (int k = 0; k < 3; k++) {
     counter_t c;
     prof_alloc_t a = counting(&c, -1);
+    inuse_absolute = k == 2;
     pprof_options_t opt = {.rate = RATE, .time_nanos = 1,
                            .duration_nanos = 5000000000LL,
-                           .base = bases[k], .nbase = 3, .alloc = &a};
+                           .base = bases[k], .nbase = 3,
+                           .inuse_absolute = inuse_absolute, .alloc = &a};
     pprof_membuf_t m = {.alloc = &unit_heap};
     pprof_sink_t sink = pprof_sink_mem(&m);
-    CHECK(pprof_write_gzip(counts, NTABLE, NULL, &opt, &sink) == 0, "delta");
+    CHECK(pprof_write_gzip(counts, NTABLE, NULL, &opt, &sink) == 0, "delta %d", k);
     CHECK(c.now == 0, "%zu bytes left allocated", c.now);
     Profile *p = decode(&m);
     check_shape(p, RATE, 0);
     CHECK(p->duration_nanos == 5000000000LL, "duration");
     check_samples(p, base, 3);
+    for (size_t s = 0; inuse_absolute && s < p->n_sample; s++)
+      CHECK(p->sample[s]->value[2] >= 0 && p->sample[s]->value[3] >= 0,
+            "delta_heap sample %zu: in-use %lld objects, %lld bytes", s,
+            (long long)p->sample[s]->value[2], (long long)p->sample[s]->value[3]);
     perftools__profiles__profile__free_unpacked(p, NULL);
     pprof_membuf_free(&m);
   }
-}
-
-/* godeltaprof's delta_heap: alloc_* less the base, inuse_* as now; a
- * bucket whose allocations all came before the base still shows its
- * in-use memory, and one with nothing new and nothing in use shows
- * nothing. */
-static void delta_heap_test(void) {
-  bucket_count_t base[3] = {
-      {table[0], 4, 1}, {table[3], 1000, 0}, {table[7], 1, 0}};
-  counter_t c;
-  prof_alloc_t a = counting(&c, -1);
-  pprof_options_t opt = {.rate = RATE, .time_nanos = 1,
-                         .duration_nanos = 15000000000LL, .base = base,
-                         .nbase = 3, .inuse_absolute = 1, .alloc = &a};
-  pprof_membuf_t m = {.alloc = &unit_heap};
-  pprof_sink_t sink = pprof_sink_mem(&m);
-  CHECK(pprof_write_gzip(counts, NTABLE, NULL, &opt, &sink) == 0, "delta_heap");
-  CHECK(c.now == 0, "%zu bytes left allocated", c.now);
-  Profile *p = decode(&m);
-  check_shape(p, RATE, 0);
-  inuse_absolute = 1;
-  check_samples(p, base, 3);
   inuse_absolute = 0;
-  for (size_t s = 0; s < p->n_sample; s++)
-    CHECK(p->sample[s]->value[2] >= 0 && p->sample[s]->value[3] >= 0,
-          "sample %zu: in-use %lld objects, %lld bytes: never negative here",
-          s, (long long)p->sample[s]->value[2],
-          (long long)p->sample[s]->value[3]);
-  perftools__profiles__profile__free_unpacked(p, NULL);
-  pprof_membuf_free(&m);
-  printf("ok: delta_heap: alloc_* since the base, inuse_* now\n");
+  printf("ok: deltas, and delta_heap's alloc_* since the base, inuse_* now\n");
 }
 
 /* ---- a symbol table (symtab.h) answered from a table ---- */
@@ -819,7 +800,6 @@ int main(int argc, char **argv) {
   make_table();
   table_test();
   delta_test();
-  delta_heap_test();
   symtab_test();
   text_test();
   failure_test();
