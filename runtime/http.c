@@ -64,6 +64,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <linux/sockios.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
@@ -97,8 +99,8 @@
 #define HELD_MAX (32u << 20)
 #define DRAIN_MS 2000
 #define DRAIN_MAX (64u << 10) /* bytes read and dropped at most */
-/* A response that has not moved for this long, while answers held are
- * over HELD_MAX, is given up for a new one (its client is not reading). */
+/* A response its client has taken nothing of for this long, while answers
+ * held are over HELD_MAX, is given up for a new one. */
 #define STALLED_MS 1000
 #define MAX_SECONDS 300
 #define TICK_MS 100 /* how soon http_stop is seen */
@@ -133,7 +135,8 @@ typedef struct conn {
   int pending;   /* it can move on without waiting (progress) */
   int eof;       /* the client has sent all it will */
   size_t drained; /* bytes dropped in DRAIN */
-  int64_t moved; /* ms: when the response last went out in part */
+  int64_t moved; /* ms: when the client last took part of the response */
+  size_t taken;  /* bytes of it the client had taken then */
   /* The response: head[0..head_len) then body[0..body_len). */
   char head[640];
   size_t head_len, body_len, sent;
@@ -184,6 +187,21 @@ static void conn_close(conn_t *c) {
 
 /* ---- responses ---- */
 
+/* Notes whether c's client has taken more of its answer since last seen
+ * (bytes sent less those the kernel still holds unacknowledged): a slow,
+ * steady reader behind a send buffer of megabytes leaves the server
+ * nothing to send for seconds, yet is not stalled. */
+static void note_taken(conn_t *c) {
+  int queued = 0;
+  if (!conn_ours(c) || ioctl(c->fd, SIOCOUTQ, &queued) != 0 || queued < 0)
+    return;
+  size_t taken = c->sent > (size_t)queued ? c->sent - (size_t)queued : 0;
+  if (taken > c->taken) {
+    c->taken = taken;
+    c->moved = now_ms();
+  }
+}
+
 /* Sends what is left of c's response without blocking: 1 when all of it
  * is sent, 0 when the socket is full, -1 when the client is gone. */
 static int flush(conn_t *c) {
@@ -209,7 +227,7 @@ static int flush(conn_t *c) {
     if (w <= 0)
       return -1;
     c->sent += (size_t)w;
-    c->moved = now_ms();
+    note_taken(c);
   }
   return 1;
 }
@@ -229,7 +247,7 @@ static void respond(conn_t *c, int status, const char *reason,
   c->head_len = n > 0 && (size_t)n < sizeof c->head ? (size_t)n : 0;
   if (c->head_only)
     c->body_len = 0; /* Content-Length says what a GET would get */
-  c->sent = 0;
+  c->sent = c->taken = 0;
   c->moved = now_ms();
   c->state = C_SEND;
   c->deadline = now_ms() + SEND_TIMEOUT_MS;
@@ -366,17 +384,21 @@ static void reply_profile(conn_t *c, int rc, const char *name, int text) {
 }
 
 /* Whether another profile may be made: the answers being sent hold under
- * HELD_MAX, once those whose clients stopped reading (nothing sent for
+ * HELD_MAX, once those whose clients stopped reading (nothing taken for
  * STALLED_MS) are given up, the longest stalled first. */
 static int room_for_answer(void) {
   while (held > HELD_MAX) {
     conn_t *worst = NULL;
     int64_t now = now_ms();
-    for (int i = 0; i < CONNS_MAX; i++)
-      if (conns[i].state == C_SEND && conns[i].profile.cap > 0 &&
-          now - conns[i].moved >= STALLED_MS &&
-          (worst == NULL || conns[i].moved < worst->moved))
-        worst = &conns[i];
+    for (int i = 0; i < CONNS_MAX; i++) {
+      conn_t *c = &conns[i];
+      if (c->state != C_SEND || c->profile.cap == 0)
+        continue;
+      note_taken(c); /* a reader the send buffer hides is still reading */
+      if (now - c->moved >= STALLED_MS &&
+          (worst == NULL || c->moved < worst->moved))
+        worst = c;
+    }
     if (worst == NULL)
       return 0;
     conn_close(worst);
@@ -398,13 +420,14 @@ static void serve_profile(conn_t *c, const request_t *rq, heapprof_kind_t kind) 
   if (seconds > 0 && (debug != 0 || kind == HEAPPROF_PEAK))
     return reply_error(c, 400, "Bad Request",
                        "seconds= needs the proto form of heap or allocs");
-  if (!room_for_answer())
+  c->profile = (pprof_membuf_t){.alloc = &pipeline_heap};
+  if (seconds == 0 && !room_for_answer())
     return reply_error(c, 503, "Service Unavailable",
                        "too many answers are waiting to be read; try again later");
-  c->profile = (pprof_membuf_t){.alloc = &pipeline_heap};
   if (seconds == 0)
     return reply_profile(c, pipeline_body(kind, debug != 0, &c->profile),
                          kind_name(kind), debug != 0);
+  /* A window holds a snapshot, not an answer, until it closes. */
   if (windows_open >= WINDOWS_MAX)
     return reply_error(c, 503, "Service Unavailable",
                        "too many ?seconds= windows open; try again later");
