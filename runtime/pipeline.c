@@ -363,25 +363,36 @@ void pipeline_window_drop(pipeline_window_t *w) {
   hp_own_end(&hp_self, own);
 }
 
+/* The gzipped profile of the buckets now less `base` (NULL: none), over
+ * the window since `since_ns` (monotonic), into `body`. The snapshot of
+ * now goes to `*keep` when the profile was made and `keep` is not NULL
+ * (delta_heap's next base), else it is freed. dump_lock held. */
+static int emit_delta(heapprof_kind_t kind, const bucket_snapshot_t *base,
+                      int64_t since_ns, int inuse_absolute,
+                      pprof_membuf_t *body, bucket_snapshot_t *keep) {
+  bucket_snapshot_t now;
+  pprof_sink_t sink = pprof_sink_mem(body);
+  if (bucket_snapshot(&pipeline_heap, 0, &now) != 0)
+    return -1;
+  int rc = encode(kind, &now, base, mono_ns() - since_ns, inuse_absolute,
+                  &sink);
+  int err = errno;
+  if (rc == 0 && keep != NULL)
+    *keep = now;
+  else
+    bucket_snapshot_free(&pipeline_heap, &now);
+  errno = err;
+  return rc;
+}
+
 int pipeline_window_close(pipeline_window_t *w, heapprof_kind_t kind,
                           pprof_membuf_t *body) {
   dump_t d;
   int rc = -1;
-  if (kind != HEAPPROF_HEAP && kind != HEAPPROF_ALLOCS) {
+  if (kind != HEAPPROF_HEAP && kind != HEAPPROF_ALLOCS)
     errno = EINVAL;
-  } else if (dump_begin(&d) == 0) {
-    bucket_snapshot_t after;
-    pprof_sink_t sink = pprof_sink_mem(body);
-    rc = bucket_snapshot(&pipeline_heap, 0, &after);
-    if (rc == 0) {
-      rc = encode(kind, &after, &w->before, mono_ns() - w->opened_ns, 0,
-                  &sink);
-      int err = errno;
-      bucket_snapshot_free(&pipeline_heap, &after);
-      errno = err;
-    }
-    rc = dump_end(&d, rc);
-  }
+  else if (dump_begin(&d) == 0)
+    rc = dump_end(&d, emit_delta(kind, &w->before, w->opened_ns, 0, body, NULL));
   int err = errno;
   pipeline_window_drop(w);
   errno = err;
@@ -392,25 +403,18 @@ int pipeline_delta_heap(pprof_membuf_t *body, int advance) {
   dump_t d;
   if (dump_begin(&d) != 0)
     return -1;
-  bucket_snapshot_t now;
-  pprof_sink_t sink = pprof_sink_mem(body);
-  int rc = bucket_snapshot(&pipeline_heap, 0, &now);
-  if (rc == 0) {
-    int64_t at = mono_ns(), since = delta_prev.counts != NULL ? delta_prev_ns
-                                                               : started_ns;
-    rc = encode(HEAPPROF_HEAP, &now,
-                delta_prev.counts != NULL ? &delta_prev : NULL, at - since, 1,
-                &sink);
-    int err = errno;
-    /* Only an answer made moves the base on: a failed one leaves the
-     * next to cover its window too. */
-    advance = advance && rc == 0;
-    bucket_snapshot_free(&pipeline_heap, advance ? &delta_prev : &now);
-    if (advance) {
-      delta_prev = now;
-      delta_prev_ns = at;
-    }
-    errno = err;
+  /* Only an answer made (and taken: not a HEAD) moves the base on: a
+   * failed one leaves the next to cover its window too. */
+  bucket_snapshot_t next = {0};
+  int64_t at = mono_ns();
+  int first = delta_prev.counts == NULL;
+  int rc = emit_delta(HEAPPROF_HEAP, first ? NULL : &delta_prev,
+                      first ? started_ns : delta_prev_ns, 1, body,
+                      advance ? &next : NULL);
+  if (rc == 0 && advance) {
+    bucket_snapshot_free(&pipeline_heap, &delta_prev);
+    delta_prev = next;
+    delta_prev_ns = at;
   }
   return dump_end(&d, rc);
 }
