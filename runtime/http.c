@@ -537,6 +537,7 @@ static struct {
   sem_t ready; /* posted once the thread knows whether it serves */
   ino_t ino;   /* the socket's inode: checked where the table is shared */
   int lfd, claim_fd;   /* the listening socket, the port's claim (or -1) */
+  _Atomic int shared;  /* the thread shares the program's table */
   ino_t claim_ino;
   int any_port; /* port 0 asked for: the one picked is printed */
   _Atomic int quit; /* http_stop asks the thread to end */
@@ -950,6 +951,7 @@ static void close_sockets(void) {
 static void *serve(void *arg) {
   (void)arg;
   start.lfd = start.claim_fd = -1;
+  atomic_store(&start.shared, !fdtable_is_private());
   int lfd = start.lfd = open_listener();
   sem_post(&start.ready);
   if (lfd >= 0)
@@ -1008,22 +1010,28 @@ void http_restart(void) {
 
 /* A forked child does not serve: the thread stayed with the parent. */
 /* Where the thread shared the program's table, the child holds copies of
- * its sockets: they are closed here, so that a connection ends when the
- * parent ends it and a child that does not serve does not keep the port.
- * In a private table those numbers are not the child's: the checks by
- * inode find them foreign and leave them. Memory the connections held is
- * left (a few KiB): freeing in a fork handler is not worth the risk. */
+ * its sockets: they are closed here (each checked by inode first), so
+ * that a connection ends when the parent ends it and a child that does
+ * not serve does not keep the port. In a private table those numbers
+ * were never the child's: nothing to close, no system call made. Memory
+ * the connections held is left (a few KiB): freeing in a fork handler is
+ * not worth the risk. errno is the program's, kept. */
 void http_fork_child(void) {
   atomic_store(&start.up, 0);
-  for (int i = 0; i < CONNS_MAX; i++)
-    if (conns[i].state != C_FREE && socket_is(conns[i].fd, conns[i].ino))
-      close(conns[i].fd);
+  if (atomic_load(&start.shared)) {
+    int saved = errno;
+    for (int i = 0; i < CONNS_MAX; i++)
+      if (conns[i].state != C_FREE && socket_is(conns[i].fd, conns[i].ino))
+        close(conns[i].fd);
+    if (socket_is(start.lfd, start.ino))
+      close(start.lfd);
+    if (socket_is(start.claim_fd, start.claim_ino))
+      close(start.claim_fd);
+    errno = saved;
+  }
   memset(conns, 0, sizeof conns);
   windows_open = 0;
   held = 0;
-  if (socket_is(start.lfd, start.ino))
-    close(start.lfd);
-  if (socket_is(start.claim_fd, start.claim_ino))
-    close(start.claim_fd);
   start.lfd = start.claim_fd = -1;
+  atomic_store(&start.shared, 0);
 }

@@ -184,3 +184,9 @@ proc_dir(dir proc-sigview contract_proc_sigview)
 proc_exe(proc_api_errno proc_api_errno.c heapprof)
 heapprof_test_variant(contract_proc_api_errno proc_api_errno
   ENV "HEAPPROF_RATE=1" LABELS contract)
+
+# A forked child keeps its parent's errno (the HTTP server's fork handler
+# used to leave fstat's EBADF there).
+proc_exe(proc_fork_errno proc_fork_errno.c)
+heapprof_test_variant(contract_proc_fork_errno proc_fork_errno
+  ENV "${PRELOAD};HEAPPROF_HTTP=127.0.0.1:0;HEAPPROF_RATE=4096" LABELS contract)
