@@ -155,14 +155,22 @@ static conn_t conns[CONNS_MAX];
 static int windows_open;
 static size_t held; /* bytes of profiles in answers being sent */
 
-/* Whether c's descriptor is still the socket accepted. Only a thread that
- * shares the program's table (unshare refused) needs to ask: the program
- * may have closed that number and opened something of its own there. */
-static int conn_ours(const conn_t *c) {
+/* Whether `fd` is the socket with inode `ino`. */
+static int socket_is(int fd, ino_t ino) {
   struct stat st;
-  return fdtable_is_private() || (fstat(c->fd, &st) == 0 &&
-                                  S_ISSOCK(st.st_mode) && st.st_ino == c->ino);
+  return fd >= 0 && fstat(fd, &st) == 0 && S_ISSOCK(st.st_mode) &&
+         st.st_ino == ino;
 }
+
+/* Whether `fd` is still the socket heapprof made (inode `ino`) and may be
+ * used. Only a thread that shares the program's table (unshare refused)
+ * needs to ask: the program may have closed that number and opened
+ * something of its own there. */
+static int ours(int fd, ino_t ino) {
+  return fdtable_is_private() || socket_is(fd, ino);
+}
+
+static int conn_ours(const conn_t *c) { return ours(c->fd, c->ino); }
 
 static void release_body(conn_t *c) {
   held -= c->profile.cap;
@@ -545,15 +553,6 @@ static struct {
   spawned_t thread;
 } start = {.lfd = -1, .claim_fd = -1};
 
-/* Whether `fd` is still our listening socket. Only a thread that shares
- * the program's table needs to ask (unshare refused): the program may have
- * closed that number and opened something else there. */
-static int still_ours(int fd) {
-  struct stat st;
-  return fdtable_is_private() ||
-         (fstat(fd, &st) == 0 && S_ISSOCK(st.st_mode) && st.st_ino == start.ino);
-}
-
 
 /* ---- reading requests ---- */
 
@@ -656,15 +655,14 @@ static void finish(conn_t *c) {
     c->state = C_HEAD;
     c->deadline = now_ms() + HEAD_TIMEOUT_MS;
     c->pending = 1;
+  } else if (c->eof) {
+    conn_close(c); /* answered all it asked, and gone */
   } else {
     free(c->in); /* an idle connection keeps no buffer */
     c->in = NULL;
     c->in_cap = 0;
-    c->state = c->eof ? C_FREE : C_IDLE;
-    if (c->eof)
-      conn_close(c);
-    else
-      c->deadline = now_ms() + IDLE_TIMEOUT_MS;
+    c->state = C_IDLE;
+    c->deadline = now_ms() + IDLE_TIMEOUT_MS;
   }
 }
 
@@ -717,10 +715,10 @@ static void expire(conn_t *c) {
 
 /* ---- the loop ---- */
 
-/* Closes a connection that has nothing more to answer, for a new one: one
+/* Closes a spare connection (nothing more to answer) for a new one: one
  * being drained after its last answer, else the idle one that has waited
  * longest. Its slot, or NULL when every slot is answering. */
-static conn_t *reclaim_idle(void) {
+static conn_t *reclaim_spare(void) {
   conn_t *oldest = NULL;
   for (int pass = 0; pass < 2 && oldest == NULL; pass++)
     for (int i = 0; i < CONNS_MAX; i++)
@@ -736,7 +734,7 @@ static conn_t *free_slot(void) {
   for (int i = 0; i < CONNS_MAX; i++)
     if (conns[i].state == C_FREE)
       return &conns[i];
-  return reclaim_idle();
+  return reclaim_spare();
 }
 
 /* Every slot is busy with a request: this connection is told so at once
@@ -801,7 +799,7 @@ static void serve_loop(int lfd) {
   conn_t *who[CONNS_MAX + 1];
   int64_t accept_again = 0; /* short of descriptors: wait till then */
   while (!atomic_load(&start.quit)) {
-    if (!still_ours(lfd)) {
+    if (!ours(lfd, start.ino)) {
       config_warn("heapprof: the program closed the /debug/pprof socket "
                   "(descriptor %d); no HTTP server from now on", lfd);
       break;
@@ -926,14 +924,6 @@ static int open_listener(void) {
   note_served(fd);
   claim_port(served_port);
   return fd;
-}
-
-/* Whether `fd` is the socket with inode `ino`: where the table is shared,
- * a number is closed only after that check. */
-static int socket_is(int fd, ino_t ino) {
-  struct stat st;
-  return fd >= 0 && fstat(fd, &st) == 0 && S_ISSOCK(st.st_mode) &&
-         st.st_ino == ino;
 }
 
 /* The sockets the thread holds: in a private table they go with the
