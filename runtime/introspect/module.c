@@ -135,6 +135,13 @@ bool module_image_line(module_image_t *im, uint64_t addr, const char **file,
          srclines_find(im->lines, addr - im->bias, file, comp_dir, line);
 }
 
+size_t module_image_chain(module_image_t *im, uint64_t addr,
+                          srcline_frame_t *out, size_t max) {
+  return im->has_bias && im->lines != NULL
+             ? srclines_chain(im->lines, addr - im->bias, out, max)
+             : 0;
+}
+
 bool module_image_stale(const module_image_t *im, uint64_t *nchecked) {
   const elfopen_stamp_t *alt_stamp = NULL;
   const char *alt = im->lines ? srclines_alt_file(im->lines, &alt_stamp) : NULL;

@@ -21,6 +21,7 @@
 #include <stdint.h>
 
 #include "buildid.h"
+#include "srclines.h"
 
 typedef struct module_image module_image_t;
 
@@ -52,6 +53,11 @@ const char *module_image_function(const module_image_t *im, uint64_t addr);
 /* Source position of `addr` (a memory address), as srclines_find(). */
 bool module_image_line(module_image_t *im, uint64_t addr, const char **file,
                        const char **comp_dir, int *line);
+
+/* The inline chain at `addr` (a memory address), as srclines_chain; 0
+ * when the module has no DWARF covering it. */
+size_t module_image_chain(module_image_t *im, uint64_t addr,
+                          srcline_frame_t *out, size_t max);
 
 /* Whether a file `im` holds an image of (the object, its separate debug
  * file, the dwz file) was written in place since it was opened

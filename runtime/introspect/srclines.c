@@ -4,6 +4,12 @@
  * Invariants: `runs` is sorted by start and, once built, never changes; a
  * CU's function index, once built, never changes; Dwarf_Die values kept
  * here point into dw or alt, which live until srclines_free().
+ *
+ * An inline chain is found from the concrete function holding pc (the
+ * CU's function index) by descending its DIE tree: at each level, the one
+ * child scope (inlined subroutine, lexical block) whose ranges hold pc.
+ * Only the siblings on that path are read, each skipped by its
+ * DW_AT_sibling, never the whole CU as dwarf_getscopes does.
  */
 #include "srclines.h"
 
@@ -65,6 +71,10 @@ struct srclines {
   Dwarf_Addr last_end; /* end of the last address range */
   struct cu_index *cus;
   size_t ncus_slots, ncus;
+  /* srclines_chain's scratch: the inlined calls at one pc, outermost
+   * first. Grows to the deepest chain seen, then is reused. */
+  Dwarf_Die *chain;
+  size_t chain_cap;
 };
 
 /* ---- opening ---------------------------------------------------------- */
@@ -109,6 +119,7 @@ void srclines_free(srclines_t *d) {
     free(d->cus[i].ranges);
   free(d->cus);
   free(d->runs);
+  free(d->chain);
   dwarf_end(d->dw);
   dwarf_end(d->alt);
   if (d->alt_elf != NULL)
@@ -286,23 +297,48 @@ static bool outermost_inlined(Dwarf_Die *scope, Dwarf_Addr pc, Dwarf_Die *out) {
   return false;
 }
 
-/* Where the inlined subroutine `inl` was called from, as file:line. */
-static void call_site(Dwarf_Die *inl, const char **file, int *line) {
+/* The source files of the unit holding `die` (its call_file numbers one
+ * of them); NULL if it has none. */
+static Dwarf_Files *unit_files(Dwarf_Die *die, size_t *nfiles) {
+  Dwarf_Die unit;
+  Dwarf_Files *files;
+  if (dwarf_diecu(die, &unit, NULL, NULL) == NULL ||
+      dwarf_getsrcfiles(&unit, &files, nfiles) != 0)
+    return NULL;
+  return files;
+}
+
+/* Where the inlined subroutine `inl` was called from, in the unit whose
+ * source files are `files`: *file NULL and *line 0 where DWARF does not
+ * say. */
+static void call_position(Dwarf_Die *inl, Dwarf_Files *files, size_t nfiles,
+                          const char **file, int *line) {
   Dwarf_Attribute attr;
   Dwarf_Word file_index, call_line;
-  Dwarf_Die cu;
-  Dwarf_Files *files;
-  size_t nfiles;
-  if (dwarf_formudata(dwarf_attr(inl, DW_AT_call_file, &attr), &file_index) ||
-      dwarf_formudata(dwarf_attr(inl, DW_AT_call_line, &attr), &call_line) ||
-      dwarf_diecu(inl, &cu, NULL, NULL) == NULL ||
-      dwarf_getsrcfiles(&cu, &files, &nfiles) || file_index >= nfiles ||
-      call_line > INT_MAX)
-    return;
-  const char *call_file = dwarf_filesrc(files, file_index, NULL, NULL);
-  if (call_file != NULL) {
-    *file = call_file;
+  *file = NULL;
+  *line = 0;
+  if (files != NULL &&
+      dwarf_formudata(dwarf_attr(inl, DW_AT_call_file, &attr), &file_index) ==
+          0 &&
+      file_index < nfiles)
+    *file = dwarf_filesrc(files, file_index, NULL, NULL);
+  if (dwarf_formudata(dwarf_attr(inl, DW_AT_call_line, &attr), &call_line) ==
+          0 &&
+      call_line <= INT_MAX)
     *line = (int)call_line;
+}
+
+/* Where the inlined subroutine `inl` was called from, as file:line; left
+ * as they are unless DWARF gives both. */
+static void call_site(Dwarf_Die *inl, const char **file, int *line) {
+  size_t nfiles;
+  Dwarf_Files *files = unit_files(inl, &nfiles);
+  const char *call_file;
+  int call_line;
+  call_position(inl, files, nfiles, &call_file, &call_line);
+  if (call_file != NULL && call_line != 0) {
+    *file = call_file;
+    *line = call_line;
   }
 }
 
@@ -321,6 +357,130 @@ static void outer_call_site(srclines_t *d, Dwarf_Die *cu, Dwarf_Addr pc,
   if (ci != NULL && function_die(d, ci, pc, &fn) &&
       outermost_inlined(&fn, pc, &inl))
     call_site(&inl, file, line);
+}
+
+/* ---- inline chains ---------------------------------------------------- */
+
+/* The DIEs whose code an inlined call or a nested function can sit in. */
+static bool holds_code(int tag) {
+  return tag == DW_TAG_inlined_subroutine || tag == DW_TAG_lexical_block ||
+         tag == DW_TAG_subprogram || tag == DW_TAG_try_block ||
+         tag == DW_TAG_catch_block;
+}
+
+/* Moves *die along its siblings (itself first) to the one whose code
+ * holds pc; false if none does. */
+static bool sibling_at(Dwarf_Die *die, Dwarf_Addr pc) {
+  do {
+    if (holds_code(dwarf_tag(die)) && dwarf_haspc(die, pc) == 1)
+      return true;
+  } while (dwarf_siblingof(die, die) == 0);
+  return false;
+}
+
+static bool chain_reserve(srclines_t *d, size_t n) {
+  if (n < d->chain_cap)
+    return true;
+  size_t cap = d->chain_cap ? 2 * d->chain_cap : SRCLINES_MAX_FRAMES;
+  Dwarf_Die *grown = realloc(d->chain, cap * sizeof *grown);
+  if (grown == NULL)
+    return false;
+  d->chain = grown;
+  d->chain_cap = cap;
+  return true;
+}
+
+/* The inlined calls holding pc inside the concrete function *fn, into
+ * d->chain, outermost first; their number, or SIZE_MAX when memory runs
+ * out. A function nested in *fn whose code holds pc replaces it (the
+ * function index already names the innermost one; this is for DWARF
+ * where a nested function's range lies inside its parent's). */
+static size_t inlined_calls(srclines_t *d, Dwarf_Die *fn, Dwarf_Addr pc) {
+  size_t n = 0;
+  Dwarf_Die scope = *fn, child;
+  while (dwarf_child(&scope, &child) == 0 && sibling_at(&child, pc)) {
+    int tag = dwarf_tag(&child);
+    if (tag == DW_TAG_subprogram) {
+      *fn = child;
+      n = 0;
+    } else if (tag == DW_TAG_inlined_subroutine) {
+      if (!chain_reserve(d, n))
+        return SIZE_MAX;
+      d->chain[n++] = child;
+    }
+    scope = child;
+  }
+  return n;
+}
+
+/* The name of the function `die` is, or is an inlined call or concrete
+ * instance of: its linkage name if it has one. */
+static const char *function_name(Dwarf_Die *die) {
+  static const unsigned names[] = {DW_AT_linkage_name, DW_AT_MIPS_linkage_name,
+                                   DW_AT_name};
+  Dwarf_Attribute attr;
+  for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
+    const char *name =
+        dwarf_formstring(dwarf_attr_integrate(die, names[i], &attr));
+    if (name != NULL)
+      return name;
+  }
+  return NULL;
+}
+
+/* Fills `f`'s function and start line from `die`, keeping its position. */
+static void name_frame(srcline_frame_t *f, Dwarf_Die *die) {
+  int line;
+  f->function = function_name(die);
+  f->start_line = dwarf_decl_line(die, &line) == 0 && line > 0 ? line : 0;
+}
+
+/* Frames of the chain at pc inside `fn`, whose innermost position is
+ * `at` (the line table's); see srclines_chain. */
+static size_t chain_frames(srclines_t *d, Dwarf_Die *fn, Dwarf_Addr pc,
+                           srcline_frame_t at, srcline_frame_t *out,
+                           size_t max) {
+  size_t n = inlined_calls(d, fn, pc), nfiles = 0;
+  if (n == SIZE_MAX)
+    return 0;
+  Dwarf_Files *files = n > 0 ? unit_files(fn, &nfiles) : NULL;
+  size_t keep = n < max - 1 ? n : max - 1;
+  for (size_t k = 0; k < keep; k++) {
+    Dwarf_Die *inl = &d->chain[n - 1 - k];
+    out[k] = at;
+    name_frame(&out[k], inl);
+    call_position(inl, files, nfiles, &at.file, &at.line);
+  }
+  if (keep < n)
+    call_position(&d->chain[0], files, nfiles, &at.file, &at.line);
+  out[keep] = at;
+  name_frame(&out[keep], fn);
+  return keep + 1;
+}
+
+size_t srclines_chain(srclines_t *d, uint64_t pc, srcline_frame_t *out,
+                      size_t max) {
+  Dwarf_Die cu, fn;
+  Dwarf_Attribute attr;
+  if (max == 0 || !cu_at(d, pc, &cu))
+    return 0;
+  const struct cu_index *ci = cu_index_of(d, &cu);
+  bool in_function = ci != NULL && function_die(d, ci, pc, &fn);
+  Dwarf_Line *row = dwarf_getsrc_die(&cu, pc);
+  if (row == NULL && !in_function)
+    return 0;
+  srcline_frame_t at = {
+      .comp_dir = dwarf_formstring(dwarf_attr(&cu, DW_AT_comp_dir, &attr))};
+  if (row != NULL) {
+    at.file = dwarf_linesrc(row, NULL, NULL);
+    if (dwarf_lineno(row, &at.line) != 0 || at.line < 0)
+      at.line = 0;
+  }
+  if (!in_function) {
+    out[0] = at;
+    return 1;
+  }
+  return chain_frames(d, &fn, pc, at, out, max);
 }
 
 /* ---- lookup ----------------------------------------------------------- */
@@ -344,6 +504,7 @@ bool srclines_find(srclines_t *d, uint64_t pc, const char **file,
 size_t srclines_bytes(const srclines_t *d) {
   size_t bytes = sizeof *d + d->nruns * sizeof *d->runs +
                  d->ncus_slots * sizeof *d->cus +
+                 d->chain_cap * sizeof *d->chain +
                  (d->alt_path ? strlen(d->alt_path) + 1 : 0);
   for (size_t i = 0; i < d->ncus_slots; i++)
     if (d->cus[i].cu != 0)

@@ -4,9 +4,11 @@
  * built on first use (the CUs' address runs per object, the function
  * extents per CU), since a plain libdw walk rescans a whole CU each time.
  *
- * Inside inlined code the line is the call site in the function the
- * address's name belongs to (the outermost function, which the symbol
- * table names), so that name and line agree.
+ * Inside inlined code, srclines_find gives the call site in the function
+ * the address's name belongs to (the outermost function, which the symbol
+ * table names), so that name and line agree; srclines_chain gives the
+ * whole chain of inlined calls, one frame per function, as Go writes a
+ * Location's Lines.
  *
  * Keeps no descriptor: it reads Elf handles from elfopen.c, and installs
  * the dwz alternate file itself (dwarf_setalt) before libdw would open it
@@ -39,6 +41,42 @@ srclines_t *srclines_open(Elf *elf, const char *path);
  * the DWARF does not cover pc. */
 bool srclines_find(srclines_t *d, uint64_t pc, const char **file,
                    const char **comp_dir, int *line);
+
+/* One function's part in an address, as DWARF tells it. */
+typedef struct srcline_frame {
+  /* DW_AT_linkage_name (or DW_AT_MIPS_linkage_name), else DW_AT_name,
+   * following abstract_origin/specification (dwarf_attr_integrate); NULL
+   * if none. */
+  const char *function;
+  const char *file;     /* source file as DWARF names it; NULL if unknown */
+  const char *comp_dir; /* compilation directory of the CU, NULL if none */
+  int line;             /* 0 if unknown */
+  /* The function's DW_AT_decl_line (through abstract origin or
+   * specification); 0 if none. */
+  int start_line;
+} srcline_frame_t;
+
+#define SRCLINES_MAX_FRAMES 32
+
+/* The inline chain at `pc` (an address as the file numbers it), innermost
+ * first, as `addr2line -i` prints it:
+ * - out[0] is the innermost inlined function, at the line table's
+ *   file:line;
+ * - each next frame is the function the previous one was inlined into, at
+ *   the call site (DW_AT_call_file, DW_AT_call_line of the previous
+ *   frame's DW_TAG_inlined_subroutine);
+ * - the last frame is the concrete function (DW_TAG_subprogram) holding
+ *   the code: at the call site of the outermost inlined call, or at the
+ *   line table's file:line when nothing is inlined there.
+ * Lexical blocks are looked through; a function nested in another (GNU C)
+ * is a concrete function of its own. Returns the number of frames written
+ * (1..max), 0 when the DWARF does not cover pc or max is 0. A chain deeper
+ * than max keeps the innermost max-1 frames and the concrete function.
+ * Code that DWARF gives lines but no function (assembly) is one frame with
+ * a NULL function. Strings live as long as `d`. No malloc once the CU's
+ * indexes are built (srclines.c). */
+size_t srclines_chain(srclines_t *d, uint64_t pc, srcline_frame_t *out,
+                      size_t max);
 
 /* Bytes of memory held for this DWARF: the indexes (exact) and libdw's
  * own heap (estimated; see srclines.c). */
