@@ -5,11 +5,20 @@
  * CU's function index, once built, never changes; Dwarf_Die values kept
  * here point into dw or alt, which live until srclines_free().
  *
- * An inline chain is found from the concrete function holding pc (the
- * CU's function index) by descending its DIE tree: at each level, the one
- * child scope (inlined subroutine, lexical block) whose ranges hold pc.
- * Only the siblings on that path are read, each skipped by its
- * DW_AT_sibling, never the whole CU as dwarf_getscopes does.
+ * An inline chain is found in two steps: the CU's function index names
+ * the concrete function holding pc, then that function's inline tree (its
+ * inlined calls, their ranges and nesting, read from its DIEs once, on
+ * the first lookup inside it) gives the calls holding pc, outermost
+ * first. Only the frames kept are read from DWARF again (names, call
+ * sites). dwarf_getscopes is not used: it rescans the whole CU on every
+ * call, and past an inlined call it follows the abstract origin's
+ * parents, losing the functions the call was inlined into.
+ *
+ * Memory: per CU touched, 24 bytes per function range and 24 per
+ * function; per function looked into, 24 bytes per inlined call and 16
+ * per range of one (arrays grown by doubling). A C++ CU whose 10.8k
+ * inlined calls were all looked into held ~0.9 MB more than without
+ * (bench/symbolize_cost prints the totals).
  */
 #include "srclines.h"
 
@@ -44,18 +53,52 @@ struct cu_run {
   Dwarf_Off cu; /* offset of the CU's DIE */
 };
 
-/* One contiguous range of a concrete function DIE, in DWARF addresses. */
+/* One contiguous range of a concrete function, in DWARF addresses. */
 struct fn_range {
   Dwarf_Addr low, high;
-  uint64_t die; /* DIE offset << 1, | 1 when it lives in the alt file */
+  uint32_t fn; /* its function, in cu_index.fns */
 };
 
-/* The function extents of one CU, sorted by low; built on first use. */
+/* A concrete function (a DW_TAG_subprogram with code) and, once an
+ * address inside it was looked up, the tree of the calls inlined into it:
+ * nodes[first..end) of its CU's index. */
+struct fn_info {
+  uint64_t die; /* DIE offset << 1, | 1 when it lives in the alt file */
+  uint32_t first, end;
+  bool built;
+};
+
+/* An inlined call (DW_TAG_inlined_subroutine) in a function's tree, in
+ * preorder: the calls inlined into it are the nodes after it, up to
+ * `end`. Its code is inl_ranges[range..range+nranges). Lexical blocks are
+ * left out: their calls belong to the nearest enclosing call. */
+struct inl_node {
+  uint64_t die; /* as fn_info.die */
+  uint32_t range, nranges;
+  uint32_t end;
+};
+
+struct addr_range {
+  Dwarf_Addr low, high;
+};
+
+/*
+ * What is known of one CU: its functions' extents, sorted by low, built
+ * on first use; and the inline trees of the functions looked into, each
+ * built on the first lookup inside its function and kept. Each array
+ * grows by doubling; `*_cap` is its allocated length.
+ */
 struct cu_index {
   Dwarf_Off cu; /* key: offset of the CU's DIE; 0 = empty slot */
   size_t nlines;
   struct fn_range *ranges;
-  size_t nranges, cap;
+  size_t nranges, ranges_cap;
+  struct fn_info *fns;
+  size_t nfns, fns_cap;
+  struct inl_node *nodes;
+  size_t nnodes, nodes_cap;
+  struct addr_range *inl_ranges;
+  size_t ninl_ranges, inl_ranges_cap;
 };
 
 struct srclines {
@@ -72,10 +115,38 @@ struct srclines {
   struct cu_index *cus;
   size_t ncus_slots, ncus;
   /* srclines_chain's scratch: the inlined calls at one pc, outermost
-   * first. Grows to the deepest chain seen, then is reused. */
-  Dwarf_Die *chain;
+   * first, as indexes into the CU's nodes. Grows to the deepest chain
+   * seen, then is reused. */
+  uint32_t *chain;
   size_t chain_cap;
 };
+
+/* Makes room for `need` elements of `size` bytes in *array, which holds
+ * *cap; doubles it (from 16) when full. false when memory runs out. */
+static bool reserve(void *array, size_t *cap, size_t need, size_t size) {
+  if (need <= *cap)
+    return true;
+  size_t grown_cap = *cap ? *cap : 16;
+  while (grown_cap < need)
+    grown_cap *= 2;
+  if (grown_cap > UINT32_MAX)
+    return false; /* indexes are uint32_t */
+  void *grown = realloc(*(void **)array, grown_cap * size);
+  if (grown == NULL)
+    return false;
+  *(void **)array = grown;
+  *cap = grown_cap;
+  return true;
+}
+
+static uint64_t die_key(const srclines_t *d, Dwarf_Die *die) {
+  uint64_t in_alt = d->alt && dwarf_cu_getdwarf(die->cu) == d->alt;
+  return (uint64_t)dwarf_dieoffset(die) << 1 | in_alt;
+}
+
+static bool die_of(const srclines_t *d, uint64_t key, Dwarf_Die *out) {
+  return dwarf_offdie((key & 1) ? d->alt : d->dw, key >> 1, out) != NULL;
+}
 
 /* ---- opening ---------------------------------------------------------- */
 
@@ -115,8 +186,12 @@ srclines_t *srclines_open(Elf *elf, const char *path) {
 void srclines_free(srclines_t *d) {
   if (d == NULL)
     return;
-  for (size_t i = 0; i < d->ncus_slots; i++)
+  for (size_t i = 0; i < d->ncus_slots; i++) {
     free(d->cus[i].ranges);
+    free(d->cus[i].fns);
+    free(d->cus[i].nodes);
+    free(d->cus[i].inl_ranges);
+  }
   free(d->cus);
   free(d->runs);
   free(d->chain);
@@ -206,28 +281,22 @@ struct ranges_ctx {
   struct cu_index *ci;
 };
 
-static bool reserve_range(struct cu_index *ci) {
-  if (ci->nranges < ci->cap)
-    return true;
-  size_t cap = ci->cap ? 2 * ci->cap : 16;
-  struct fn_range *grown = realloc(ci->ranges, cap * sizeof *grown);
-  if (grown == NULL)
-    return false;
-  ci->ranges = grown;
-  ci->cap = cap;
-  return true;
-}
-
-/* dwarf_getfuncs callback: records each range of a function with code. */
-static int add_function_ranges(Dwarf_Die *fn, void *arg) {
+/* dwarf_getfuncs callback: records a function with code, and its ranges. */
+static int add_function(Dwarf_Die *fn, void *arg) {
   struct ranges_ctx *c = arg;
+  struct cu_index *ci = c->ci;
   Dwarf_Addr base, low, high;
-  uint64_t in_alt = c->d->alt && dwarf_cu_getdwarf(fn->cu) == c->d->alt;
-  uint64_t die = (uint64_t)dwarf_dieoffset(fn) << 1 | in_alt;
+  uint32_t index = (uint32_t)ci->nfns;
   for (ptrdiff_t at = 0; (at = dwarf_ranges(fn, at, &base, &low, &high)) > 0;) {
-    if (!reserve_range(c->ci))
+    if (!reserve(&ci->ranges, &ci->ranges_cap, ci->nranges + 1,
+                 sizeof *ci->ranges))
       return DWARF_CB_ABORT;
-    c->ci->ranges[c->ci->nranges++] = (struct fn_range){low, high, die};
+    ci->ranges[ci->nranges++] = (struct fn_range){low, high, index};
+  }
+  if (ci->nranges > 0 && ci->ranges[ci->nranges - 1].fn == index) {
+    if (!reserve(&ci->fns, &ci->fns_cap, ci->nfns + 1, sizeof *ci->fns))
+      return DWARF_CB_ABORT;
+    ci->fns[ci->nfns++] = (struct fn_info){.die = die_key(c->d, fn)};
   }
   return DWARF_CB_OK;
 }
@@ -237,8 +306,9 @@ static int by_low(const void *a, const void *b) {
   return x->low < y->low ? -1 : x->low > y->low;
 }
 
-/* The function index of `cu`, built on first use; NULL on OOM. */
-static const struct cu_index *cu_index_of(srclines_t *d, Dwarf_Die *cu) {
+/* The index of `cu`, its function extents built on first use; NULL on
+ * OOM. */
+static struct cu_index *cu_index_of(srclines_t *d, Dwarf_Die *cu) {
   Dwarf_Off key = dwarf_dieoffset(cu);
   if (key == 0 || key == (Dwarf_Off)-1 ||
       (4 * (d->ncus + 1) > 3 * d->ncus_slots && !cus_grow(d)))
@@ -252,14 +322,15 @@ static const struct cu_index *cu_index_of(srclines_t *d, Dwarf_Die *cu) {
   if (dwarf_getsrclines(cu, &lines, &ci->nlines) != 0)
     ci->nlines = 0;
   struct ranges_ctx c = {d, ci};
-  dwarf_getfuncs(cu, add_function_ranges, &c, 0);
+  if (dwarf_getfuncs(cu, add_function, &c, 0) > 0)
+    ci->nranges = 0; /* out of memory: what was recorded may be partial */
   qsort(ci->ranges, ci->nranges, sizeof *ci->ranges, by_low);
   return ci;
 }
 
-/* The concrete function DIE whose code holds `pc`. */
-static bool function_die(const srclines_t *d, const struct cu_index *ci,
-                         Dwarf_Addr pc, Dwarf_Die *out) {
+/* The concrete function whose code holds `pc`: the innermost, when one is
+ * nested in another's range. NULL if none. */
+static struct fn_info *function_at(struct cu_index *ci, Dwarf_Addr pc) {
   size_t lo = 0, hi = ci->nranges;
   while (lo < hi) {
     size_t mid = lo + (hi - lo) / 2;
@@ -271,31 +342,96 @@ static bool function_die(const srclines_t *d, const struct cu_index *ci,
   for (size_t i = lo; i > 0 && lo - i < NESTED_LOOKBACK; i--) {
     const struct fn_range *r = &ci->ranges[i - 1];
     if (pc < r->high)
-      return dwarf_offdie((r->die & 1) ? d->alt : d->dw, r->die >> 1, out) !=
-             NULL;
+      return &ci->fns[r->fn];
   }
-  return false;
+  return NULL;
 }
 
-/* ---- inline call sites ------------------------------------------------ */
+/* ---- inline trees ----------------------------------------------------- */
 
-/* The outermost inlined call holding `pc` inside `scope`, looking through
- * lexical blocks. */
-static bool outermost_inlined(Dwarf_Die *scope, Dwarf_Addr pc, Dwarf_Die *out) {
+/* How deep the tree of one function may nest (inlined calls and lexical
+ * blocks); deeper DIEs are left out. Real code stays far below it. */
+#define MAX_NESTING 256
+
+/* Appends the inlined calls under `scope` to ci's tree, in preorder,
+ * looking through lexical blocks but not into nested functions (which
+ * are concrete functions of their own). false when memory runs out. */
+static bool add_inlined(const srclines_t *d, struct cu_index *ci,
+                        Dwarf_Die *scope, unsigned depth) {
   Dwarf_Die child;
-  if (dwarf_child(scope, &child) != 0)
-    return false;
+  if (depth == MAX_NESTING || dwarf_child(scope, &child) != 0)
+    return true;
   do {
     int tag = dwarf_tag(&child);
-    if ((tag != DW_TAG_inlined_subroutine && tag != DW_TAG_lexical_block) ||
-        dwarf_haspc(&child, pc) != 1)
+    if (tag == DW_TAG_lexical_block || tag == DW_TAG_try_block ||
+        tag == DW_TAG_catch_block) {
+      if (!add_inlined(d, ci, &child, depth + 1))
+        return false;
       continue;
-    *out = child;
-    return tag == DW_TAG_inlined_subroutine ||
-           outermost_inlined(&child, pc, out);
+    }
+    if (tag != DW_TAG_inlined_subroutine)
+      continue;
+    size_t at = ci->nnodes;
+    if (!reserve(&ci->nodes, &ci->nodes_cap, at + 1, sizeof *ci->nodes))
+      return false;
+    ci->nodes[at] = (struct inl_node){.die = die_key(d, &child),
+                                      .range = (uint32_t)ci->ninl_ranges};
+    ci->nnodes++;
+    Dwarf_Addr base, low, high;
+    for (ptrdiff_t r = 0; (r = dwarf_ranges(&child, r, &base, &low, &high)) > 0;
+         ci->nodes[at].nranges++) {
+      if (!reserve(&ci->inl_ranges, &ci->inl_ranges_cap, ci->ninl_ranges + 1,
+                   sizeof *ci->inl_ranges))
+        return false;
+      ci->inl_ranges[ci->ninl_ranges++] = (struct addr_range){low, high};
+    }
+    if (!add_inlined(d, ci, &child, depth + 1))
+      return false;
+    ci->nodes[at].end = (uint32_t)ci->nnodes;
   } while (dwarf_siblingof(&child, &child) == 0);
+  return true;
+}
+
+/* Builds fn's inline tree if it is not yet built; false when memory runs
+ * out (then nothing of it is kept). */
+static bool build_tree(const srclines_t *d, struct cu_index *ci,
+                       struct fn_info *fn) {
+  Dwarf_Die die;
+  if (fn->built)
+    return true;
+  size_t nodes = ci->nnodes, ranges = ci->ninl_ranges;
+  if (die_of(d, fn->die, &die) && !add_inlined(d, ci, &die, 0)) {
+    ci->nnodes = nodes;
+    ci->ninl_ranges = ranges;
+    return false;
+  }
+  fn->first = (uint32_t)nodes;
+  fn->end = (uint32_t)ci->nnodes;
+  fn->built = true;
+  return true;
+}
+
+static bool node_holds(const struct cu_index *ci, const struct inl_node *node,
+                       Dwarf_Addr pc) {
+  const struct addr_range *r = &ci->inl_ranges[node->range];
+  for (uint32_t i = 0; i < node->nranges; i++)
+    if (r[i].low <= pc && pc < r[i].high)
+      return true;
   return false;
 }
+
+/* The outermost inlined call in fn's tree holding pc, or NULL; each next
+ * one by inner_call(). */
+static const struct inl_node *inner_call(const struct cu_index *ci,
+                                         uint32_t first, uint32_t end,
+                                         Dwarf_Addr pc) {
+  for (uint32_t i = first; i < end; i = ci->nodes[i].end)
+    if (node_holds(ci, &ci->nodes[i], pc))
+      return &ci->nodes[i];
+  return NULL;
+}
+
+/* ---- frames ----------------------------------------------------------- */
 
 /* The source files of the unit holding `die` (its call_file numbers one
  * of them); NULL if it has none. */
@@ -328,91 +464,6 @@ static void call_position(Dwarf_Die *inl, Dwarf_Files *files, size_t nfiles,
     *line = (int)call_line;
 }
 
-/* Where the inlined subroutine `inl` was called from, as file:line; left
- * as they are unless DWARF gives both. */
-static void call_site(Dwarf_Die *inl, const char **file, int *line) {
-  size_t nfiles;
-  Dwarf_Files *files = unit_files(inl, &nfiles);
-  const char *call_file;
-  int call_line;
-  call_position(inl, files, nfiles, &call_file, &call_line);
-  if (call_file != NULL && call_line != 0) {
-    *file = call_file;
-    *line = call_line;
-  }
-}
-
-/*
- * The line table describes the innermost inlined body at `pc`, but the
- * frame is named after the symbol that physically holds it, the outermost
- * function. To keep name and line consistent, an address inside inlined
- * code is placed at the call site of its outermost inlined call, which is a
- * line of that function. (dwarf_getscopes() is no help: it stops at the
- * innermost inlined call and rescans the CU on every call.)
- */
-static void outer_call_site(srclines_t *d, Dwarf_Die *cu, Dwarf_Addr pc,
-                            const char **file, int *line) {
-  const struct cu_index *ci = cu_index_of(d, cu);
-  Dwarf_Die fn, inl;
-  if (ci != NULL && function_die(d, ci, pc, &fn) &&
-      outermost_inlined(&fn, pc, &inl))
-    call_site(&inl, file, line);
-}
-
-/* ---- inline chains ---------------------------------------------------- */
-
-/* The DIEs whose code an inlined call or a nested function can sit in. */
-static bool holds_code(int tag) {
-  return tag == DW_TAG_inlined_subroutine || tag == DW_TAG_lexical_block ||
-         tag == DW_TAG_subprogram || tag == DW_TAG_try_block ||
-         tag == DW_TAG_catch_block;
-}
-
-/* Moves *die along its siblings (itself first) to the one whose code
- * holds pc; false if none does. */
-static bool sibling_at(Dwarf_Die *die, Dwarf_Addr pc) {
-  do {
-    if (holds_code(dwarf_tag(die)) && dwarf_haspc(die, pc) == 1)
-      return true;
-  } while (dwarf_siblingof(die, die) == 0);
-  return false;
-}
-
-static bool chain_reserve(srclines_t *d, size_t n) {
-  if (n < d->chain_cap)
-    return true;
-  size_t cap = d->chain_cap ? 2 * d->chain_cap : SRCLINES_MAX_FRAMES;
-  Dwarf_Die *grown = realloc(d->chain, cap * sizeof *grown);
-  if (grown == NULL)
-    return false;
-  d->chain = grown;
-  d->chain_cap = cap;
-  return true;
-}
-
-/* The inlined calls holding pc inside the concrete function *fn, into
- * d->chain, outermost first; their number, or SIZE_MAX when memory runs
- * out. A function nested in *fn whose code holds pc replaces it (the
- * function index already names the innermost one; this is for DWARF
- * where a nested function's range lies inside its parent's). */
-static size_t inlined_calls(srclines_t *d, Dwarf_Die *fn, Dwarf_Addr pc) {
-  size_t n = 0;
-  Dwarf_Die scope = *fn, child;
-  while (dwarf_child(&scope, &child) == 0 && sibling_at(&child, pc)) {
-    int tag = dwarf_tag(&child);
-    if (tag == DW_TAG_subprogram) {
-      *fn = child;
-      n = 0;
-    } else if (tag == DW_TAG_inlined_subroutine) {
-      if (!chain_reserve(d, n))
-        return SIZE_MAX;
-      d->chain[n++] = child;
-    }
-    scope = child;
-  }
-  return n;
-}
-
 /* The name of the function `die` is, or is an inlined call or concrete
  * instance of: its linkage name if it has one. */
 static const char *function_name(Dwarf_Die *die) {
@@ -435,39 +486,64 @@ static void name_frame(srcline_frame_t *f, Dwarf_Die *die) {
   f->start_line = dwarf_decl_line(die, &line) == 0 && line > 0 ? line : 0;
 }
 
+/* ---- inline chains ---------------------------------------------------- */
+
+/* The inlined calls holding pc in fn, into d->chain, outermost first;
+ * their number, or SIZE_MAX when memory runs out. */
+static size_t inlined_calls(srclines_t *d, struct cu_index *ci,
+                            struct fn_info *fn, Dwarf_Addr pc) {
+  size_t n = 0;
+  if (!build_tree(d, ci, fn))
+    return SIZE_MAX;
+  for (const struct inl_node *call = inner_call(ci, fn->first, fn->end, pc);
+       call != NULL;
+       call = inner_call(ci, (uint32_t)(call - ci->nodes) + 1, call->end, pc)) {
+    if (!reserve(&d->chain, &d->chain_cap, n + 1, sizeof *d->chain))
+      return SIZE_MAX;
+    d->chain[n++] = (uint32_t)(call - ci->nodes);
+  }
+  return n;
+}
+
 /* Frames of the chain at pc inside `fn`, whose innermost position is
  * `at` (the line table's); see srclines_chain. */
-static size_t chain_frames(srclines_t *d, Dwarf_Die *fn, Dwarf_Addr pc,
+static size_t chain_frames(srclines_t *d, struct cu_index *ci,
+                           struct fn_info *fn, Dwarf_Addr pc,
                            srcline_frame_t at, srcline_frame_t *out,
                            size_t max) {
-  size_t n = inlined_calls(d, fn, pc), nfiles = 0;
-  if (n == SIZE_MAX)
+  Dwarf_Die fn_die, inl;
+  size_t n = inlined_calls(d, ci, fn, pc), nfiles = 0;
+  if (n == SIZE_MAX || !die_of(d, fn->die, &fn_die))
     return 0;
-  Dwarf_Files *files = n > 0 ? unit_files(fn, &nfiles) : NULL;
+  Dwarf_Files *files = n > 0 ? unit_files(&fn_die, &nfiles) : NULL;
   size_t keep = n < max - 1 ? n : max - 1;
   for (size_t k = 0; k < keep; k++) {
-    Dwarf_Die *inl = &d->chain[n - 1 - k];
+    if (!die_of(d, ci->nodes[d->chain[n - 1 - k]].die, &inl))
+      return 0;
     out[k] = at;
-    name_frame(&out[k], inl);
-    call_position(inl, files, nfiles, &at.file, &at.line);
+    name_frame(&out[k], &inl);
+    call_position(&inl, files, nfiles, &at.file, &at.line);
   }
-  if (keep < n)
-    call_position(&d->chain[0], files, nfiles, &at.file, &at.line);
+  if (keep < n) {
+    if (!die_of(d, ci->nodes[d->chain[0]].die, &inl))
+      return 0;
+    call_position(&inl, files, nfiles, &at.file, &at.line);
+  }
   out[keep] = at;
-  name_frame(&out[keep], fn);
+  name_frame(&out[keep], &fn_die);
   return keep + 1;
 }
 
 size_t srclines_chain(srclines_t *d, uint64_t pc, srcline_frame_t *out,
                       size_t max) {
-  Dwarf_Die cu, fn;
+  Dwarf_Die cu;
   Dwarf_Attribute attr;
   if (max == 0 || !cu_at(d, pc, &cu))
     return 0;
-  const struct cu_index *ci = cu_index_of(d, &cu);
-  bool in_function = ci != NULL && function_die(d, ci, pc, &fn);
+  struct cu_index *ci = cu_index_of(d, &cu);
+  struct fn_info *fn = ci != NULL ? function_at(ci, pc) : NULL;
   Dwarf_Line *row = dwarf_getsrc_die(&cu, pc);
-  if (row == NULL && !in_function)
+  if (row == NULL && fn == NULL)
     return 0;
   srcline_frame_t at = {
       .comp_dir = dwarf_formstring(dwarf_attr(&cu, DW_AT_comp_dir, &attr))};
@@ -476,11 +552,41 @@ size_t srclines_chain(srclines_t *d, uint64_t pc, srcline_frame_t *out,
     if (dwarf_lineno(row, &at.line) != 0 || at.line < 0)
       at.line = 0;
   }
-  if (!in_function) {
+  if (fn == NULL) {
     out[0] = at;
     return 1;
   }
-  return chain_frames(d, &fn, pc, at, out, max);
+  return chain_frames(d, ci, fn, pc, at, out, max);
+}
+
+/*
+ * The line table describes the innermost inlined body at `pc`, but the
+ * frame srclines_find describes is named after the symbol that physically
+ * holds it, the outermost function. To keep name and line consistent, an
+ * address inside inlined code is placed at the call site of its outermost
+ * inlined call, which is a line of that function; left as it is when
+ * DWARF does not give both its file and line.
+ */
+static void outer_call_site(srclines_t *d, Dwarf_Die *cu, Dwarf_Addr pc,
+                            const char **file, int *line) {
+  struct cu_index *ci = cu_index_of(d, cu);
+  struct fn_info *fn = ci != NULL ? function_at(ci, pc) : NULL;
+  Dwarf_Die inl;
+  if (fn == NULL || !build_tree(d, ci, fn))
+    return;
+  const struct inl_node *call = inner_call(ci, fn->first, fn->end, pc);
+  size_t nfiles;
+  Dwarf_Files *files;
+  const char *call_file;
+  int call_line;
+  if (call == NULL || !die_of(d, call->die, &inl) ||
+      (files = unit_files(&inl, &nfiles)) == NULL)
+    return;
+  call_position(&inl, files, nfiles, &call_file, &call_line);
+  if (call_file != NULL && call_line != 0) {
+    *file = call_file;
+    *line = call_line;
+  }
 }
 
 /* ---- lookup ----------------------------------------------------------- */
@@ -506,9 +612,14 @@ size_t srclines_bytes(const srclines_t *d) {
                  d->ncus_slots * sizeof *d->cus +
                  d->chain_cap * sizeof *d->chain +
                  (d->alt_path ? strlen(d->alt_path) + 1 : 0);
-  for (size_t i = 0; i < d->ncus_slots; i++)
-    if (d->cus[i].cu != 0)
-      bytes += d->cus[i].cap * sizeof *d->cus[i].ranges + CU_BYTES +
-               d->cus[i].nlines * LINE_ROW_BYTES;
+  for (size_t i = 0; i < d->ncus_slots; i++) {
+    const struct cu_index *ci = &d->cus[i];
+    if (ci->cu != 0)
+      bytes += ci->ranges_cap * sizeof *ci->ranges +
+               ci->fns_cap * sizeof *ci->fns +
+               ci->nodes_cap * sizeof *ci->nodes +
+               ci->inl_ranges_cap * sizeof *ci->inl_ranges + CU_BYTES +
+               ci->nlines * LINE_ROW_BYTES;
+  }
   return bytes + elfopen_heap_bytes(d->elf) + elfopen_heap_bytes(d->alt_elf);
 }
