@@ -65,6 +65,7 @@ struct fn_range {
 struct fn_info {
   uint64_t die; /* DIE offset << 1, | 1 when it lives in the alt file */
   uint32_t first, end;
+  uint32_t facts; /* its facts' index in cu_index.facts + 1; 0: not read */
   bool built;
 };
 
@@ -76,6 +77,15 @@ struct inl_node {
   uint64_t die; /* as fn_info.die */
   uint32_t range, nranges;
   uint32_t end;
+  uint32_t facts; /* as fn_info.facts */
+};
+
+/* What a frame needs of a function or inlined call's DIE, read from DWARF
+ * the first time a chain holds it: its function's name and start line,
+ * and for an inlined call, the call site. */
+struct frame_facts {
+  const char *function, *call_file;
+  int start_line, call_line;
 };
 
 struct addr_range {
@@ -99,6 +109,8 @@ struct cu_index {
   size_t nnodes, nodes_cap;
   struct addr_range *inl_ranges;
   size_t ninl_ranges, inl_ranges_cap;
+  struct frame_facts *facts;
+  size_t nfacts, facts_cap;
 };
 
 struct srclines {
@@ -191,6 +203,7 @@ void srclines_free(srclines_t *d) {
     free(d->cus[i].fns);
     free(d->cus[i].nodes);
     free(d->cus[i].inl_ranges);
+    free(d->cus[i].facts);
   }
   free(d->cus);
   free(d->runs);
@@ -422,9 +435,8 @@ static bool node_holds(const struct cu_index *ci, const struct inl_node *node,
 
 /* The outermost inlined call in fn's tree holding pc, or NULL; each next
  * one by inner_call(). */
-static const struct inl_node *inner_call(const struct cu_index *ci,
-                                         uint32_t first, uint32_t end,
-                                         Dwarf_Addr pc) {
+static struct inl_node *inner_call(struct cu_index *ci, uint32_t first,
+                                   uint32_t end, Dwarf_Addr pc) {
   for (uint32_t i = first; i < end; i = ci->nodes[i].end)
     if (node_holds(ci, &ci->nodes[i], pc))
       return &ci->nodes[i];
@@ -479,11 +491,30 @@ static const char *function_name(Dwarf_Die *die) {
   return NULL;
 }
 
-/* Fills `f`'s function and start line from `die`, keeping its position. */
-static void name_frame(srcline_frame_t *f, Dwarf_Die *die) {
+/* The facts of the DIE `key` (a function's or an inlined call's), read
+ * on first use into ci->facts, at *slot - 1. false when the DIE cannot be
+ * read or memory runs out. */
+static bool facts_of(const srclines_t *d, struct cu_index *ci, uint64_t key,
+                     uint32_t *slot, struct frame_facts *out) {
+  Dwarf_Die die;
+  size_t nfiles;
   int line;
-  f->function = function_name(die);
-  f->start_line = dwarf_decl_line(die, &line) == 0 && line > 0 ? line : 0;
+  if (*slot != 0) {
+    *out = ci->facts[*slot - 1];
+    return true;
+  }
+  if (!die_of(d, key, &die) ||
+      !reserve(&ci->facts, &ci->facts_cap, ci->nfacts + 1, sizeof *ci->facts))
+    return false;
+  *out = (struct frame_facts){.function = function_name(&die)};
+  out->start_line = dwarf_decl_line(&die, &line) == 0 && line > 0 ? line : 0;
+  if (dwarf_tag(&die) == DW_TAG_inlined_subroutine) {
+    Dwarf_Files *files = unit_files(&die, &nfiles);
+    call_position(&die, files, nfiles, &out->call_file, &out->call_line);
+  }
+  ci->facts[ci->nfacts++] = *out;
+  *slot = (uint32_t)ci->nfacts;
+  return true;
 }
 
 /* ---- inline chains ---------------------------------------------------- */
@@ -495,7 +526,7 @@ static size_t inlined_calls(srclines_t *d, struct cu_index *ci,
   size_t n = 0;
   if (!build_tree(d, ci, fn))
     return SIZE_MAX;
-  for (const struct inl_node *call = inner_call(ci, fn->first, fn->end, pc);
+  for (struct inl_node *call = inner_call(ci, fn->first, fn->end, pc);
        call != NULL;
        call = inner_call(ci, (uint32_t)(call - ci->nodes) + 1, call->end, pc)) {
     if (!reserve(&d->chain, &d->chain_cap, n + 1, sizeof *d->chain))
@@ -505,32 +536,44 @@ static size_t inlined_calls(srclines_t *d, struct cu_index *ci,
   return n;
 }
 
+/* Writes the frame of a DIE with facts `fx` at position `at`, and moves
+ * `at` to its call site (the next frame's position). */
+static void put_frame(srcline_frame_t *out, srcline_frame_t *at,
+                      const struct frame_facts *fx) {
+  *out = *at;
+  out->function = fx->function;
+  out->start_line = fx->start_line;
+  at->file = fx->call_file;
+  at->line = fx->call_line;
+}
+
 /* Frames of the chain at pc inside `fn`, whose innermost position is
  * `at` (the line table's); see srclines_chain. */
 static size_t chain_frames(srclines_t *d, struct cu_index *ci,
                            struct fn_info *fn, Dwarf_Addr pc,
                            srcline_frame_t at, srcline_frame_t *out,
                            size_t max) {
-  Dwarf_Die fn_die, inl;
-  size_t n = inlined_calls(d, ci, fn, pc), nfiles = 0;
-  if (n == SIZE_MAX || !die_of(d, fn->die, &fn_die))
+  struct frame_facts fx;
+  size_t n = inlined_calls(d, ci, fn, pc);
+  if (n == SIZE_MAX)
     return 0;
-  Dwarf_Files *files = n > 0 ? unit_files(&fn_die, &nfiles) : NULL;
   size_t keep = n < max - 1 ? n : max - 1;
   for (size_t k = 0; k < keep; k++) {
-    if (!die_of(d, ci->nodes[d->chain[n - 1 - k]].die, &inl))
+    struct inl_node *call = &ci->nodes[d->chain[n - 1 - k]];
+    if (!facts_of(d, ci, call->die, &call->facts, &fx))
       return 0;
-    out[k] = at;
-    name_frame(&out[k], &inl);
-    call_position(&inl, files, nfiles, &at.file, &at.line);
+    put_frame(&out[k], &at, &fx);
   }
-  if (keep < n) {
-    if (!die_of(d, ci->nodes[d->chain[0]].die, &inl))
+  if (keep < n) { /* cut: the concrete function is at its own line */
+    struct inl_node *outer = &ci->nodes[d->chain[0]];
+    if (!facts_of(d, ci, outer->die, &outer->facts, &fx))
       return 0;
-    call_position(&inl, files, nfiles, &at.file, &at.line);
+    at.file = fx.call_file;
+    at.line = fx.call_line;
   }
-  out[keep] = at;
-  name_frame(&out[keep], &fn_die);
+  if (!facts_of(d, ci, fn->die, &fn->facts, &fx))
+    return 0;
+  put_frame(&out[keep], &at, &fx);
   return keep + 1;
 }
 
@@ -571,21 +614,14 @@ static void outer_call_site(srclines_t *d, Dwarf_Die *cu, Dwarf_Addr pc,
                             const char **file, int *line) {
   struct cu_index *ci = cu_index_of(d, cu);
   struct fn_info *fn = ci != NULL ? function_at(ci, pc) : NULL;
-  Dwarf_Die inl;
+  struct frame_facts fx;
   if (fn == NULL || !build_tree(d, ci, fn))
     return;
-  const struct inl_node *call = inner_call(ci, fn->first, fn->end, pc);
-  size_t nfiles;
-  Dwarf_Files *files;
-  const char *call_file;
-  int call_line;
-  if (call == NULL || !die_of(d, call->die, &inl) ||
-      (files = unit_files(&inl, &nfiles)) == NULL)
-    return;
-  call_position(&inl, files, nfiles, &call_file, &call_line);
-  if (call_file != NULL && call_line != 0) {
-    *file = call_file;
-    *line = call_line;
+  struct inl_node *call = inner_call(ci, fn->first, fn->end, pc);
+  if (call != NULL && facts_of(d, ci, call->die, &call->facts, &fx) &&
+      fx.call_file != NULL && fx.call_line != 0) {
+    *file = fx.call_file;
+    *line = fx.call_line;
   }
 }
 
@@ -618,7 +654,8 @@ size_t srclines_bytes(const srclines_t *d) {
       bytes += ci->ranges_cap * sizeof *ci->ranges +
                ci->fns_cap * sizeof *ci->fns +
                ci->nodes_cap * sizeof *ci->nodes +
-               ci->inl_ranges_cap * sizeof *ci->inl_ranges + CU_BYTES +
+               ci->inl_ranges_cap * sizeof *ci->inl_ranges +
+               ci->facts_cap * sizeof *ci->facts + CU_BYTES +
                ci->nlines * LINE_ROW_BYTES;
   }
   return bytes + elfopen_heap_bytes(d->elf) + elfopen_heap_bytes(d->alt_elf);
