@@ -23,11 +23,25 @@
  * and how far the peak RSS rose during the phase (VmHWM, reset before
  * each phase through /proc/self/clear_refs; "n/a" where refused).
  * Whether libc's lines come from libc6-dbg shows in "with lines".
+ *
+ * Then inline chains (srclines_chain, the DWARF layer under the
+ * symbolizer), for a C object (libc, through libc6-dbg's debug file: 1.4k
+ * CUs) and a C++ one (symbolize_cxx.cpp: one CU with the libstdc++
+ * headers, built -O2 -g): ~10,000 distinct addresses taken evenly from
+ * each one's line-table rows (instruction starts inside code), in a
+ * shuffled order, as a dump's buckets would come. The first pass times
+ * every lookup, sorted by what it had to build: the first address in a CU
+ * (the CU's line table and function index, then the function's inline
+ * tree), the first in a function of a CU already indexed (its inline
+ * tree), the rest (nothing). Later passes are the steady state of a
+ * srclines kept between dumps, without the symbolizer's per-address cache
+ * in front. Memory: srclines_bytes (its own account) and the heap growth.
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <malloc.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -36,11 +50,22 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <elfutils/libdw.h>
+
+#include "buildid.h"
+#include "debuginfo.h"
+#include "elfopen.h"
+#include "elfsym.h"
+#include "srclines.h"
 #include "symbolizer.h"
+
+size_t symbolize_cxx_run(int n); /* symbolize_cxx.cpp, never called */
 
 #define NADDRS 10000
 #define STEADY_ROUNDS 5
 #define REFRESH_ROUNDS 2000
+#define NCHAIN 10000
+#define CHAIN_ROUNDS 5
 
 struct range {
   uint64_t start, end;
@@ -224,6 +249,212 @@ static struct refresh_cost refresh_alone(symbolizer_t *s) {
   return r;
 }
 
+/* ---- inline chains --------------------------------------------------- */
+
+/* A set of nonzero keys, for sorting lookups into first-in-CU and
+ * first-in-function. Returns whether `key` was in it; adds it. */
+struct key_set {
+  uint64_t *keys;
+  size_t cap; /* a power of two, at least twice the keys put in */
+};
+
+static bool seen(struct key_set *s, uint64_t key) {
+  size_t i = (key * 0x9e3779b97f4a7c15u) >> 20 & (s->cap - 1);
+  while (s->keys[i] != 0 && s->keys[i] != key)
+    i = (i + 1) & (s->cap - 1);
+  bool was = s->keys[i] == key;
+  s->keys[i] = key;
+  return was;
+}
+
+enum { FIRST_IN_CU, FIRST_IN_FUNCTION, WARM };
+
+struct chain_cost {
+  size_t npcs, nrows, frames, deepest;
+  size_t count[3];
+  double seconds[3];    /* first pass, per class */
+  double steady_s;      /* later passes: mean per pass */
+  size_t own_bytes;     /* srclines_bytes after */
+  long heap_delta;      /* heap growth over all passes */
+};
+
+static int by_value(const void *a, const void *b) {
+  uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+  return x < y ? -1 : x > y;
+}
+
+/* Distinct line-table addresses of `dw` whose rows are not empty, at most
+ * NCHAIN taken evenly, shuffled (fixed seed); their number. */
+static size_t chain_pcs(Dwarf *dw, uint64_t *pcs, size_t *nrows) {
+  size_t n = 0, cap = 0;
+  uint64_t *all = NULL;
+  Dwarf_Off off = 0, next;
+  size_t header;
+  while (dwarf_nextcu(dw, off, &next, &header, NULL, NULL, NULL) == 0) {
+    Dwarf_Die cu;
+    Dwarf_Lines *lines;
+    size_t nlines;
+    if (dwarf_offdie(dw, off + header, &cu) != NULL &&
+        dwarf_getsrclines(&cu, &lines, &nlines) == 0)
+      for (size_t i = 0; i + 1 < nlines; i++) {
+        Dwarf_Addr a, b;
+        bool end;
+        if (dwarf_lineendsequence(dwarf_onesrcline(lines, i), &end) != 0 ||
+            end || dwarf_lineaddr(dwarf_onesrcline(lines, i), &a) != 0 ||
+            dwarf_lineaddr(dwarf_onesrcline(lines, i + 1), &b) != 0 || b <= a)
+          continue;
+        if (n == cap && (all = realloc(all, (cap = cap ? 2 * cap : 4096) *
+                                                sizeof *all)) == NULL)
+          return 0;
+        all[n++] = a;
+      }
+    off = next;
+  }
+  qsort(all, n, sizeof *all, by_value);
+  size_t distinct = 0;
+  for (size_t i = 0; i < n; i++)
+    if (distinct == 0 || all[distinct - 1] != all[i])
+      all[distinct++] = all[i];
+  size_t take = distinct < NCHAIN ? distinct : NCHAIN;
+  for (size_t i = 0; i < take; i++)
+    pcs[i] = all[i * distinct / take];
+  uint64_t seed = 12345;
+  for (size_t i = take; i > 1; i--) {
+    seed = seed * 6364136223846793005u + 1442695040888963407u;
+    size_t j = (seed >> 33) % i;
+    uint64_t t = pcs[i - 1];
+    pcs[i - 1] = pcs[j];
+    pcs[j] = t;
+  }
+  free(all);
+  *nrows = distinct;
+  return take;
+}
+
+/* What each lookup will have to build, in the order given: its CU's
+ * index, its function's inline tree (the function named by the ELF
+ * symbol holding it, in its CU), or nothing. */
+static void classify(Dwarf *dw, Elf *elf, const uint64_t *pcs, size_t n,
+                     unsigned char *cls) {
+  elfsym_t syms;
+  size_t cap = 2;
+  while (cap < 2 * n)
+    cap *= 2;
+  struct key_set cus = {calloc(cap, sizeof(uint64_t)), cap};
+  struct key_set fns = {calloc(cap, sizeof(uint64_t)), cap};
+  elfsym_build(&syms, elf, NULL, 0);
+  for (size_t i = 0; i < n; i++) {
+    Dwarf_Die cu;
+    uint64_t cu_key =
+        dwarf_addrdie(dw, pcs[i], &cu) ? dwarf_dieoffset(&cu) + 1 : 1;
+    const char *fn = elfsym_function_at(&syms, pcs[i]);
+    uint64_t fn_key = (cu_key << 32) ^ (uint64_t)(uintptr_t)fn ^ 1;
+    bool cu_seen = seen(&cus, cu_key), fn_seen = seen(&fns, fn_key);
+    cls[i] = !cu_seen ? FIRST_IN_CU : !fn_seen ? FIRST_IN_FUNCTION : WARM;
+  }
+  elfsym_free(&syms);
+  free(cus.keys);
+  free(fns.keys);
+}
+
+static struct chain_cost chain_cost(Elf *elf, const char *path) {
+  struct chain_cost c = {0};
+  static uint64_t pcs[NCHAIN];
+  static unsigned char cls[NCHAIN];
+  Dwarf *dw = dwarf_begin_elf(elf, DWARF_C_READ, NULL);
+  if (dw == NULL)
+    return c;
+  c.npcs = chain_pcs(dw, pcs, &c.nrows);
+  classify(dw, elf, pcs, c.npcs, cls);
+  dwarf_end(dw);
+
+  size_t heap0 = heap_bytes();
+  srclines_t *d = srclines_open(elf, path);
+  if (d == NULL)
+    return c;
+  srcline_frame_t f[SRCLINES_MAX_FRAMES];
+  for (size_t i = 0; i < c.npcs; i++) {
+    double t0 = now_s();
+    size_t n = srclines_chain(d, pcs[i], f, SRCLINES_MAX_FRAMES);
+    c.seconds[cls[i]] += now_s() - t0;
+    c.count[cls[i]]++;
+    c.frames += n;
+    c.deepest = n > c.deepest ? n : c.deepest;
+  }
+  double t0 = now_s();
+  for (int r = 0; r < CHAIN_ROUNDS; r++)
+    for (size_t i = 0; i < c.npcs; i++)
+      srclines_chain(d, pcs[i], f, SRCLINES_MAX_FRAMES);
+  c.steady_s = (now_s() - t0) / CHAIN_ROUNDS;
+  c.own_bytes = srclines_bytes(d);
+  c.heap_delta = (long)(heap_bytes() - heap0);
+  srclines_free(d);
+  return c;
+}
+
+static void print_chain_cost(const char *label, const struct chain_cost *c) {
+  static const char *const names[] = {"first in a CU", "first in a function",
+                                      "rest"};
+  double first = c->seconds[0] + c->seconds[1] + c->seconds[2];
+  printf("%s: %zu addresses (of %zu rows), %.2f frames each (deepest %zu)\n",
+         label, c->npcs, c->nrows, c->npcs ? (double)c->frames / c->npcs : 0,
+         c->deepest);
+  for (int k = 0; k < 3; k++)
+    printf("  first pass, %-20s %6zu lookups %9.1f us each %9.1f ms in all\n",
+           names[k], c->count[k],
+           c->count[k] ? c->seconds[k] / c->count[k] * 1e6 : 0,
+           c->seconds[k] * 1e3);
+  printf("  first pass %.1f ms (%.2f us per address); steady (mean of %d) "
+         "%.1f ms (%.2f us per address)\n",
+         first * 1e3, c->npcs ? first / c->npcs * 1e6 : 0, CHAIN_ROUNDS,
+         c->steady_s * 1e3, c->npcs ? c->steady_s / c->npcs * 1e6 : 0);
+  printf("  srclines_bytes %.1f MB, heap +%.1f MB\n", c->own_bytes / 1048576.0,
+         c->heap_delta / 1048576.0);
+}
+
+/* The DWARF of the object holding `fn`: its own, or its debug file's;
+ * NULL (a line on stderr) if it has none. The path is left in `path`. */
+static Elf *dwarf_of(void *fn, char *path) {
+  Dl_info info;
+  buildid_t id;
+  elfopen_stamp_t stamp;
+  if (dladdr(fn, &info) == 0 || info.dli_fname == NULL)
+    return NULL;
+  Elf *elf = elfopen_file(info.dli_fname, NULL);
+  snprintf(path, PATH_MAX, "%s", info.dli_fname);
+  if (elf != NULL && elfopen_has_dwarf(elf))
+    return elf;
+  Elf *debug = NULL;
+  if (elf != NULL) {
+    buildid_of_elf(elf, &id);
+    debug = debuginfo_find(info.dli_fname, elf, &id, path, &stamp);
+    elf_end(elf);
+  }
+  if (debug == NULL)
+    fprintf(stderr, "symbolize_cost: no DWARF for %s\n", info.dli_fname);
+  return debug;
+}
+
+static void inline_chains(void) {
+  struct {
+    const char *label;
+    void *fn;
+  } objs[] = {{"C (libc, libc6-dbg)", (void *)printf},
+              {"C++ (symbolize_cxx.cpp)", (void *)symbolize_cxx_run}};
+  printf("\ninline chains (srclines_chain), ~%d addresses per object:\n",
+         NCHAIN);
+  elf_version(EV_CURRENT);
+  for (size_t k = 0; k < sizeof objs / sizeof *objs; k++) {
+    char path[PATH_MAX];
+    Elf *elf = dwarf_of(objs[k].fn, path);
+    if (elf == NULL)
+      continue;
+    struct chain_cost c = chain_cost(elf, path);
+    print_chain_cost(objs[k].label, &c);
+    elf_end(elf);
+  }
+}
+
 int main(void) {
   char exe[4096];
   ssize_t len = readlink("/proc/self/exe", exe, sizeof exe - 1);
@@ -295,5 +526,6 @@ int main(void) {
          alone.us, REFRESH_ROUNDS, alone.rebuilt, alone.files, alone.map_lines);
   if (first.pass.lined == 0)
     printf("note: no address got a line: is libc6-dbg installed?\n");
+  inline_chains();
   return 0;
 }

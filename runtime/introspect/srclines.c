@@ -134,11 +134,12 @@ struct srclines {
 };
 
 /* Makes room for `need` elements of `size` bytes in *array, which holds
- * *cap; doubles it (from 16) when full. false when memory runs out. */
+ * *cap; doubles it (from 4: most C CUs have a few functions, with a few
+ * inlined calls) when full. false when memory runs out. */
 static bool reserve(void *array, size_t *cap, size_t need, size_t size) {
   if (need <= *cap)
     return true;
-  size_t grown_cap = *cap ? *cap : 16;
+  size_t grown_cap = *cap ? *cap : 4;
   while (grown_cap < need)
     grown_cap *= 2;
   if (grown_cap > UINT32_MAX)
@@ -149,6 +150,15 @@ static bool reserve(void *array, size_t *cap, size_t need, size_t size) {
   *(void **)array = grown;
   *cap = grown_cap;
   return true;
+}
+
+/* Shrinks *array, which holds *cap elements, to its `n` used ones. */
+static void fit(void *array, size_t *cap, size_t n, size_t size) {
+  void *fitted = n > 0 && n < *cap ? realloc(*(void **)array, n * size) : NULL;
+  if (fitted != NULL) {
+    *(void **)array = fitted;
+    *cap = n;
+  }
 }
 
 static uint64_t die_key(const srclines_t *d, Dwarf_Die *die) {
@@ -338,6 +348,8 @@ static struct cu_index *cu_index_of(srclines_t *d, Dwarf_Die *cu) {
   if (dwarf_getfuncs(cu, add_function, &c, 0) > 0)
     ci->nranges = 0; /* out of memory: what was recorded may be partial */
   qsort(ci->ranges, ci->nranges, sizeof *ci->ranges, by_low);
+  fit(&ci->ranges, &ci->ranges_cap, ci->nranges, sizeof *ci->ranges);
+  fit(&ci->fns, &ci->fns_cap, ci->nfns, sizeof *ci->fns);
   return ci;
 }
 
