@@ -2,8 +2,9 @@
  * srclines — DWARF lines and inline call sites (see srclines.h).
  *
  * Invariants: `runs` is sorted by start and, once built, never changes; a
- * CU's function index, once built, never changes; Dwarf_Die values kept
- * here point into dw or alt, which live until srclines_free().
+ * CU's function extents, once built, never change, nor does a function's
+ * inline tree (facts are only added); the DIE offsets and strings kept
+ * here are dw's or alt's, which live until srclines_free().
  *
  * An inline chain is found in two steps: the CU's function index names
  * the concrete function holding pc, then that function's inline tree (its
@@ -14,11 +15,12 @@
  * call, and past an inlined call it follows the abstract origin's
  * parents, losing the functions the call was inlined into.
  *
- * Memory: per CU touched, 24 bytes per function range and 24 per
- * function; per function looked into, 24 bytes per inlined call and 16
- * per range of one (arrays grown by doubling). A C++ CU whose 10.8k
- * inlined calls were all looked into held ~0.9 MB more than without
- * (bench/symbolize_cost prints the totals).
+ * Memory, besides libdw's: per CU touched, 24 bytes per function range
+ * and 24 per function; per function looked into, 24 bytes per inlined
+ * call and 16 per range of one; 24 per DIE some chain returned (arrays
+ * grown by doubling). Measured (bench/symbolize_cost, 10k addresses):
+ * libc's 1380 CUs touched, 0.5 KiB each; symbolize_cxx.cpp's one C++ CU,
+ * 95 functions, 6.6k inlined calls, 4.8k DIEs returned: 0.65 MB.
  */
 #include "srclines.h"
 
