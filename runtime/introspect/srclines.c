@@ -236,26 +236,84 @@ const char *srclines_alt_file(const srclines_t *d,
 
 /* ---- which CU holds an address ---------------------------------------- */
 
-static void build_runs(srclines_t *d) {
+/* One address range of a CU. */
+struct cu_range {
+  Dwarf_Addr low, high;
+  Dwarf_Off cu; /* offset of the CU's DIE */
+};
+
+static int by_range_low(const void *a, const void *b) {
+  const struct cu_range *x = a, *y = b;
+  return x->low < y->low ? -1 : x->low > y->low;
+}
+
+/* The CUs' ranges as .debug_aranges lists them, in address order. Their
+ * number (0 without the section, or out of memory); *out is malloc'd. */
+static size_t aranges_of(Dwarf *dw, struct cu_range **out) {
   Dwarf_Aranges *aranges;
-  size_t n;
-  d->runs_built = true;
-  if (dwarf_getaranges(d->dw, &aranges, &n) != 0 || n == 0 ||
-      (d->runs = malloc(n * sizeof *d->runs)) == NULL)
-    return;
+  size_t n, kept = 0;
+  if (dwarf_getaranges(dw, &aranges, &n) != 0 || n == 0 ||
+      (*out = malloc(n * sizeof **out)) == NULL)
+    return 0;
   for (size_t i = 0; i < n; i++) {
     Dwarf_Addr addr;
     Dwarf_Word length;
     Dwarf_Off cu;
-    if (dwarf_getarangeinfo(dwarf_onearange(aranges, i), &addr, &length, &cu) !=
-        0)
-      continue;
-    if (d->nruns == 0 || d->runs[d->nruns - 1].cu != cu)
-      d->runs[d->nruns++] = (struct cu_run){addr, cu};
-    d->last_end = addr + length;
+    if (dwarf_getarangeinfo(dwarf_onearange(aranges, i), &addr, &length,
+                            &cu) == 0)
+      (*out)[kept++] = (struct cu_range){addr, addr + length, cu};
   }
-  struct cu_run *fit =
-      realloc(d->runs, (d->nruns ? d->nruns : 1) * sizeof *fit);
+  return kept;
+}
+
+/* The CUs' ranges as their DIEs give them (DW_AT_ranges, or low and high
+ * pc), sorted: for objects without .debug_aranges, which clang does not
+ * write unless asked (-gdwarf-aranges). One pass over the unit headers
+ * and CU DIEs. Their number (0 when out of memory); *out is malloc'd. */
+static size_t cu_die_ranges(Dwarf *dw, struct cu_range **out) {
+  size_t n = 0, cap = 0, header;
+  Dwarf_Off off = 0, next;
+  *out = NULL;
+  while (dwarf_nextcu(dw, off, &next, &header, NULL, NULL, NULL) == 0) {
+    Dwarf_Die cu;
+    Dwarf_Addr base, low, high;
+    if (dwarf_offdie(dw, off + header, &cu) != NULL)
+      for (ptrdiff_t at = 0;
+           (at = dwarf_ranges(&cu, at, &base, &low, &high)) > 0;) {
+        if (!reserve(out, &cap, n + 1, sizeof **out)) {
+          free(*out);
+          return 0;
+        }
+        (*out)[n++] = (struct cu_range){low, high, off + header};
+      }
+    off = next;
+  }
+  qsort(*out, n, sizeof **out, by_range_low);
+  return n;
+}
+
+/* The runs, from .debug_aranges or else from the CU DIEs: consecutive
+ * ranges of one CU make one run. */
+static void build_runs(srclines_t *d) {
+  struct cu_range *ranges = NULL;
+  size_t n = aranges_of(d->dw, &ranges);
+  d->runs_built = true;
+  if (n == 0) {
+    free(ranges);
+    n = cu_die_ranges(d->dw, &ranges);
+  }
+  if (n == 0 || (d->runs = malloc(n * sizeof *d->runs)) == NULL) {
+    free(ranges);
+    return;
+  }
+  for (size_t i = 0; i < n; i++) {
+    if (d->nruns == 0 || d->runs[d->nruns - 1].cu != ranges[i].cu)
+      d->runs[d->nruns++] = (struct cu_run){ranges[i].low, ranges[i].cu};
+    if (ranges[i].high > d->last_end)
+      d->last_end = ranges[i].high;
+  }
+  free(ranges);
+  struct cu_run *fit = realloc(d->runs, d->nruns * sizeof *fit);
   d->runs = fit ? fit : d->runs;
 }
 

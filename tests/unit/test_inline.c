@@ -30,6 +30,9 @@
  *    gives the CU's primary file (file 0) for rows that use DWARF 5 file
  *    1 as the line program's initial file, where libdw, readelf and
  *    objdump --dwarf=decodedline all give file 1.
+ * 5. The same chains from a copy without .debug_aranges, as clang writes
+ *    objects unless asked (-gdwarf-aranges): its CUs are found from their
+ *    DIEs.
  *
  * Usage: test_inline ADDR2LINE OBJCOPY (the build's binutils).
  * Exit 0 = pass; otherwise each failure is one line on stderr.
@@ -50,6 +53,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "elfopen.h"
 #include "module.h"
 #include "testlib.h"
 #undef CHECK /* symbols_check.h's CHECK counts a failure and goes on */
@@ -65,7 +69,15 @@ static const char *addr2line_tool, *objcopy_tool;
 
 static volatile uintptr_t alloc_return;
 
-__attribute__((noipa)) static void *record_alloc(size_t bytes) { /* @alloc */
+/* Kept out of line and unspecialised (no clone), so that the ELF symbol
+ * and the DWARF function are the ones named here. */
+#ifdef __clang__
+#define OUT_OF_LINE __attribute__((noinline))
+#else
+#define OUT_OF_LINE __attribute__((noipa))
+#endif
+
+OUT_OF_LINE static void *record_alloc(size_t bytes) { /* @alloc */
   alloc_return = (uintptr_t)__builtin_return_address(0); /* @alloc_body */
   return malloc(bytes);
 }
@@ -83,7 +95,7 @@ static inline char *make_node(size_t bytes) { /* @node */
   return p;
 }
 
-__attribute__((noipa)) char *build(size_t bytes) { /* @build */
+OUT_OF_LINE char *build(size_t bytes) { /* @build */
   char *p = make_node(bytes); /* @build_call */
   p[2] = 3;
   return p;
@@ -93,11 +105,12 @@ __attribute__((noipa)) char *build(size_t bytes) { /* @build */
 /* A GNU C nested function whose inlined call sits in lexical blocks: its
  * chain ends at the nested function, a concrete function of its own (its
  * code lies outside its parent's), as addr2line has it. */
-__attribute__((noipa)) char *build_nested(size_t bytes) {
-  __attribute__((noipa)) char *nested(size_t n) { /* @nested */
+OUT_OF_LINE char *build_nested(size_t bytes) {
+  OUT_OF_LINE char *nested(size_t n) { /* @nested */
     char *p = NULL;
     for (size_t i = 0; i < n % 3 + 1; i++) {
       size_t extra = n + i;
+      free(p);
       p = grow_buffer(extra); /* @nested_call */
       p[3] = (char)extra;
     }
@@ -536,6 +549,61 @@ static char *copy_without_symbols(void) {
   return status == 0 ? copy : NULL;
 }
 
+static bool has_section(Elf *elf, const char *name) {
+  size_t strndx;
+  GElf_Shdr sh;
+  if (elf_getshdrstrndx(elf, &strndx) != 0)
+    return false;
+  for (Elf_Scn *scn = NULL; (scn = elf_nextscn(elf, scn)) != NULL;) {
+    const char *s = gelf_getshdr(scn, &sh) ? elf_strptr(elf, strndx, sh.sh_name)
+                                           : NULL;
+    if (s != NULL && strcmp(s, name) == 0)
+      return true;
+  }
+  return false;
+}
+
+/* The chains srclines gives for `n` file addresses of a copy of the
+ * executable without .debug_aranges equal those of the executable. */
+static void check_without_aranges(module_image_t *im, uint64_t bias,
+                                  const uint64_t *addrs, size_t n) {
+  char copy[PATH_MAX];
+  snprintf(copy, sizeof copy, "%s/test_inline.noaranges", tl_tmpdir());
+  char *argv[] = {(char *)objcopy_tool, "--remove-section=.debug_aranges",
+                  exe, copy, NULL};
+  int status = tl_run(argv, NULL);
+  Elf *elf = status == 0 ? elfopen_file(copy, NULL) : NULL;
+  srclines_t *d = elf ? srclines_open(elf, copy) : NULL;
+  CHECK(d != NULL, "no DWARF in %s (objcopy exited with %d)", copy, status);
+  CHECK(elf && !has_section(elf, ".debug_aranges") &&
+            has_section(elf, ".debug_info"),
+        "%s is not the executable without .debug_aranges", copy);
+  size_t differ = 0, frames = 0;
+  for (size_t i = 0; d != NULL && i < n; i++) {
+    srcline_frame_t a[SRCLINES_MAX_FRAMES], b[SRCLINES_MAX_FRAMES];
+    size_t na = module_image_chain(im, addrs[i] + bias, a, SRCLINES_MAX_FRAMES);
+    size_t nb = srclines_chain(d, addrs[i], b, SRCLINES_MAX_FRAMES);
+    bool same = na == nb;
+    for (size_t k = 0; same && k < na; k++) {
+      struct a2l_frame x, y;
+      spell(&a[k], &x);
+      spell(&b[k], &y);
+      same = frames_equal(&x, &y) && a[k].start_line == b[k].start_line;
+    }
+    differ += !same;
+    frames += nb;
+  }
+  printf("without .debug_aranges: %zu addresses, %zu frames, %zu differ\n", n,
+         frames, differ);
+  CHECK(differ == 0 && frames >= n,
+        "%zu of %zu chains differ without .debug_aranges (%zu frames)", differ,
+        n, frames);
+  srclines_free(d);
+  if (elf)
+    elf_end(elf);
+  unlink(copy);
+}
+
 static void check_agreement(module_image_t *im, uint64_t bias) {
   int fd = open(exe, O_RDONLY | O_CLOEXEC);
   Dwarf *dw = fd >= 0 ? dwarf_begin(fd, DWARF_C_READ) : NULL;
@@ -571,6 +639,7 @@ static void check_agreement(module_image_t *im, uint64_t bias) {
         "%zu addresses answered of %zu", answered, n);
   CHECK(counts[2] == 0, "%zu addresses differ from addr2line", counts[2]);
   CHECK(frames > answered, "no inlined frame among the addresses compared");
+  check_without_aranges(im, bias, addrs, n);
   free(out);
   free(addrs);
   free(rows);
