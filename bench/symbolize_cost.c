@@ -25,17 +25,20 @@
  * Whether libc's lines come from libc6-dbg shows in "with lines".
  *
  * Then inline chains (srclines_chain, the DWARF layer under the
- * symbolizer), for a C object (libc, through libc6-dbg's debug file: 1.4k
- * CUs) and a C++ one (symbolize_cxx.cpp: one CU with the libstdc++
- * headers, built -O2 -g): ~10,000 distinct addresses taken evenly from
- * each one's line-table rows (instruction starts inside code), in a
- * shuffled order, as a dump's buckets would come. The first pass times
- * every lookup, sorted by what it had to build: the first address in a CU
- * (the CU's line table and function index, then the function's inline
- * tree), the first in a function of a CU already indexed (its inline
- * tree), the rest (nothing). Later passes are the steady state of a
- * srclines kept between dumps, without the symbolizer's per-address cache
- * in front. Memory: srclines_bytes (its own account) and the heap growth.
+ * symbolizer), for a C object (libc, through libc6-dbg's debug file: 4.1k
+ * CUs, 183k line-table rows) and a C++ one (symbolize_cxx.cpp: one CU of
+ * 51k DIEs, most of them the libstdc++ headers', built -O2 -g): ~10,000
+ * distinct addresses taken evenly from each one's line-table rows
+ * (instruction starts inside code), in a shuffled order, as a dump's
+ * buckets would come. The first pass times every lookup, sorted by what
+ * it had to build: the first address in a CU (the CU's line table and
+ * function index, then the function's inline tree), the first in a
+ * function of a CU already indexed (its inline tree; functions told apart
+ * by the ELF symbol holding the address), the rest (the facts of frames
+ * not returned before, or nothing). Later passes are the steady state of
+ * a srclines kept between dumps, without the symbolizer's per-address
+ * cache in front. Memory: srclines_bytes (its own account, partly
+ * estimated) and the heap growth over all passes.
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
@@ -278,16 +281,21 @@ struct chain_cost {
   long heap_delta;      /* heap growth over all passes */
 };
 
-static int by_value(const void *a, const void *b) {
-  uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-  return x < y ? -1 : x > y;
+/* A line-table address and the CU whose table lists it. */
+struct row_pc {
+  uint64_t pc, cu;
+};
+
+static int by_pc(const void *a, const void *b) {
+  const struct row_pc *x = a, *y = b;
+  return x->pc < y->pc ? -1 : x->pc > y->pc;
 }
 
 /* Distinct line-table addresses of `dw` whose rows are not empty, at most
  * NCHAIN taken evenly, shuffled (fixed seed); their number. */
-static size_t chain_pcs(Dwarf *dw, uint64_t *pcs, size_t *nrows) {
+static size_t chain_pcs(Dwarf *dw, struct row_pc *pcs, size_t *nrows) {
   size_t n = 0, cap = 0;
-  uint64_t *all = NULL;
+  struct row_pc *all = NULL;
   Dwarf_Off off = 0, next;
   size_t header;
   while (dwarf_nextcu(dw, off, &next, &header, NULL, NULL, NULL) == 0) {
@@ -306,14 +314,14 @@ static size_t chain_pcs(Dwarf *dw, uint64_t *pcs, size_t *nrows) {
         if (n == cap && (all = realloc(all, (cap = cap ? 2 * cap : 4096) *
                                                 sizeof *all)) == NULL)
           return 0;
-        all[n++] = a;
+        all[n++] = (struct row_pc){a, off + header};
       }
     off = next;
   }
-  qsort(all, n, sizeof *all, by_value);
+  qsort(all, n, sizeof *all, by_pc);
   size_t distinct = 0;
   for (size_t i = 0; i < n; i++)
-    if (distinct == 0 || all[distinct - 1] != all[i])
+    if (distinct == 0 || all[distinct - 1].pc != all[i].pc)
       all[distinct++] = all[i];
   size_t take = distinct < NCHAIN ? distinct : NCHAIN;
   for (size_t i = 0; i < take; i++)
@@ -322,7 +330,7 @@ static size_t chain_pcs(Dwarf *dw, uint64_t *pcs, size_t *nrows) {
   for (size_t i = take; i > 1; i--) {
     seed = seed * 6364136223846793005u + 1442695040888963407u;
     size_t j = (seed >> 33) % i;
-    uint64_t t = pcs[i - 1];
+    struct row_pc t = pcs[i - 1];
     pcs[i - 1] = pcs[j];
     pcs[j] = t;
   }
@@ -334,7 +342,7 @@ static size_t chain_pcs(Dwarf *dw, uint64_t *pcs, size_t *nrows) {
 /* What each lookup will have to build, in the order given: its CU's
  * index, its function's inline tree (the function named by the ELF
  * symbol holding it, in its CU), or nothing. */
-static void classify(Dwarf *dw, Elf *elf, const uint64_t *pcs, size_t n,
+static void classify(Elf *elf, const struct row_pc *pcs, size_t n,
                      unsigned char *cls) {
   elfsym_t syms;
   size_t cap = 2;
@@ -344,12 +352,9 @@ static void classify(Dwarf *dw, Elf *elf, const uint64_t *pcs, size_t n,
   struct key_set fns = {calloc(cap, sizeof(uint64_t)), cap};
   elfsym_build(&syms, elf, NULL, 0);
   for (size_t i = 0; i < n; i++) {
-    Dwarf_Die cu;
-    uint64_t cu_key =
-        dwarf_addrdie(dw, pcs[i], &cu) ? dwarf_dieoffset(&cu) + 1 : 1;
-    const char *fn = elfsym_function_at(&syms, pcs[i]);
-    uint64_t fn_key = (cu_key << 32) ^ (uint64_t)(uintptr_t)fn ^ 1;
-    bool cu_seen = seen(&cus, cu_key), fn_seen = seen(&fns, fn_key);
+    const char *fn = elfsym_function_at(&syms, pcs[i].pc);
+    uint64_t fn_key = (pcs[i].cu << 32) ^ (uint64_t)(uintptr_t)fn ^ 1;
+    bool cu_seen = seen(&cus, pcs[i].cu), fn_seen = seen(&fns, fn_key);
     cls[i] = !cu_seen ? FIRST_IN_CU : !fn_seen ? FIRST_IN_FUNCTION : WARM;
   }
   elfsym_free(&syms);
@@ -359,13 +364,13 @@ static void classify(Dwarf *dw, Elf *elf, const uint64_t *pcs, size_t n,
 
 static struct chain_cost chain_cost(Elf *elf, const char *path) {
   struct chain_cost c = {0};
-  static uint64_t pcs[NCHAIN];
+  static struct row_pc pcs[NCHAIN];
   static unsigned char cls[NCHAIN];
   Dwarf *dw = dwarf_begin_elf(elf, DWARF_C_READ, NULL);
   if (dw == NULL)
     return c;
   c.npcs = chain_pcs(dw, pcs, &c.nrows);
-  classify(dw, elf, pcs, c.npcs, cls);
+  classify(elf, pcs, c.npcs, cls);
   dwarf_end(dw);
 
   size_t heap0 = heap_bytes();
@@ -375,7 +380,7 @@ static struct chain_cost chain_cost(Elf *elf, const char *path) {
   srcline_frame_t f[SRCLINES_MAX_FRAMES];
   for (size_t i = 0; i < c.npcs; i++) {
     double t0 = now_s();
-    size_t n = srclines_chain(d, pcs[i], f, SRCLINES_MAX_FRAMES);
+    size_t n = srclines_chain(d, pcs[i].pc, f, SRCLINES_MAX_FRAMES);
     c.seconds[cls[i]] += now_s() - t0;
     c.count[cls[i]]++;
     c.frames += n;
@@ -384,7 +389,7 @@ static struct chain_cost chain_cost(Elf *elf, const char *path) {
   double t0 = now_s();
   for (int r = 0; r < CHAIN_ROUNDS; r++)
     for (size_t i = 0; i < c.npcs; i++)
-      srclines_chain(d, pcs[i], f, SRCLINES_MAX_FRAMES);
+      srclines_chain(d, pcs[i].pc, f, SRCLINES_MAX_FRAMES);
   c.steady_s = (now_s() - t0) / CHAIN_ROUNDS;
   c.own_bytes = srclines_bytes(d);
   c.heap_delta = (long)(heap_bytes() - heap0);

@@ -1,7 +1,7 @@
 // symbolize_cxx — a C++ object for symbolize_cost's inline-chain figures:
 // one translation unit that instantiates the standard containers and
 // algorithms for two element types, built at -O2 -g, so that its DWARF
-// holds the libstdc++ headers (~70k DIEs in one CU) and most of its code
+// holds the libstdc++ headers (51k DIEs in one CU) and most of its code
 // is inlined calls (~9.5k line-table rows, ~4.5 frames each), as in a C++
 // service. symbolize_cost only reads its DWARF; it never runs it.
 #include <algorithm>
