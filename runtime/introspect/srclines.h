@@ -1,8 +1,10 @@
 /*
  * srclines — source files and lines from an object's DWARF, built on
  * libdw: line tables, and the call sites of inlined code, through indexes
- * built on first use (the CUs' address runs per object, the function
- * extents per CU), since a plain libdw walk rescans a whole CU each time.
+ * built on first use (the CUs' address runs per object, from
+ * .debug_aranges or else the CU DIEs; the function extents per CU; the
+ * inline tree per function), since a plain libdw walk rescans a whole CU
+ * each time.
  *
  * Inside inlined code, srclines_find gives the call site in the function
  * the address's name belongs to (the outermost function, which the symbol
@@ -73,8 +75,9 @@ typedef struct srcline_frame {
  * (1..max), 0 when the DWARF does not cover pc or max is 0. A chain deeper
  * than max keeps the innermost max-1 frames and the concrete function.
  * Code that DWARF gives lines but no function (assembly) is one frame with
- * a NULL function. Strings live as long as `d`. No malloc once the CU's
- * indexes are built (srclines.c). */
+ * a NULL function. Strings live as long as `d`. Allocates only when a
+ * lookup meets something new (a CU, a function's inline tree, a frame's
+ * DWARF facts, a deeper chain); a lookup seen before allocates nothing. */
 size_t srclines_chain(srclines_t *d, uint64_t pc, srcline_frame_t *out,
                       size_t max);
 
