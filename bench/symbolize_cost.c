@@ -275,10 +275,10 @@ enum { FIRST_IN_CU, FIRST_IN_FUNCTION, WARM };
 struct chain_cost {
   size_t npcs, nrows, frames, deepest;
   size_t count[3];
-  double seconds[3];    /* first pass, per class */
-  double steady_s;      /* later passes: mean per pass */
-  size_t own_bytes;     /* srclines_bytes after */
-  long heap_delta;      /* heap growth over all passes */
+  double seconds[3]; /* first pass, per class */
+  double steady_s;   /* later passes: mean per pass */
+  size_t own_bytes;  /* srclines_bytes after */
+  long heap_delta;   /* heap growth over all passes */
 };
 
 /* A line-table address and the CU whose table lists it. */

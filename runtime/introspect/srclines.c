@@ -259,8 +259,8 @@ static size_t aranges_of(Dwarf *dw, struct cu_range **out) {
     Dwarf_Addr addr;
     Dwarf_Word length;
     Dwarf_Off cu;
-    if (dwarf_getarangeinfo(dwarf_onearange(aranges, i), &addr, &length,
-                            &cu) == 0)
+    if (dwarf_getarangeinfo(dwarf_onearange(aranges, i), &addr, &length, &cu) ==
+        0)
       (*out)[kept++] = (struct cu_range){addr, addr + length, cu};
   }
   return kept;

@@ -44,8 +44,8 @@
 #include <fcntl.h>
 #include <gelf.h>
 #include <inttypes.h>
-#include <link.h>
 #include <limits.h>
+#include <link.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -77,26 +77,26 @@ static volatile uintptr_t alloc_return;
 #define OUT_OF_LINE __attribute__((noipa))
 #endif
 
-OUT_OF_LINE static void *record_alloc(size_t bytes) { /* @alloc */
+OUT_OF_LINE static void *record_alloc(size_t bytes) {    /* @alloc */
   alloc_return = (uintptr_t)__builtin_return_address(0); /* @alloc_body */
   return malloc(bytes);
 }
 
 /* Each uses the result after the call, so that no call becomes a jump. */
 static inline char *grow_buffer(size_t bytes) { /* @grow */
-  char *p = record_alloc(bytes * 2); /* @grow_call */
+  char *p = record_alloc(bytes * 2);            /* @grow_call */
   p[0] = 1;
   return p;
 }
 
 static inline char *make_node(size_t bytes) { /* @node */
-  char *p = grow_buffer(bytes + 16); /* @node_call */
+  char *p = grow_buffer(bytes + 16);          /* @node_call */
   p[1] = 2;
   return p;
 }
 
 OUT_OF_LINE char *build(size_t bytes) { /* @build */
-  char *p = make_node(bytes); /* @build_call */
+  char *p = make_node(bytes);           /* @build_call */
   p[2] = 3;
   return p;
 }
@@ -217,8 +217,8 @@ static void check_cut(module_image_t *im, uint64_t pc,
             i);
     if (got == max)
       CHECK(same_frame(&cut[max - 1], &whole[n - 1]),
-            "max %zu: last frame is %s %s:%d, want the concrete %s %s:%d",
-            max, str(cut[max - 1].function), str(cut[max - 1].file),
+            "max %zu: last frame is %s %s:%d, want the concrete %s %s:%d", max,
+            str(cut[max - 1].function), str(cut[max - 1].file),
             cut[max - 1].line, str(whole[n - 1].function),
             str(whole[n - 1].file), whole[n - 1].line);
   }
@@ -296,7 +296,7 @@ struct a2l_frame {
  * malloc'd. */
 static char *run_addr2line(const char *file, const uint64_t *addrs, size_t n) {
   char **argv = calloc(n + 8, sizeof *argv);
-  char (*hex)[24] = calloc(n, sizeof *hex);
+  char(*hex)[24] = calloc(n, sizeof *hex);
   size_t k = 0;
   argv[k++] = (char *)addr2line_tool;
   argv[k++] = "-a";
@@ -359,7 +359,7 @@ static void spell(const srcline_frame_t *f, struct a2l_frame *out) {
 /* What a row of the line table says of binutils' default-file slip: the
  * row uses file 1, and file 0 names `file0`. */
 struct row_files {
-  uint64_t addr; /* file address */
+  uint64_t addr;             /* file address */
   const char *file0, *file1; /* the CU's files 0 and 1 when the row uses 1 */
 };
 
@@ -370,9 +370,8 @@ static bool frames_equal(const struct a2l_frame *a, const struct a2l_frame *b) {
 
 /* Compares our chain at file address r->addr with addr2line's. Returns 0
  * (agree), 1 (differ only by binutils' file 0 for file 1), 2 (differ). */
-static int compare(module_image_t *im, uint64_t bias,
-                   const struct row_files *r, const struct a2l_frame *theirs,
-                   size_t ntheirs) {
+static int compare(module_image_t *im, uint64_t bias, const struct row_files *r,
+                   const struct a2l_frame *theirs, size_t ntheirs) {
   srcline_frame_t f[SRCLINES_MAX_FRAMES];
   struct a2l_frame ours[SRCLINES_MAX_FRAMES];
   size_t n = module_image_chain(im, r->addr + bias, f, SRCLINES_MAX_FRAMES);
@@ -423,8 +422,8 @@ static void check_cxx_chain(module_image_t *im, uint64_t bias) {
   size_t n = module_image_chain(im, pc, f, SRCLINES_MAX_FRAMES);
   size_t next = 0;
   for (size_t i = 0; i < n && next < 4; i++)
-    if (f[i].function && strncmp(f[i].function, cxx_chain[next],
-                                 strlen(cxx_chain[next])) == 0)
+    if (f[i].function &&
+        strncmp(f[i].function, cxx_chain[next], strlen(cxx_chain[next])) == 0)
       next++;
   CHECK(next == 4 && strncmp(str(f[0].function), cxx_chain[0],
                              strlen(cxx_chain[0])) == 0,
@@ -464,8 +463,8 @@ static void check_outside(module_image_t *im, uint64_t bias) {
   if (n != 0)
     print_chain("_init", f, n);
   char *out = run_addr2line(exe, &file_pc, 1);
-  CHECK(out && strstr(out, "\n??:") != NULL,
-        "addr2line knows _init's line: %s", str(out));
+  CHECK(out && strstr(out, "\n??:") != NULL, "addr2line knows _init's line: %s",
+        str(out));
   free(out);
   CHECK(module_image_chain(im, 16, f, SRCLINES_MAX_FRAMES) == 0,
         "address 16 gave frames");
@@ -539,8 +538,12 @@ static char *copy_without_symbols(void) {
   snprintf(copy, sizeof copy, "%s/test_inline.nosym", tl_tmpdir());
   char *keep_debug[] = {(char *)objcopy_tool, "--only-keep-debug", exe, debug,
                         NULL};
-  char *strip[] = {(char *)objcopy_tool, "--strip-all",
-                   "--keep-section=.debug_*", debug, copy, NULL};
+  char *strip[] = {(char *)objcopy_tool,
+                   "--strip-all",
+                   "--keep-section=.debug_*",
+                   debug,
+                   copy,
+                   NULL};
   int status = tl_run(keep_debug, NULL);
   if (status == 0)
     status = tl_run(strip, NULL);
@@ -555,8 +558,8 @@ static bool has_section(Elf *elf, const char *name) {
   if (elf_getshdrstrndx(elf, &strndx) != 0)
     return false;
   for (Elf_Scn *scn = NULL; (scn = elf_nextscn(elf, scn)) != NULL;) {
-    const char *s = gelf_getshdr(scn, &sh) ? elf_strptr(elf, strndx, sh.sh_name)
-                                           : NULL;
+    const char *s =
+        gelf_getshdr(scn, &sh) ? elf_strptr(elf, strndx, sh.sh_name) : NULL;
     if (s != NULL && strcmp(s, name) == 0)
       return true;
   }
@@ -569,8 +572,8 @@ static void check_without_aranges(module_image_t *im, uint64_t bias,
                                   const uint64_t *addrs, size_t n) {
   char copy[PATH_MAX];
   snprintf(copy, sizeof copy, "%s/test_inline.noaranges", tl_tmpdir());
-  char *argv[] = {(char *)objcopy_tool, "--remove-section=.debug_aranges",
-                  exe, copy, NULL};
+  char *argv[] = {(char *)objcopy_tool, "--remove-section=.debug_aranges", exe,
+                  copy, NULL};
   int status = tl_run(argv, NULL);
   Elf *elf = status == 0 ? elfopen_file(copy, NULL) : NULL;
   srclines_t *d = elf ? srclines_open(elf, copy) : NULL;
@@ -625,8 +628,9 @@ static void check_agreement(module_image_t *im, uint64_t bias) {
     struct a2l_frame theirs[SRCLINES_MAX_FRAMES];
     uint64_t addr;
     size_t ntheirs = parse_frames(&text, &addr, theirs, SRCLINES_MAX_FRAMES);
-    CHECK(addr == rows[i].addr, "addr2line answered 0x%" PRIx64 " for 0x%" PRIx64,
-          addr, rows[i].addr);
+    CHECK(addr == rows[i].addr,
+          "addr2line answered 0x%" PRIx64 " for 0x%" PRIx64, addr,
+          rows[i].addr);
     counts[compare(im, bias, &rows[i], theirs, ntheirs)]++;
     frames += ntheirs;
     answered++;
