@@ -505,8 +505,10 @@ static bool node_holds(const struct cu_index *ci, const struct inl_node *node,
   return false;
 }
 
-/* The outermost inlined call in fn's tree holding pc, or NULL; each next
- * one by inner_call(). */
+/* Of the calls at one level of a tree, nodes[first..end) stepping over
+ * each one's subtree, the one holding pc; NULL if none. A function's
+ * outermost call is inner_call(fn->first, fn->end), the call inlined
+ * into call c is inner_call(c + 1, c->end). */
 static struct inl_node *inner_call(struct cu_index *ci, uint32_t first,
                                    uint32_t end, Dwarf_Addr pc) {
   for (uint32_t i = first; i < end; i = ci->nodes[i].end)
