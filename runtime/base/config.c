@@ -35,6 +35,7 @@
 #define DEFAULT_DEPTH 64
 #define DEFAULT_MAX_MEM ((uint64_t)1 << 30)
 #define MIN_MAX_MEM ((uint64_t)16 << 20)
+#define DEFAULT_DEMANGLE CONFIG_DEMANGLE_SIMPLE
 
 /* The longest name heapprof gives a profile's temporary file, beside it in
  * the same directory (writer.c): ".heapprof-<pid>-<n>.tmp" with a
@@ -340,6 +341,22 @@ static int parse_leakwatch(const char *v, hp_config_t *c) {
   return 0;
 }
 
+/* A style's word, in any case. */
+static int parse_demangle(const char *v, hp_config_t *c) {
+  static const char *const styles[] = {
+      [CONFIG_DEMANGLE_SIMPLE] = "simple",
+      [CONFIG_DEMANGLE_TEMPLATES] = "templates",
+      [CONFIG_DEMANGLE_FULL] = "full",
+      [CONFIG_DEMANGLE_NONE] = "none",
+  };
+  for (size_t i = 0; i < sizeof styles / sizeof *styles; i++)
+    if (strcasecmp(v, styles[i]) == 0) {
+      c->demangle = (int)i;
+      return 0;
+    }
+  return -1;
+}
+
 /* "" is no server; otherwise an address the server can bind, loopback
  * unless HEAPPROF_HTTP_REMOTE (read before it) says otherwise. */
 static int parse_http(const char *v, hp_config_t *c) {
@@ -397,6 +414,10 @@ static const setting_t settings[] = {
      "SECONDS[:LOOKS[:LIVE]] (look every SECONDS; warn after LOOKS looks in "
      "a row, 2-1000, default 5, of rising in-use bytes, or of mallocs - "
      "frees above LIVE: 60, 30s:10, 60:5:1M)", "leak watch off"},
+    {"HEAPPROF_DEMANGLE", parse_demangle,
+     "simple, templates, full or none (C++ and Rust names as go tool pprof "
+     "shows them, with template arguments, with whole signatures, or as the "
+     "linker wrote them)", "using simple"},
 };
 
 static const setting_t *setting_find(const char *name) {
@@ -413,6 +434,7 @@ static void defaults(hp_config_t *c) {
   c->signal = DEFAULT_SIGNAL;
   c->depth = DEFAULT_DEPTH;
   c->max_mem = DEFAULT_MAX_MEM;
+  c->demangle = DEFAULT_DEMANGLE;
 }
 
 void config_read(hp_config_t *c) {

@@ -16,6 +16,16 @@
 /* Every path heapprof makes from HEAPPROF_OUT fits a buffer this size. */
 #define CONFIG_PATH_MAX PATH_MAX
 
+/* HEAPPROF_DEMANGLE's values: the numbers of demangle_style_t
+ * (runtime/introspect/demangle.h, which runtime/base does not include;
+ * test_demangle checks that the two agree). */
+enum {
+  CONFIG_DEMANGLE_SIMPLE = 0,    /* "simple": as go tool pprof shows names */
+  CONFIG_DEMANGLE_TEMPLATES = 1, /* "templates": template arguments kept */
+  CONFIG_DEMANGLE_FULL = 2,      /* "full": whole signatures */
+  CONFIG_DEMANGLE_NONE = 3,      /* "none": the linker's names */
+};
+
 typedef struct hp_config {
   int64_t rate;                /* HEAPPROF_RATE, bytes (0 = off) */
   char out[CONFIG_PATH_MAX];   /* HEAPPROF_OUT, a path template */
@@ -34,6 +44,7 @@ typedef struct hp_config {
   uint64_t leak_live;          /* …and the mallocs − frees level (0 = off) */
   char http[256];              /* HEAPPROF_HTTP, "" = no server */
   int http_remote;             /* HEAPPROF_HTTP_REMOTE */
+  int demangle;                /* HEAPPROF_DEMANGLE, a CONFIG_DEMANGLE_* */
 } hp_config_t;
 
 /* Fills `c` from the environment, defaults where unset or invalid. */

@@ -3,7 +3,8 @@
  * give one stderr line naming the variable and leave the default; a
  * HEAPPROF_OUT template whose longest expansion cannot fit PATH_MAX is bad;
  * config_check (what the heapprof command asks) agrees with config_read on
- * every value tried; errno is left as it was.
+ * every value tried; each HEAPPROF_DEMANGLE word gives its style; errno is
+ * left as it was.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -45,7 +46,7 @@ static void clear_env(void) {
                         "HEAPPROF_MAX_MEM",  "HEAPPROF_INTERVAL",
                         "HEAPPROF_GROWTH",   "HEAPPROF_PEAK",
                         "HEAPPROF_LEAKWATCH", "HEAPPROF_HTTP",
-                        "HEAPPROF_HTTP_REMOTE"};
+                        "HEAPPROF_HTTP_REMOTE", "HEAPPROF_DEMANGLE"};
   for (size_t i = 0; i < sizeof vars / sizeof *vars; i++)
     unsetenv(vars[i]);
 }
@@ -94,6 +95,8 @@ static void check_agrees(void) {
       {"HEAPPROF_HTTP", "[::1]:6060"}, {"HEAPPROF_HTTP", "foo:bar"},
       {"HEAPPROF_HTTP", "127.0.0.1:80x"}, {"HEAPPROF_HTTP", "10.0.0.1:6060"},
       {"HEAPPROF_HTTP_REMOTE", "1"}, {"HEAPPROF_HTTP_REMOTE", "on"},
+      {"HEAPPROF_DEMANGLE", "templates"}, {"HEAPPROF_DEMANGLE", "NONE"},
+      {"HEAPPROF_DEMANGLE", "default"}, {"HEAPPROF_DEMANGLE", "1"},
   };
   for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
     const char *var = cases[i][0], *value = cases[i][1], *accepts = NULL;
@@ -182,6 +185,35 @@ static void http_addresses(void) {
   printf("ok: HTTP addresses\n");
 }
 
+/* Each word, in any case, gives its style; pprof's own "default" and
+ * near misses are refused. */
+static void demangle_styles(void) {
+  static const struct {
+    const char *word;
+    int style;
+  } good[] = {{"simple", CONFIG_DEMANGLE_SIMPLE},
+              {"templates", CONFIG_DEMANGLE_TEMPLATES},
+              {"full", CONFIG_DEMANGLE_FULL},
+              {"none", CONFIG_DEMANGLE_NONE},
+              {"Full", CONFIG_DEMANGLE_FULL},
+              {"NONE", CONFIG_DEMANGLE_NONE}};
+  hp_config_t c;
+  char err[2048];
+  for (size_t i = 0; i < sizeof good / sizeof *good; i++) {
+    clear_env();
+    setenv("HEAPPROF_DEMANGLE", good[i].word, 1);
+    CHECK(read_captured(&c, err, sizeof err) == 0 &&
+              c.demangle == good[i].style,
+          "HEAPPROF_DEMANGLE=%s: style %d, want %d: %s", good[i].word,
+          c.demangle, good[i].style, err);
+  }
+  const char *bads[] = {"", "default", "fancy", "simple ", " full", "ful",
+                        "templates,full", "0", "2"};
+  for (size_t i = 0; i < sizeof bads / sizeof *bads; i++)
+    bad("HEAPPROF_DEMANGLE", bads[i]);
+  printf("ok: HEAPPROF_DEMANGLE styles\n");
+}
+
 static void seeds(void) {
   uint64_t v;
   CHECK(config_parse_seed("010", &v) == 0 && v == 10, "010 is decimal");
@@ -203,7 +235,7 @@ int main(void) {
   CHECK(read_captured(&c, err, sizeof err) == 0, "defaults warned: %s", err);
   CHECK(c.rate == 524288 && c.signal == SIGUSR2 && c.depth == 64 &&
             !c.out_set && strcmp(c.out, "heapprof.%p.%n.pb.gz") == 0 &&
-            !c.seed_set, "defaults");
+            !c.seed_set && c.demangle == CONFIG_DEMANGLE_SIMPLE, "defaults");
 
   setenv("HEAPPROF_RATE", "4K", 1);
   setenv("HEAPPROF_OUT", "/tmp/x.%p.%n.pb.gz", 1);
@@ -257,6 +289,7 @@ int main(void) {
   bad("HEAPPROF_LEAKWATCH", "60:1001");
   templates();
   http_addresses();
+  demangle_styles();
   seeds();
   check_agrees();
   clear_env();
