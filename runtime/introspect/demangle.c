@@ -16,12 +16,18 @@
  *     operator's name (operator<, operator<<=, operator->, operator<=>,
  *     ...) are not brackets: they follow the word "operator". Inside a
  *     list, parentheses are tracked and their `<` `>` ignored: libiberty
- *     parenthesises every expression using `>` for that reason.
+ *     wraps an expression using the `>` operator in parentheses for that
+ *     reason. It does not wrap `<`, `>>` or `>=` ("S<(8)>>(1)>"): such a
+ *     list does not balance, and SIMPLE then gives up on the name (0: it
+ *     stays mangled and pprof shows it as it always did). Only template
+ *     arguments that are unevaluated expressions print so, which real
+ *     names almost never have (none of 43,355 tried).
  *   - SIMPLE drops every list. Before a list that follows an operator
  *     ending in `<`, libiberty writes a space ("operator< <int>"); it goes
  *     with the list, as in pprof.
  *   - TEMPLATES and FULL keep them, spelling two closing `>` in a row as
- *     "> >" as pprof does (libiberty writes ">>" after an empty pack).
+ *     "> >" as pprof does (libiberty writes ">>" after an empty pack),
+ *     unless the first one follows a `)`: that may be the `>>` operator.
  *   - FULL drops each " [clone .suffix]" libiberty appends for GCC's
  *     .constprop/.isra/.cold/... copies of a function.
  */
@@ -46,7 +52,7 @@ typedef struct sink {
   int depth;          /* template argument lists open */
   int parens;         /* parentheses open inside them */
   int unbalanced;     /* a '>' that closed nothing */
-  int closed;         /* the last byte closed a list */
+  int closed;         /* the last byte closed a list, after no ')' */
   size_t held;        /* bytes of clone_mark matched, not yet kept */
   int in_clone;       /* inside " [clone ...]" */
   char recent[RECENT_LEN]; /* the last bytes libiberty printed, oldest first */
@@ -143,7 +149,7 @@ static void take_cplus(sink_t *s, char c) {
   } else if (!inside && !opens && !closes) {
     emit(s, c);
   }
-  s->closed = closes;
+  s->closed = closes && s->recent[RECENT_LEN - 1] != ')';
 }
 
 static void take(sink_t *s, char c) {
@@ -169,7 +175,7 @@ static void sink_init(sink_t *s, char *out, size_t cap) {
 }
 
 /* The sink's result: the length, NUL written, or 0 if it does not fit or
- * SIMPLE's brackets did not match. */
+ * SIMPLE's brackets did not balance. */
 static size_t sink_finish(sink_t *s) {
   for (size_t i = 0; i < s->held; i++)
     keep(s, clone_mark[i]);
@@ -190,10 +196,7 @@ static size_t cplus(const char *name, demangle_style_t style, char *out,
   int options = style == DEMANGLE_FULL ? DMGL_PARAMS | DMGL_ANSI : 0;
   if (!cplus_demangle_v3_callback(name, options, take_piece, &s))
     return 0;
-  size_t len = sink_finish(&s);
-  if (len == 0 && style == DEMANGLE_SIMPLE && (s.depth || s.unbalanced))
-    return cplus(name, DEMANGLE_TEMPLATES, out, cap); /* brackets unmatched */
-  return len;
+  return sink_finish(&s);
 }
 
 size_t demangle(const char *name, demangle_style_t style, char *out,
