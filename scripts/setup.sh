@@ -8,6 +8,7 @@ packages=(
   build-essential cmake pkg-config     # compilers and the build
   libunwind-dev                        # stack capture (unw_backtrace)
   libdw-dev libelf-dev                 # in-process symbolization
+  libiberty-dev                        # C++/Rust demangling (static libiberty.a)
   protobuf-c-compiler libprotobuf-c-dev # profile.proto → C
   zlib1g-dev                           # gzip
   golang-go                            # go tool pprof, used by every test
@@ -17,6 +18,8 @@ packages=(
   redis-server redis-tools             # a real server (and its benchmark) likewise
   libjemalloc2 libtcmalloc-minimal4    # other allocators beneath heapprof, in the tests
   clang libclang-rt-14-dev             # libFuzzer for the fuzz tests
+  rustc                                # Debian's Rust compiler: a Rust program
+                                       # whose mangled names the tests read
 )
 
 missing=()
