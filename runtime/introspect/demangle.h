@@ -51,27 +51,28 @@ typedef enum demangle_style {
  * printer recurses once per element of every template argument or
  * parameter list and once per level of nesting, ~424 bytes a level.
  * Measured on a painted stack (test_demangle checks it on every build):
- * the worst shape, a list of one-letter types (`_Z1f` + 72 × `i`, or
- * `_Z1fI` + `i`... `Evv`), costs 424 bytes of stack per byte of name plus
- * ~1.3 KiB, so 76 bytes need at most 32,407 bytes: half of the 64 KiB a
- * thread of the program calling the dump API may have. Real names cost
- * far less (at most 212 bytes per byte over 43,355 names of libstdc++,
- * libLLVM-14 and Rust's std: a 256-byte one 30.4 KB), but only 66% of
- * them fit 76 bytes; the rest, e.g. std::vector<T>::_M_realloc_insert
- * (~106 bytes), are left mangled and go tool pprof demangles them itself
- * (name == system_name). The cap also bounds the time: both demanglers
- * can print output exponential in the name's length (substitutions and
- * Rust back-references that double at each level: 196 bytes print 12 MB),
- * and a 76-byte name prints at most a few KB. Raising the cap needs a
- * bigger stack AND a bound on that output. */
+ * the worst shape found, a list of one-letter types (`_Z1f` + 72 × `i`
+ * in FULL, `_Z1fI` + 68 × `i` + `Evv` in any style), costs 424 bytes of
+ * stack per byte of name, and 76 bytes need 32,407 bytes: half of the
+ * 64 KiB a thread of the program calling the dump API may have. Real
+ * names cost far less (at most 212 bytes per byte over 43,355 names of
+ * libstdc++, libLLVM-14 and Rust's std: a 256-byte one 30.4 KB), but only
+ * 66% of them fit 76 bytes; the rest, e.g. std::vector<T>::
+ * _M_realloc_insert (~106 bytes), are left mangled and go tool pprof
+ * demangles them itself (name == system_name). The cap also bounds the
+ * time: both demanglers can print output exponential in the name's length
+ * (substitutions and Rust back-references that double at each level: 196
+ * bytes print 12 MB); the densest such name built here prints 3 KB at 76
+ * bytes. Raising the cap needs a bigger stack AND a bound on that output
+ * (libiberty cannot be stopped from its callback). */
 #ifndef DEMANGLE_MAX_NAME /* test_demangle_uncapped builds a larger one */
 #define DEMANGLE_MAX_NAME 76
 #endif
 
 /* The longest legacy Rust name (`_ZN...17h<hash>E`) demangle reads. Their
- * demangler walks the path in a loop: ~600 bytes of stack and linear time
- * whatever the length (measured up to 3,223 bytes), and half of Rust
- * std's names are longer than DEMANGLE_MAX_NAME. */
+ * demangler walks the path in a loop: ~700 bytes of stack and linear time
+ * whatever the length (measured at 4,093 bytes), and half of the legacy
+ * names in Rust's std are longer than DEMANGLE_MAX_NAME. */
 #define DEMANGLE_MAX_RUST_LEGACY 4096
 
 /* Writes the readable form of `name` into out[0..cap), NUL-terminated,
