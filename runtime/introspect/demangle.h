@@ -53,8 +53,9 @@ typedef enum demangle_style {
  * Measured on a painted stack (test_demangle checks it on every build):
  * the worst shape found, a list of one-letter types (`_Z1f` + 72 × `i`
  * in FULL, `_Z1fI` + 68 × `i` + `Evv` in any style), costs 424 bytes of
- * stack per byte of name, and 76 bytes need 32,407 bytes: half of the
- * 64 KiB a thread of the program calling the dump API may have. Real
+ * stack per byte of name, and 76 bytes need ~32,400 bytes (32,375 to
+ * 32,487 in Release, Debug and TSan builds): half of the 64 KiB a thread
+ * of the program calling the dump API may have. Real
  * names cost far less (at most 212 bytes per byte over 43,355 names of
  * libstdc++, libLLVM-14 and Rust's std: a 256-byte one 30.4 KB), but only
  * 66% of them fit 76 bytes; the rest, e.g. std::vector<T>::
