@@ -172,9 +172,9 @@ static struct pass run_pass(symbolizer_t *s, const uint64_t *addrs, size_t n) {
   prof_symtab_t t = symbolizer_symtab(s);
   for (size_t i = 0; i < n; i++) {
     prof_frame_t f;
-    t.lookup(t.ctx, addrs[i], &f);
-    p.named += f.function != NULL;
-    p.lined += f.line != 0;
+    t.lookup(t.ctx, addrs[i], 0, &f);
+    p.named += f.nlines > 0;
+    p.lined += f.nlines > 0 && f.lines[f.nlines - 1].line != 0;
   }
   p.seconds = now_s() - t0;
   return p;
@@ -496,7 +496,7 @@ int main(void) {
 
   printf("\n%-34s %9s %8s %8s %8s %12s %10s %12s\n", "phase", "ms", "rebuilt",
          "named", "lines", "own MB", "heap +MB", "peak RSS +MB");
-  symbolizer_t *s = symbolizer_new();
+  symbolizer_t *s = symbolizer_new(DEMANGLE_SIMPLE);
   struct row first = measure("first (refresh + lookups)", s, addrs, n, 1);
   print_row(&first);
   char name[64];
@@ -515,7 +515,7 @@ int main(void) {
   symbolizer_counts(s, &c);
   symbolizer_free(s);
 
-  symbolizer_t *f = symbolizer_new();
+  symbolizer_t *f = symbolizer_new(DEMANGLE_SIMPLE);
   struct row fresh =
       measure("new symbolizer per dump (as before)", f, addrs, n, 1);
   symbolizer_free(f);

@@ -73,6 +73,7 @@ static bucket_t *insert_locked(bucket_t *_Atomic *head, uint64_t hash,
   b->size = size;
   b->rate = rate;
   b->nframes = n;
+  b->serial = atomic_load_explicit(&created, memory_order_relaxed);
   memcpy(b->pcs, pcs, n * sizeof *pcs);
   atomic_store_explicit(&b->next_in_chain, first, memory_order_relaxed);
   atomic_store_explicit(&b->next_in_all,

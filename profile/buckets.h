@@ -25,6 +25,7 @@ typedef struct bucket {
   uint64_t size; /* requested bytes of each object */
   int64_t rate;  /* the sampling rate its samples were taken at (≥ 1) */
   uint32_t nframes;
+  uint64_t serial; /* creation number: buckets created before it (0, 1, …) */
   _Atomic uint64_t allocs; /* sampled allocations */
   _Atomic uint64_t frees;  /* frees of those */
   /* The counters as they stood when keeping epoch `kept_epoch` began

@@ -65,7 +65,14 @@ enum {
   LOCATION_LINE = 4,
   LINE_FUNCTION_ID = 1, LINE_LINE = 2,
   FUNCTION_ID = 1, FUNCTION_NAME = 2, FUNCTION_SYSTEM_NAME = 3,
-  FUNCTION_FILENAME = 4,
+  FUNCTION_FILENAME = 4, FUNCTION_START_LINE = 5,
+  MAPPING_HAS_INLINE_FRAMES = 10,
+};
+
+/* What some location of a mapping got, for its has_* fields. */
+enum {
+  MAPPING_FLAG_FUNCTIONS = 1, MAPPING_FLAG_FILES = 2, MAPPING_FLAG_LINES = 4,
+  MAPPING_FLAG_INLINE = 8,
 };
 
 enum { WIRE_VARINT = 0, WIRE_LEN = 2 };
@@ -97,10 +104,10 @@ typedef struct enc {
   } *strs;
   size_t nstrs, cap_strs;
   idmap_t str_by_hash; /* FNV hash → newest string index with that hash */
-  idmap_t loc_by_addr; /* address → id, bit 63: it is operator new */
-  idmap_t fn_by_key;   /* name index << 32 | file index → id */
+  idmap_t loc_by_addr; /* address (+ space) → id, bit 63: operator new */
+  idmap_t fn_by_key;   /* system name index << 32 | file index → id */
   uint64_t nlocs, nfns;
-  uint8_t *mapping_flags; /* per mapping: 1 functions, 2 files, 4 lines */
+  uint8_t *mapping_flags; /* per mapping: MAPPING_FLAG_* */
   size_t nmappings;
   uint64_t *ids;    /* one sample's location ids */
   uint8_t *scratch; /* one sample, encoded */
@@ -417,40 +424,59 @@ static int64_t intern(enc_t *e, const char *s) {
 
 /* ---- functions and locations, written on first sight ---- */
 
-static uint64_t function_id(enc_t *e, const char *name, const char *file) {
-  int64_t n = intern(e, name), f = intern(e, file);
+/* A Function per (system name, file): names are made from system names,
+ * and a start line belongs to the function. */
+static uint64_t function_id(enc_t *e, const prof_line_t *l) {
+  const char *system_name = l->system_name ? l->system_name : l->name;
+  int64_t sn = intern(e, system_name), f = intern(e, l->file);
   int found;
   uint64_t *slot =
-      idmap_slot(e, &e->fn_by_key, (uint64_t)n << 32 | (uint64_t)f, &found);
+      idmap_slot(e, &e->fn_by_key, (uint64_t)sn << 32 | (uint64_t)f, &found);
   if (slot == NULL || e->err != 0)
     return 0;
   if (found)
     return *slot;
+  int64_t n = l->system_name ? intern(e, l->name) : sn;
   uint8_t buf[64];
   pb_t fn = {buf, 0, sizeof buf};
   pb_uint(&fn, FUNCTION_ID, ++e->nfns);
   pb_int(&fn, FUNCTION_NAME, n);
-  pb_int(&fn, FUNCTION_SYSTEM_NAME, n);
+  pb_int(&fn, FUNCTION_SYSTEM_NAME, sn);
   pb_int(&fn, FUNCTION_FILENAME, f);
+  pb_int(&fn, FUNCTION_START_LINE, l->start_line);
   emit_field(e, PROFILE_FUNCTION, &fn);
   return *slot = e->nfns;
 }
 
 /* operator new (_Znwm, _Znam and their nothrow/aligned forms) is an
- * allocator frame like malloc: samples start at its caller. */
-static int is_operator_new(const char *name) {
+ * allocator frame like malloc: samples start at its caller. Judged by the
+ * function holding the code, whatever was inlined into it. */
+static int is_operator_new(const prof_frame_t *fr) {
+  const prof_line_t *fn = prof_frame_function(fr);
+  const char *name = fn ? (fn->system_name ? fn->system_name : fn->name) : NULL;
   return name != NULL && (strncmp(name, "_Znw", 4) == 0 ||
                           strncmp(name, "_Zna", 4) == 0 ||
                           strncmp(name, "operator new", 12) == 0);
 }
 
-/* Location id for return address `pc`, written on first sight; *new_op
- * says whether the location is in operator new (kept in the id slot's top
- * bit, so it is looked up once). 0 on failure (e->err set). */
-static uint64_t location_id(enc_t *e, uintptr_t pc, int *new_op) {
+/* The most lines a Location gets: the innermost inlined functions beyond
+ * it are left out (the symbolizer keeps fewer). */
+#define LOCATION_MAX_LINES 64
+
+/* Location id for return address `pc` of a stack recorded in bucket
+ * number `serial`, written on first sight; *new_op says whether the
+ * location is in operator new (kept in the id slot's top bit, so it is
+ * looked up once). 0 on failure (e->err set). */
+static uint64_t location_id(enc_t *e, uintptr_t pc, uint64_t serial,
+                            int *new_op) {
   int found;
   uint64_t addr = (uint64_t)pc - 1;
-  uint64_t *slot = idmap_slot(e, &e->loc_by_addr, addr, &found);
+  uint32_t space = e->syms != NULL && e->syms->space != NULL
+                       ? e->syms->space(e->syms->ctx, addr, serial) : 0;
+  /* Another space's address is another location: its key carries the
+   * space above the 48 bits of a user-space address (and below bit 63). */
+  uint64_t key = addr | (uint64_t)(space & 0x7fff) << 48;
+  uint64_t *slot = idmap_slot(e, &e->loc_by_addr, key, &found);
   if (slot == NULL)
     return 0;
   if (found) {
@@ -459,25 +485,35 @@ static uint64_t location_id(enc_t *e, uintptr_t pc, int *new_op) {
   }
   uint64_t id = ++e->nlocs;
   *slot = id; /* complete below; on failure the whole profile is lost */
-  uint8_t lbuf[32], buf[96];
-  pb_t line = {lbuf, 0, sizeof lbuf}, loc = {buf, 0, sizeof buf};
+  uint8_t buf[96 + LOCATION_MAX_LINES * 28];
+  pb_t loc = {buf, 0, sizeof buf};
   pb_uint(&loc, LOCATION_ID, id);
-  prof_frame_t fr = {NULL, NULL, 0, -1};
+  prof_frame_t fr = {NULL, 0, -1, false};
   if (e->syms != NULL)
-    e->syms->lookup(e->syms->ctx, addr, &fr);
+    e->syms->lookup(e->syms->ctx, addr, space, &fr);
+  const prof_line_t *fn = prof_frame_function(&fr);
   if (fr.mapping >= 0 && (size_t)fr.mapping < e->nmappings) {
     pb_uint(&loc, LOCATION_MAPPING_ID, (uint64_t)fr.mapping + 1);
-    e->mapping_flags[fr.mapping] |= (fr.function ? 1 : 0) |
-                                    (fr.file ? 2 : 0) | (fr.line > 0 ? 4 : 0);
+    e->mapping_flags[fr.mapping] |=
+        (fn ? MAPPING_FLAG_FUNCTIONS : 0) |
+        (fn && fn->file ? MAPPING_FLAG_FILES : 0) |
+        (fn && fn->line > 0 ? MAPPING_FLAG_LINES : 0) |
+        (fr.inline_known ? MAPPING_FLAG_INLINE : 0);
   }
   pb_uint(&loc, LOCATION_ADDRESS, addr);
-  if (fr.function != NULL) {
-    pb_uint(&line, LINE_FUNCTION_ID, function_id(e, fr.function, fr.file));
-    pb_int(&line, LINE_LINE, fr.line);
+  uint32_t first = fr.nlines > LOCATION_MAX_LINES
+                       ? fr.nlines - LOCATION_MAX_LINES : 0;
+  for (uint32_t i = first; i < fr.nlines && e->err == 0; i++) {
+    if (fr.lines[i].name == NULL)
+      continue;
+    uint8_t lbuf[28];
+    pb_t line = {lbuf, 0, sizeof lbuf};
+    pb_uint(&line, LINE_FUNCTION_ID, function_id(e, &fr.lines[i]));
+    pb_int(&line, LINE_LINE, fr.lines[i].line);
     pb_sub(&loc, LOCATION_LINE, &line);
   }
   emit_field(e, PROFILE_LOCATION, &loc);
-  *new_op = is_operator_new(fr.function);
+  *new_op = is_operator_new(&fr);
   *slot = id | (uint64_t)*new_op << 63;
   return id;
 }
@@ -575,7 +611,7 @@ static void add_sample(enc_t *e, const bucket_t *bk, const int64_t v[4],
   int leading = 1;
   for (uint32_t f = 0; f < bk->nframes && e->err == 0; f++) {
     int new_op = 0;
-    uint64_t id = location_id(e, bk->pcs[f], &new_op);
+    uint64_t id = location_id(e, bk->pcs[f], bk->serial, &new_op);
     if (leading && new_op && f + 1 < bk->nframes)
       continue;
     leading = 0;
@@ -676,9 +712,11 @@ static void write_mappings(enc_t *e) {
     pb_uint(&mp, MAPPING_FILE_OFFSET, m[i].offset);
     pb_int(&mp, MAPPING_FILENAME, intern(e, m[i].path));
     pb_int(&mp, MAPPING_BUILD_ID, intern(e, m[i].build_id));
-    pb_uint(&mp, MAPPING_HAS_FUNCTIONS, (e->mapping_flags[i] & 1) != 0);
-    pb_uint(&mp, MAPPING_HAS_FILENAMES, (e->mapping_flags[i] & 2) != 0);
-    pb_uint(&mp, MAPPING_HAS_LINE_NUMBERS, (e->mapping_flags[i] & 4) != 0);
+    uint8_t flags = e->mapping_flags[i];
+    pb_uint(&mp, MAPPING_HAS_FUNCTIONS, (flags & MAPPING_FLAG_FUNCTIONS) != 0);
+    pb_uint(&mp, MAPPING_HAS_FILENAMES, (flags & MAPPING_FLAG_FILES) != 0);
+    pb_uint(&mp, MAPPING_HAS_LINE_NUMBERS, (flags & MAPPING_FLAG_LINES) != 0);
+    pb_uint(&mp, MAPPING_HAS_INLINE_FRAMES, (flags & MAPPING_FLAG_INLINE) != 0);
     emit_field(e, PROFILE_MAPPING, &mp);
   }
 }
@@ -960,6 +998,31 @@ static void put_pair(text_t *t, uint64_t n, uint64_t bytes) {
   put_dec(t, bytes);
 }
 
+/* One row per function of the code at `addr`, inlined ones first, all
+ * with the same address, as Go's text form lists inlined calls. */
+static void put_frame(text_t *t, const prof_symtab_t *syms, uint64_t addr,
+                      uint64_t serial) {
+  uint32_t space = syms->space ? syms->space(syms->ctx, addr, serial) : 0;
+  prof_frame_t fr;
+  syms->lookup(syms->ctx, addr, space, &fr);
+  for (uint32_t i = 0; i < fr.nlines; i++) {
+    const prof_line_t *l = &fr.lines[i];
+    if (l->name == NULL)
+      continue;
+    put_str(t, "#\t");
+    put_hex(t, addr);
+    put_str(t, "\t");
+    put_str(t, l->name);
+    if (l->file != NULL) {
+      put_str(t, "\t");
+      put_str(t, l->file);
+      put_str(t, ":");
+      put_sdec(t, l->line);
+    }
+    put_str(t, "\n");
+  }
+}
+
 static void put_bucket(text_t *t, const bucket_count_t *c,
                        const prof_symtab_t *syms,
                        int64_t rate) {
@@ -975,23 +1038,8 @@ static void put_bucket(text_t *t, const bucket_count_t *c,
     put_hex(t, bk->pcs[f]);
   }
   put_str(t, "\n");
-  for (uint32_t f = 0; f < bk->nframes && syms != NULL && t->err == 0; f++) {
-    prof_frame_t fr;
-    syms->lookup(syms->ctx, (uint64_t)bk->pcs[f] - 1, &fr);
-    if (fr.function == NULL)
-      continue;
-    put_str(t, "#\t");
-    put_hex(t, (uint64_t)bk->pcs[f] - 1);
-    put_str(t, "\t");
-    put_str(t, fr.function);
-    if (fr.file != NULL) {
-      put_str(t, "\t");
-      put_str(t, fr.file);
-      put_str(t, ":");
-      put_sdec(t, fr.line);
-    }
-    put_str(t, "\n");
-  }
+  for (uint32_t f = 0; f < bk->nframes && syms != NULL && t->err == 0; f++)
+    put_frame(t, syms, (uint64_t)bk->pcs[f] - 1, bk->serial);
   put_str(t, "\n");
 }
 

@@ -10,6 +10,7 @@
 #ifndef HEAPPROF_PROFILE_SYMTAB_H
 #define HEAPPROF_PROFILE_SYMTAB_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -24,26 +25,51 @@ typedef struct prof_mapping {
   const char *build_id; /* lower-case hex GNU build-id, "" when none */
 } prof_mapping_t;
 
-/* What is known about one address; NULL / 0 where nothing is known. */
+/* One function's part in the code at an address: a Line of a Location.
+ * Strings are NULL (and numbers 0) where nothing is known. */
+typedef struct prof_line {
+  const char *name;        /* readable name (C++ and Rust demangled) */
+  const char *system_name; /* the linker's name; NULL: the same as name */
+  const char *file;        /* source file from DWARF */
+  int64_t line;            /* source line (a call site, but for lines[0]) */
+  int64_t start_line;      /* the function's first line */
+} prof_line_t;
+
+/* What is known about one address: the functions whose code it is, as Go
+ * writes a Location's lines. lines[0] is the innermost function inlined
+ * there, each next one the function it was inlined into (its line the
+ * call site), and lines[nlines - 1] the function that holds the code. */
 typedef struct prof_frame {
-  const char *function; /* symbol name as in the ELF symbol table */
-  const char *file;     /* source file from DWARF line info */
-  int64_t line;         /* source line, 0 when unknown */
-  int mapping;          /* index into mappings(), -1 when unmapped */
+  const prof_line_t *lines;
+  uint32_t nlines;   /* 0 when no function is known */
+  int mapping;       /* index into mappings(), -1 when unmapped */
+  bool inline_known; /* debug info was read for what is inlined here */
 } prof_frame_t;
 
 typedef struct prof_symtab {
-  /* The executable mappings, sorted by start address. */
+  /* The executable mappings: first those of the code mapped now, sorted by
+   * start address, then those of modules unloaded since (see space). */
   const prof_mapping_t *(*mappings)(void *ctx, size_t *n);
+  /* Which code `addr` was when a stack holding it was recorded, as the
+   * bucket of creation number `serial` (bucket_t.serial): 0 for the code
+   * mapped now, k > 0 for the k-th module unloaded since, whose answers
+   * were kept when it went away. May be NULL: always 0. Spaces other than
+   * 0 are only given for addresses below 2^48. */
+  uint32_t (*space)(void *ctx, uint64_t addr, uint64_t serial);
   /* Describes `addr`, an address inside a call instruction (return
-   * address minus one). Never fails: an address nobody knows gets
-   * function = file = NULL, line = 0, mapping -1. */
-  void (*lookup)(void *ctx, uint64_t addr, prof_frame_t *out);
+   * address minus one), in code space `space`. Never fails: an address
+   * nobody knows gets nlines 0 and mapping -1. */
+  void (*lookup)(void *ctx, uint64_t addr, uint32_t space, prof_frame_t *out);
   /* Streams the memory map as /proc/self/maps spells it into `out` (Go's
    * debug=1 text ends with it). 0, or -1 with the sink's errno. May be
    * NULL: the text then has no map. */
   int (*maps_text)(void *ctx, const pprof_sink_t *out);
   void *ctx;
 } prof_symtab_t;
+
+/* The function that holds the code of `f` (its last line); NULL if none. */
+static inline const prof_line_t *prof_frame_function(const prof_frame_t *f) {
+  return f->nlines > 0 ? &f->lines[f->nlines - 1] : NULL;
+}
 
 #endif /* HEAPPROF_PROFILE_SYMTAB_H */

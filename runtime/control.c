@@ -186,7 +186,7 @@ __attribute__((constructor)) static void control_start(void) {
   if (cfg.rate > 0)
     stack_init();
   pthread_atfork(fork_prepare, fork_parent, fork_child);
-  pipeline_start(cfg.out, cfg.verbose);
+  pipeline_start(&cfg);
   if (cfg.rate > 0)
     triggers_start(&cfg);
   if (cfg.rate > 0 && cfg.http[0] != '\0')

@@ -314,11 +314,16 @@ static void answer_symbols(const prof_symtab_t *syms, void *ctx) {
       break;
     unsigned long long addr = strtoull(at, NULL, 0);
     prof_frame_t fr;
-    syms->lookup(syms->ctx, addr, &fr);
-    if (fr.function == NULL || a->len + strlen(fr.function) + 24 > a->cap)
+    syms->lookup(syms->ctx, addr, 0, &fr);
+    /* The linker's name of the function holding the code, as Go's
+     * handler names it: pprof demangles it as its user asked. */
+    const prof_line_t *fn = prof_frame_function(&fr);
+    const char *name = fn ? (fn->system_name ? fn->system_name : fn->name)
+                          : NULL;
+    if (name == NULL || a->len + strlen(name) + 24 > a->cap)
       continue;
     a->len += (size_t)snprintf(a->out + a->len, a->cap - a->len, "%#llx %s\n",
-                               addr, fr.function);
+                               addr, name);
   }
 }
 

@@ -66,6 +66,10 @@ static _Atomic uint64_t dump_seq;
 static char out_template[CONFIG_PATH_MAX];
 static int verbose;
 static symbolizer_t *symbolizer; /* dump_lock */
+/* How long a dlclose waits for a profile being made before it lets its
+ * library go unkept (pipeline_unloading). */
+#define UNLOAD_WAIT_S 1
+static demangle_style_t demangle_style; /* HEAPPROF_DEMANGLE */
 /* The bucket counts the last delta_heap answer was made from, and when
  * (monotonic ns); before the first there are none, and its window opens
  * when profiling started. dump_lock. */
@@ -78,9 +82,10 @@ static int64_t mono_ns(void) {
   return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
-void pipeline_start(const char *out, int verbose_on) {
-  snprintf(out_template, sizeof out_template, "%s", out);
-  verbose = verbose_on;
+void pipeline_start(const hp_config_t *cfg) {
+  snprintf(out_template, sizeof out_template, "%s", cfg->out);
+  verbose = cfg->verbose;
+  demangle_style = (demangle_style_t)cfg->demangle;
   started_ns = mono_ns();
   atomic_store(&started, 1);
 }
@@ -92,20 +97,25 @@ typedef struct dump {
   int saved_errno;
 } dump_t;
 
-/* Takes dump_lock as the profiler's own work. Once the process is
+/* Takes dump_lock as the profiler's own work, waiting at most `wait_s`
+ * seconds (0: not at all; -1: as long as it takes). Once the process is
  * exiting, waits 5 s at most: a profile stuck in another thread (a pipe
  * nobody reads) must not keep a process that called exit from ending.
- * 0, or -1 with errno EBUSY (not started, stopped, or stuck). */
-static int dump_begin(dump_t *d) {
+ * 0, or -1 with errno EBUSY (not started, stopped, stuck or busy). */
+static int dump_begin_within(dump_t *d, int wait_s) {
   d->own = hp_own_begin(&hp_self);
   d->saved_errno = errno;
   int locked = 0;
-  if (!atomic_load(&exiting)) {
+  if (atomic_load(&exiting) && (wait_s < 0 || wait_s > 5))
+    wait_s = 5;
+  if (wait_s < 0) {
     locked = pthread_mutex_lock(&dump_lock) == 0;
+  } else if (wait_s == 0) {
+    locked = pthread_mutex_trylock(&dump_lock) == 0;
   } else {
     struct timespec until;
     clock_gettime(CLOCK_REALTIME, &until);
-    until.tv_sec += 5;
+    until.tv_sec += wait_s;
     locked = pthread_mutex_timedlock(&dump_lock, &until) == 0;
   }
   if (locked && atomic_load(&started) && !stopped) {
@@ -118,6 +128,8 @@ static int dump_begin(dump_t *d) {
   errno = EBUSY;
   return -1;
 }
+
+static int dump_begin(dump_t *d) { return dump_begin_within(d, -1); }
 
 /* Ends what dump_begin began; rc is the profile's result. errno is the
  * failure's when rc is -1, else as it was before dump_begin. */
@@ -152,7 +164,8 @@ static int snapshot(heapprof_kind_t kind, bucket_snapshot_t *out) {
  * none (no memory): the profile then carries addresses only. A failed
  * refresh keeps the view it had. dump_lock held. */
 static const prof_symtab_t *symbolize(prof_symtab_t *st) {
-  if (symbolizer == NULL && (symbolizer = symbolizer_new()) == NULL)
+  if (symbolizer == NULL &&
+      (symbolizer = symbolizer_new(demangle_style)) == NULL)
     return NULL;
   int saved = errno;
   stack_loader_enter(); /* dl_iterate_phdr: see stack.h */
@@ -161,6 +174,60 @@ static const prof_symtab_t *symbolize(prof_symtab_t *st) {
   errno = saved;
   *st = symbolizer_symtab(symbolizer);
   return st;
+}
+
+/* ---- a library about to be unloaded ---- */
+
+/* The sampled addresses (inside call instructions) in [low, high), from
+ * every bucket; *n of them, in memory from pipeline_heap (NULL when none
+ * or out of memory). */
+static uint64_t *addrs_in(const bucket_snapshot_t *snap, uint64_t low,
+                          uint64_t high, size_t *n, size_t *cap) {
+  uint64_t *v = NULL;
+  *n = *cap = 0;
+  for (size_t i = 0; i < snap->n; i++) {
+    const bucket_t *b = snap->counts[i].bucket;
+    for (uint32_t f = 0; f < b->nframes; f++) {
+      uint64_t addr = (uint64_t)b->pcs[f] - 1;
+      if (addr < low || addr >= high)
+        continue;
+      if (*n == *cap) {
+        size_t grown = *cap ? 2 * *cap : 256;
+        uint64_t *w = heap_realloc(NULL, v, *cap * sizeof *v,
+                                   grown * sizeof *v);
+        if (w == NULL)
+          return v; /* what fits is kept */
+        v = w;
+        *cap = grown;
+      }
+      v[(*n)++] = addr;
+    }
+  }
+  return v;
+}
+
+void pipeline_unloading(uint64_t bias, int nested) {
+  dump_t d;
+  if (!atomic_load(&started) || bias == 0 ||
+      dump_begin_within(&d, nested ? 0 : UNLOAD_WAIT_S) != 0)
+    return;
+  prof_symtab_t st;
+  uint64_t low, high, serial = bucket_total();
+  bucket_snapshot_t snap;
+  if (symbolize(&st) != NULL &&
+      symbolizer_module_at_bias(symbolizer, bias, &low, &high) == 0) {
+    if (bucket_snapshot(&pipeline_heap, 0, &snap) == 0) {
+      size_t n, cap;
+      uint64_t *addrs = addrs_in(&snap, low, high, &n, &cap);
+      if (n > 0)
+        symbolizer_retire(symbolizer, low, high, addrs, n, serial);
+      heap_realloc(NULL, addrs, cap * sizeof *addrs, 0);
+      bucket_snapshot_free(&pipeline_heap, &snap);
+    }
+    /* Nothing of the library may stay mapped after its dlclose. */
+    symbolizer_release(symbolizer, low, high);
+  }
+  dump_end(&d, 0);
 }
 
 static int64_t now_ns(void) {

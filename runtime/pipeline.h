@@ -28,6 +28,7 @@
 #include <stdint.h>
 
 #include "buckets.h"
+#include "config.h"
 #include "heapprof.h"
 #include "sink.h"
 #include "symtab.h"
@@ -37,9 +38,21 @@
 /* The memory profile/ works in on the dump path (alloc.h). */
 extern const prof_alloc_t pipeline_heap;
 
-/* Profiles can be made from now on; numbered names come from `out` (a
- * HEAPPROF_OUT template, copied), and `verbose` says each file written. */
-void pipeline_start(const char *out, int verbose);
+/* Profiles can be made from now on, as `cfg` says: numbered names from
+ * its HEAPPROF_OUT template (copied), each file written said when
+ * verbose, C++ and Rust names in its HEAPPROF_DEMANGLE style. */
+void pipeline_start(const hp_config_t *cfg);
+
+/*
+ * A library is about to be unloaded (dlclose, unload.c): the one loaded at
+ * load bias `bias`. Before it goes, the symbolizer answers and keeps the
+ * sampled addresses in its code (symbolizer_retire), so that its frames
+ * keep their names, lines and mapping in every later profile. Waits for a
+ * profile being made for 1 s at most, and not at all when `nested` (the
+ * loader's lock may be held: a profile waiting for it would wait on us);
+ * when it cannot wait, the library's frames will be bare addresses.
+ */
+void pipeline_unloading(uint64_t bias, int nested);
 
 /* The gzipped profile of `kind` into `fd` (left open). */
 int pipeline_write_fd(heapprof_kind_t kind, int fd);

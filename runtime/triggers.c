@@ -127,10 +127,16 @@ static void name_sites(const prof_symtab_t *syms, void *ctx) {
     int64_t grew = inuse_of(c) - (was != NULL && ls->growth ? inuse_of(was) : 0);
     if (grew <= 0)
       continue;
-    prof_frame_t fr = {NULL, NULL, 0, -1};
-    if (c->bucket->nframes > 0)
-      syms->lookup(syms->ctx, c->bucket->pcs[0] - 1, &fr);
-    add_growth(g, &ng, 256, fr.function ? fr.function : "?", grew);
+    prof_frame_t fr = {NULL, 0, -1, false};
+    if (c->bucket->nframes > 0) {
+      uint64_t addr = c->bucket->pcs[0] - 1;
+      uint32_t space =
+          syms->space ? syms->space(syms->ctx, addr, c->bucket->serial) : 0;
+      syms->lookup(syms->ctx, addr, space, &fr);
+    }
+    /* The innermost function: the one that called the allocator. */
+    const char *site = fr.nlines > 0 ? fr.lines[0].name : NULL;
+    add_growth(g, &ng, 256, site ? site : "?", grew);
   }
   qsort(g, ng, sizeof *g, by_growth);
   ls->found = ng;

@@ -197,6 +197,15 @@ void tl_read_profile(const char *path, tl_profile_t *p) {
       if (parse_location(line, &l)) {
         locs = realloc(locs, (nlocs + 1) * sizeof *locs);
         locs[nlocs++] = l;
+      } else if (nlocs > 0 && line[0] == ' ') {
+        /* A further line of the same location: the function it was
+         * inlined into. The last one holds the code, and is the frame. */
+        char *name = line + strspn(line, " ");
+        size_t len = strcspn(name, " \n");
+        if (len > 0 && strncmp(name, "s=", 2) != 0) {
+          free(locs[nlocs - 1].func);
+          locs[nlocs - 1].func = strndup(name, len);
+        }
       }
     }
   }

@@ -35,7 +35,8 @@ typedef struct tl_sample {
   int64_t v[4];         /* alloc_objects alloc_space inuse_objects inuse_space */
   int64_t bytes;        /* the "bytes" label, -1 if none */
   size_t nlocs;
-  const char **funcs;   /* function per location, leaf first ("" if none) */
+  const char **funcs;   /* function per location, leaf first ("" if none):
+                           the one holding the code, not one inlined there */
 } tl_sample_t;
 
 typedef struct tl_profile {

@@ -11,11 +11,13 @@
 
 #define FIRST_SLOTS 1024
 
-/* A prof_frame_t packed into 32 bytes. */
+/* A prof_frame_t packed into 24 bytes. */
 struct addrcache_entry {
   uint64_t addr;
-  const char *function, *file;
-  int32_t line, mapping;
+  const prof_line_t *lines;
+  uint16_t nlines;
+  bool inline_known;
+  int32_t mapping;
 };
 
 static struct addrcache_entry *slot_of(struct addrcache_entry *slots,
@@ -32,7 +34,7 @@ bool addrcache_get(const addrcache_t *c, uint64_t addr, prof_frame_t *out) {
   const struct addrcache_entry *e = slot_of(c->slots, c->nslots, addr);
   if (e->addr != addr)
     return false;
-  *out = (prof_frame_t){e->function, e->file, e->line, e->mapping};
+  *out = (prof_frame_t){e->lines, e->nlines, e->mapping, e->inline_known};
   return true;
 }
 
@@ -56,9 +58,10 @@ void addrcache_put(addrcache_t *c, uint64_t addr, const prof_frame_t *f) {
   struct addrcache_entry *e = slot_of(c->slots, c->nslots, addr);
   if (e->addr == 0)
     c->count++;
-  *e = (struct addrcache_entry){
-      addr, f->function, f->file,
-      f->line > INT32_MAX || f->line < 0 ? 0 : (int32_t)f->line, f->mapping};
+  *e = (struct addrcache_entry){addr, f->lines,
+                                 f->nlines > UINT16_MAX ? UINT16_MAX
+                                                        : (uint16_t)f->nlines,
+                                 f->inline_known, f->mapping};
 }
 
 size_t addrcache_bytes(const addrcache_t *c) {

@@ -2,8 +2,9 @@
  * addrcache — the answers already given, by address: a hash table from an
  * address to the prof_frame_t it was resolved to.
  *
- * It stores the frame's string pointers as they are; whoever owns the
- * strings (the symbolizer's strtab) clears the cache before freeing them.
+ * It stores the frame's line array pointer as it is; whoever owns the
+ * lines and their strings (the symbolizer's view) clears the cache before
+ * freeing them.
  * Address 0 marks an empty slot, so 0 is never stored. Not thread-safe.
  */
 #ifndef HEAPPROF_INTROSPECT_ADDRCACHE_H

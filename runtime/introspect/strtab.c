@@ -8,6 +8,7 @@
 #include "strtab.h"
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,7 +20,7 @@
 struct strtab_chunk {
   struct strtab_chunk *next;
   size_t used_bytes, cap_bytes;
-  char data[];
+  _Alignas(max_align_t) char data[];
 };
 
 static uint64_t hash_bytes(const char *str, size_t len) {
@@ -55,11 +56,11 @@ static bool grow(strtab_t *t) {
   return true;
 }
 
-/* A NUL-terminated copy of the `len` bytes at `src`, in the arena. */
-static char *arena_copy(strtab_t *t, const char *src, size_t len) {
+/* `bytes` of the arena, at an offset aligned to `align` (a power of two). */
+static void *arena_take(strtab_t *t, size_t bytes, size_t align) {
   struct strtab_chunk *c = t->chunks;
-  size_t bytes = len + 1;
-  if (c == NULL || c->cap_bytes - c->used_bytes < bytes) {
+  size_t at = c ? (c->used_bytes + align - 1) & ~(align - 1) : 0;
+  if (c == NULL || at > c->cap_bytes || c->cap_bytes - at < bytes) {
     size_t cap = bytes > CHUNK_BYTES / 4 ? bytes : CHUNK_BYTES;
     if ((c = malloc(sizeof *c + cap)) == NULL)
       return NULL;
@@ -68,12 +69,24 @@ static char *arena_copy(strtab_t *t, const char *src, size_t len) {
     c->next = t->chunks;
     t->chunks = c;
     t->chunk_bytes += sizeof *c + cap;
+    at = 0;
   }
-  char *dst = c->data + c->used_bytes;
-  memcpy(dst, src, len);
-  dst[len] = '\0';
-  c->used_bytes += bytes;
+  c->used_bytes = at + bytes;
+  return c->data + at;
+}
+
+/* A NUL-terminated copy of the `len` bytes at `src`, in the arena. */
+static char *arena_copy(strtab_t *t, const char *src, size_t len) {
+  char *dst = arena_take(t, len + 1, 1);
+  if (dst != NULL) {
+    memcpy(dst, src, len);
+    dst[len] = '\0';
+  }
   return dst;
+}
+
+void *strtab_alloc(strtab_t *t, size_t bytes) {
+  return bytes ? arena_take(t, bytes, _Alignof(max_align_t)) : NULL;
 }
 
 const char *strtab_intern_n(strtab_t *t, const char *str, size_t len) {

@@ -45,14 +45,20 @@
 
 #include "addrcache.h"
 #include "buildid.h"
+#include "demangle.h"
 #include "elfopen.h"
 #include "maps.h"
 #include "module.h"
+#include "srclines.h"
 #include "strtab.h"
 
 /* No mapping starts below the kernel's mmap_min_addr (4096 at the very
  * least), so such addresses are answered at once. */
 #define LOWEST_MAPPED_ADDR 4096
+
+/* The longest demangled name kept (on the stack while it is made): a
+ * longer one is left as the linker spells it, which pprof demangles. */
+#define READABLE_MAX 4096
 
 /* One reading of the map. */
 struct view {
@@ -64,14 +70,44 @@ struct view {
   strtab_t strings;
 };
 
+/* Demangled names already made, by interned system name (view strings). */
+typedef struct name_memo {
+  const char **keys, **vals; /* open addressing; NULL key = empty */
+  size_t nslots, count;
+} name_memo_t;
+
+/* What a module unloaded since answered, kept when it went away: its
+ * executable ranges and the frames of the sampled addresses in it. */
+typedef struct retired {
+  uint64_t low, high; /* its code, as it was mapped */
+  uint64_t serial;    /* stacks of buckets numbered below were recorded
+                         while it was mapped */
+  char *path;         /* owned, for merging (see symbolizer_retire) */
+  buildid_t id;
+  prof_mapping_t *mappings; /* strings in `strings` */
+  size_t nmappings;
+  addrcache_t answers; /* mapping fields: index into `mappings` */
+  strtab_t strings;    /* of the mappings and the answers' lines */
+} retired_t;
+
 struct symbolizer {
   struct view view;
   addrcache_t cache; /* answers given from this view */
+  name_memo_t names; /* readable names made in this view */
+  demangle_style_t style;
+  retired_t *retired; /* in the order the modules went away */
+  size_t nretired;
+  uint64_t retired_low, retired_high; /* the range all of them span */
+  prof_mapping_t *all_mappings; /* the view's, then every retired one's */
+  size_t nall_mappings;
   bool read;         /* view holds a reading of the map */
   bool counts_known; /* adds/subs hold the loader's counts at that reading */
   uint64_t adds, subs;
   symbolizer_counts_t counts;
 };
+
+static void join_mappings(symbolizer_t *s);
+static void memo_free(name_memo_t *m);
 
 /* ---- views ------------------------------------------------------------ */
 
@@ -243,10 +279,12 @@ static uint64_t carry_images(struct view *old, struct view *now) {
 
 /* ---- refresh ---------------------------------------------------------- */
 
-symbolizer_t *symbolizer_new(void) {
+symbolizer_t *symbolizer_new(demangle_style_t style) {
   symbolizer_t *s = calloc(1, sizeof *s);
-  if (s != NULL)
+  if (s != NULL) {
+    s->style = style;
     elf_version(EV_CURRENT);
+  }
   return s;
 }
 
@@ -274,8 +312,10 @@ static int rebuild(symbolizer_t *s, const maps_view_t *mv, bool known,
     return err;
   s->counts.modules_kept += carry_images(&s->view, &now);
   addrcache_free(&s->cache);
+  memo_free(&s->names);
   view_free(&s->view);
   s->view = now;
+  join_mappings(s);
   s->read = true;
   s->counts_known = known;
   s->adds = adds;
@@ -352,6 +392,93 @@ static const char *intern_path(strtab_t *t, const char *comp_dir,
   return strtab_intern(t, path);
 }
 
+/* ---- readable names ---------------------------------------------------- */
+
+static const char **memo_slot(const char **keys, size_t nslots,
+                              const char *key) {
+  size_t i = ((uintptr_t)key * 0x9e3779b97f4a7c15u) >> 24 & (nslots - 1);
+  while (keys[i] != NULL && keys[i] != key)
+    i = (i + 1) & (nslots - 1);
+  return &keys[i];
+}
+
+static bool memo_grow(name_memo_t *m) {
+  size_t nslots = m->nslots ? 2 * m->nslots : 256;
+  const char **keys = calloc(nslots, sizeof *keys);
+  const char **vals = calloc(nslots, sizeof *vals);
+  if (keys == NULL || vals == NULL) {
+    free(keys);
+    free(vals);
+    return false;
+  }
+  for (size_t i = 0; i < m->nslots; i++)
+    if (m->keys[i] != NULL) {
+      const char **k = memo_slot(keys, nslots, m->keys[i]);
+      *k = m->keys[i];
+      vals[k - keys] = m->vals[i];
+    }
+  free(m->keys);
+  free(m->vals);
+  *m = (name_memo_t){keys, vals, nslots, m->count};
+  return true;
+}
+
+static void memo_free(name_memo_t *m) {
+  free(m->keys);
+  free(m->vals);
+  *m = (name_memo_t){0};
+}
+
+/* The readable name of `system_name`, a string of `t`: itself when it is
+ * not mangled (or the style is none), else its demangled form, interned
+ * in `t`; memo, when given, remembers it by system_name. */
+static const char *readable(strtab_t *t, name_memo_t *memo,
+                            demangle_style_t style, const char *system_name) {
+  if (system_name == NULL || style == DEMANGLE_NONE)
+    return system_name;
+  const char **slot = NULL;
+  if (memo != NULL && (4 * (memo->count + 1) <= 3 * memo->nslots ||
+                       memo_grow(memo))) {
+    slot = memo_slot(memo->keys, memo->nslots, system_name);
+    if (*slot != NULL)
+      return memo->vals[slot - memo->keys];
+  }
+  char buf[READABLE_MAX];
+  size_t len = demangle(system_name, style, buf, sizeof buf);
+  const char *name = len > 0 ? strtab_intern_n(t, buf, len) : system_name;
+  if (name == NULL)
+    name = system_name;
+  if (slot != NULL) {
+    *slot = system_name;
+    memo->vals[slot - memo->keys] = name;
+    memo->count++;
+  }
+  return name;
+}
+
+/* ---- lookup ----------------------------------------------------------- */
+
+/* A line for `f`, one function of an inline chain, with strings in the
+ * view. */
+static prof_line_t chain_line(symbolizer_t *s, const srcline_frame_t *f) {
+  strtab_t *t = &s->view.strings;
+  prof_line_t l = {0};
+  l.system_name = intern_unversioned(t, f->function);
+  l.name = readable(t, &s->names, s->style, l.system_name);
+  if (f->file != NULL) {
+    l.file = intern_path(t, f->comp_dir, f->file);
+    l.line = l.file && f->line > 0 ? f->line : 0;
+  }
+  l.start_line = f->start_line > 0 ? f->start_line : 0;
+  return l;
+}
+
+/*
+ * The lines of `addr`: the inline chain DWARF gives (innermost first), its
+ * last entry the function holding the code, named after its ELF symbol
+ * when there is one (the name the profile has always used, and the one a
+ * stripped object still has); without DWARF, that symbol alone.
+ */
 static void resolve(symbolizer_t *s, uint64_t addr, prof_frame_t *out) {
   /* Code outside every file-backed executable range (JIT, anonymous pages
    * in a hole inside a module's address range) is nobody's. */
@@ -364,33 +491,79 @@ static void resolve(symbolizer_t *s, uint64_t addr, prof_frame_t *out) {
   module_image_t *im = module_image(m);
   if (im == NULL)
     return;
-  out->function =
-      intern_unversioned(&s->view.strings, module_image_function(im, addr));
-  const char *file, *comp_dir;
-  int line;
-  if (module_image_line(im, addr, &file, &comp_dir, &line)) {
-    out->file = intern_path(&s->view.strings, comp_dir, file);
-    out->line = out->file && line > 0 ? line : 0;
+  strtab_t *t = &s->view.strings;
+  const char *symbol = intern_unversioned(t, module_image_function(im, addr));
+  srcline_frame_t chain[SRCLINES_MAX_FRAMES];
+  size_t n = module_image_chain(im, addr, chain, SRCLINES_MAX_FRAMES);
+  size_t nlines = n > 0 ? n : symbol != NULL;
+  prof_line_t *lines =
+      nlines > 0 ? strtab_alloc(t, nlines * sizeof *lines) : NULL;
+  if (lines == NULL)
+    return;
+  for (size_t i = 0; i < n; i++)
+    lines[i] = chain_line(s, &chain[i]);
+  prof_line_t *fn = &lines[nlines - 1];
+  if (n == 0)
+    *fn = (prof_line_t){0};
+  if (symbol != NULL) {
+    fn->system_name = symbol;
+    fn->name = readable(t, &s->names, s->style, symbol);
   }
+  if (fn->name == NULL) /* DWARF knew the code but no name for it */
+    return;
+  out->lines = lines;
+  out->nlines = (uint32_t)nlines;
+  out->inline_known = n > 0;
 }
 
-static void lookup(void *ctx, uint64_t addr, prof_frame_t *out) {
-  symbolizer_t *s = ctx;
-  int saved = errno;
-  *out = (prof_frame_t){NULL, NULL, 0, -1};
+static void lookup_in_view(symbolizer_t *s, uint64_t addr, prof_frame_t *out) {
   s->counts.lookups++;
   if (addr >= LOWEST_MAPPED_ADDR && !addrcache_get(&s->cache, addr, out)) {
     s->counts.resolved++;
     resolve(s, addr, out);
     addrcache_put(&s->cache, addr, out);
   }
+}
+
+static void lookup(void *ctx, uint64_t addr, uint32_t space,
+                   prof_frame_t *out) {
+  symbolizer_t *s = ctx;
+  int saved = errno;
+  *out = (prof_frame_t){NULL, 0, -1, false};
+  if (space == 0) {
+    lookup_in_view(s, addr, out);
+  } else if (space <= s->nretired &&
+             addrcache_get(&s->retired[space - 1].answers, addr, out)) {
+    size_t first = s->view.nmappings; /* retired mappings come after */
+    for (size_t i = 0; i < space - 1; i++)
+      first += s->retired[i].nmappings;
+    out->mapping = out->mapping >= 0 ? (int)first + out->mapping : -1;
+  }
   errno = saved;
+}
+
+/* The first module that went away after stacks of bucket `serial` were
+ * recorded and held `addr` then: 1-based; 0 for the code mapped now. */
+static uint32_t space(void *ctx, uint64_t addr, uint64_t serial) {
+  const symbolizer_t *s = ctx;
+  if (addr < s->retired_low || addr >= s->retired_high)
+    return 0;
+  for (size_t i = 0; i < s->nretired; i++) {
+    const retired_t *r = &s->retired[i];
+    if (serial < r->serial && addr >= r->low && addr < r->high)
+      return (uint32_t)i + 1;
+  }
+  return 0;
 }
 
 static const prof_mapping_t *mappings(void *ctx, size_t *n) {
   symbolizer_t *s = ctx;
-  *n = s->view.nmappings;
-  return s->view.mappings;
+  if (s->nretired == 0) {
+    *n = s->view.nmappings;
+    return s->view.mappings;
+  }
+  *n = s->nall_mappings;
+  return s->all_mappings;
 }
 
 static int maps_text(void *ctx, const pprof_sink_t *out) {
@@ -403,7 +576,166 @@ static int maps_text(void *ctx, const pprof_sink_t *out) {
 }
 
 prof_symtab_t symbolizer_symtab(symbolizer_t *s) {
-  return (prof_symtab_t){mappings, lookup, maps_text, s};
+  return (prof_symtab_t){mappings, s->nretired ? space : NULL, lookup,
+                         maps_text, s};
+}
+
+/* ---- modules that go away --------------------------------------------- */
+
+/* More unloaded modules than this are not kept (their frames then come
+ * out as bare addresses, as before): a bound on memory and on the
+ * per-address search of space(). */
+#define RETIRED_MAX 256
+
+static void retired_free(retired_t *r) {
+  free(r->path);
+  free(r->mappings);
+  addrcache_free(&r->answers);
+  strtab_free(&r->strings);
+}
+
+/* Rebuilds all_mappings: the view's, then each retired module's. On
+ * failure only the view's are listed (retired frames then name none). */
+static void join_mappings(symbolizer_t *s) {
+  size_t n = s->view.nmappings;
+  for (size_t i = 0; i < s->nretired; i++)
+    n += s->retired[i].nmappings;
+  prof_mapping_t *all = s->nretired ? malloc(n * sizeof *all + 1) : NULL;
+  free(s->all_mappings);
+  s->all_mappings = all;
+  s->nall_mappings = all ? n : s->view.nmappings;
+  if (all == NULL) {
+    s->all_mappings = NULL;
+    return;
+  }
+  memcpy(all, s->view.mappings, s->view.nmappings * sizeof *all);
+  n = s->view.nmappings;
+  for (size_t i = 0; i < s->nretired; i++) {
+    memcpy(all + n, s->retired[i].mappings,
+           s->retired[i].nmappings * sizeof *all);
+    n += s->retired[i].nmappings;
+  }
+}
+
+int symbolizer_module_at_bias(const symbolizer_t *s, uint64_t bias,
+                              uint64_t *low, uint64_t *high) {
+  for (size_t i = 0; i < s->view.nmodules; i++) {
+    const module_t *m = &s->view.modules[i];
+    if (m->loader_known && m->bias == bias && !m->vdso) {
+      *low = m->low;
+      *high = m->high;
+      return 0;
+    }
+  }
+  return -1;
+}
+
+/* A copy of `f` (answered from the view) in r's strings, its mapping an
+ * index into r's mappings. false when memory runs out. */
+static bool keep_frame(retired_t *r, uint64_t addr, prof_frame_t *f) {
+  strtab_t *t = &r->strings;
+  prof_line_t *lines =
+      f->nlines ? strtab_alloc(t, f->nlines * sizeof *lines) : NULL;
+  if (f->nlines > 0 && lines == NULL)
+    return false;
+  for (uint32_t i = 0; i < f->nlines; i++) {
+    const prof_line_t *l = &f->lines[i];
+    lines[i] = (prof_line_t){strtab_intern(t, l->name),
+                             strtab_intern(t, l->system_name),
+                             strtab_intern(t, l->file), l->line,
+                             l->start_line};
+  }
+  f->lines = lines;
+  f->mapping = -1;
+  for (size_t i = 0; i < r->nmappings; i++)
+    if (addr >= r->mappings[i].start && addr < r->mappings[i].limit)
+      f->mapping = (int)i;
+  return true;
+}
+
+/* The record for the module at [low, high) in the view: the newest one if
+ * it is the same object (a library loaded and unloaded again and again at
+ * the same place keeps one), else a new one. NULL with errno. */
+static retired_t *retired_for(symbolizer_t *s, uint64_t low, uint64_t high) {
+  const module_t *m = module_at(&s->view, low);
+  if (m == NULL || m->high != high) {
+    errno = ENOENT;
+    return NULL;
+  }
+  retired_t *last = s->nretired ? &s->retired[s->nretired - 1] : NULL;
+  if (last != NULL && last->low == low && last->high == high &&
+      buildid_equal(&last->id, &m->id) && strcmp(last->path, m->path) == 0)
+    return last;
+  if (s->nretired == RETIRED_MAX) {
+    errno = ENOSPC;
+    return NULL;
+  }
+  retired_t *grown = realloc(s->retired, (s->nretired + 1) * sizeof *grown);
+  if (grown == NULL)
+    return NULL;
+  s->retired = grown;
+  retired_t *r = &grown[s->nretired];
+  *r = (retired_t){.low = low, .high = high, .id = m->id};
+  size_t n = 0;
+  for (size_t i = 0; i < s->view.nmappings; i++)
+    n += s->view.mappings[i].start >= low && s->view.mappings[i].limit <= high;
+  if ((r->path = copy_string(m->path)) == NULL ||
+      (r->mappings = calloc(n ? n : 1, sizeof *r->mappings)) == NULL) {
+    retired_free(r);
+    errno = ENOMEM;
+    return NULL;
+  }
+  for (size_t i = 0; i < s->view.nmappings; i++) {
+    const prof_mapping_t *mp = &s->view.mappings[i];
+    if (mp->start < low || mp->limit > high)
+      continue;
+    prof_mapping_t *out = &r->mappings[r->nmappings++];
+    *out = *mp;
+    out->path = strtab_intern(&r->strings, mp->path);
+    out->build_id = strtab_intern(&r->strings, mp->build_id);
+    if (out->path == NULL || out->build_id == NULL) {
+      retired_free(r);
+      errno = ENOMEM;
+      return NULL;
+    }
+  }
+  s->nretired++;
+  return r;
+}
+
+void symbolizer_release(symbolizer_t *s, uint64_t low, uint64_t high) {
+  for (module_t *m = module_at(&s->view, low); m != NULL && m->low < high;
+       m = m + 1 < s->view.modules + s->view.nmodules ? m + 1 : NULL)
+    if (m->image != NULL) {
+      module_image_free(m->image);
+      m->image = NULL;
+    }
+}
+
+int symbolizer_retire(symbolizer_t *s, uint64_t low, uint64_t high,
+                      const uint64_t *addrs, size_t n, uint64_t serial) {
+  int saved = errno;
+  retired_t *r = retired_for(s, low, high);
+  if (r == NULL)
+    return -1;
+  r->serial = serial;
+  if (s->nretired == 1 || low < s->retired_low)
+    s->retired_low = low;
+  if (s->nretired == 1 || high > s->retired_high)
+    s->retired_high = high;
+  for (size_t i = 0; i < n; i++) {
+    prof_frame_t f;
+    if (addrs[i] < low || addrs[i] >= high ||
+        addrcache_get(&r->answers, addrs[i], &f))
+      continue;
+    f = (prof_frame_t){NULL, 0, -1, false};
+    lookup_in_view(s, addrs[i], &f);
+    if (keep_frame(r, addrs[i], &f))
+      addrcache_put(&r->answers, addrs[i], &f);
+  }
+  join_mappings(s);
+  errno = saved;
+  return 0;
 }
 
 /* ---- memory, counts, end ---------------------------------------------- */
@@ -417,6 +749,14 @@ size_t symbolizer_memory_bytes(const symbolizer_t *s) {
     bytes +=
         strlen(v->modules[i].path) + 1 +
         (v->modules[i].image ? module_image_bytes(v->modules[i].image) : 0);
+  bytes += s->names.nslots * 2 * sizeof *s->names.keys +
+           s->nall_mappings * sizeof *s->all_mappings;
+  for (size_t i = 0; i < s->nretired; i++) {
+    const retired_t *r = &s->retired[i];
+    bytes += sizeof *r + strlen(r->path) + 1 +
+             r->nmappings * sizeof *r->mappings +
+             addrcache_bytes(&r->answers) + strtab_bytes(&r->strings);
+  }
   return bytes;
 }
 
@@ -429,7 +769,12 @@ void symbolizer_free(symbolizer_t *s) {
     return;
   int saved = errno;
   addrcache_free(&s->cache);
+  memo_free(&s->names);
   view_free(&s->view);
+  for (size_t i = 0; i < s->nretired; i++)
+    retired_free(&s->retired[i]);
+  free(s->retired);
+  free(s->all_mappings);
   free(s);
   errno = saved;
 }

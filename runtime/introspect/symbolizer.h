@@ -29,7 +29,8 @@
  * hard link, a renamed path) or another process's open descriptor. Either
  * faults in the thread making the dump.
  *
- * Not thread-safe: the dump pipeline serialises every call. It keeps no
+ * Not thread-safe: the dump pipeline serialises every call, and nothing
+ * here is shared between symbolizers (no static buffer). It keeps no
  * descriptor open between calls (each call may come from a thread with a
  * different descriptor table: the program's, the dump thread's, the HTTP
  * thread's), writes nothing to stdout or stderr, and never reaches the
@@ -41,13 +42,15 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "demangle.h"
 #include "symtab.h"
 
 typedef struct symbolizer symbolizer_t;
 
-/* An empty symbolizer; it reads nothing until symbolizer_refresh. NULL
- * with errno ENOMEM. */
-symbolizer_t *symbolizer_new(void);
+/* An empty symbolizer that names C++ and Rust functions in `style`
+ * (demangle.h); it reads nothing until symbolizer_refresh. NULL with errno
+ * ENOMEM. */
+symbolizer_t *symbolizer_new(demangle_style_t style);
 
 /* Brings `s` up to date with the process before a dump: frees the images
  * of files changed in place (above), reads /proc/thread-self/maps, and
@@ -66,6 +69,38 @@ int symbolizer_refresh(symbolizer_t *s);
 /* The prof_symtab_t that answers from `s`; its strings stay valid until
  * the next symbolizer_refresh or symbolizer_free. */
 prof_symtab_t symbolizer_symtab(symbolizer_t *s);
+
+/*
+ * Modules that go away. A frame in a library unloaded before a dump must
+ * keep its names, lines and mapping, whatever then happens to the file;
+ * and its addresses may be reused by a library loaded later. So before
+ * the library goes, the caller hands over the sampled addresses in its
+ * code and the number of buckets recorded so far (bucket_total()):
+ * symbolizer_retire answers them now and keeps those answers, and from
+ * then on the symtab's space() sends an address of a stack recorded
+ * before (a bucket numbered below) to them, and every other to the code
+ * mapped now. At most 256 modules are kept (ENOSPC beyond: their frames
+ * are bare addresses, as before); a library unloaded again and again at
+ * the same place keeps one record.
+ */
+
+/* The code [low, high) of the module the view (as of the last refresh)
+ * knows to be loaded at load bias `bias`. 0, or -1 when there is none. */
+int symbolizer_module_at_bias(const symbolizer_t *s, uint64_t bias,
+                              uint64_t *low, uint64_t *high);
+
+/* Keeps the answers for addresses `addrs` (inside call instructions; those
+ * outside [low, high) are skipped) of the module at [low, high), which is
+ * about to go away; `serial` is bucket_total() now. 0, or -1 with errno
+ * (ENOENT: no such module in the view; ENOSPC; ENOMEM). */
+int symbolizer_retire(symbolizer_t *s, uint64_t low, uint64_t high,
+                      const uint64_t *addrs, size_t n, uint64_t serial);
+
+/* Frees the images of the modules in [low, high) (the files they map),
+ * which are about to go away: nothing of an unloaded library stays mapped
+ * by heapprof until the next refresh. Their answers stay cached; a lookup
+ * in them before the next refresh would load the image again. */
+void symbolizer_release(symbolizer_t *s, uint64_t low, uint64_t high);
 
 /* Bytes of memory `s` holds now (its caches, strings, libdw state). */
 size_t symbolizer_memory_bytes(const symbolizer_t *s);

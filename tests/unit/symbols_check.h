@@ -16,6 +16,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "symtab.h"
+
 static int failures;
 
 #define CHECK(cond, ...)                                                       \
@@ -54,6 +56,23 @@ __attribute__((unused)) static void *read_file(const char *path,
     close(fd);
   *bytes = buf ? (size_t)st.st_size : 0;
   return buf;
+}
+
+/* What these tests check of an answer: the function holding the code
+ * (its name, and its line: the call site of what was inlined there) and
+ * the mapping; test_inline checks the inlined functions. */
+typedef struct flat_frame {
+  const char *function, *file;
+  int64_t line;
+  int mapping;
+} flat_frame_t;
+
+__attribute__((unused)) static void flatten(const prof_frame_t *fr,
+                                            flat_frame_t *out) {
+  const prof_line_t *fn = prof_frame_function(fr);
+  *out = (flat_frame_t){fn ? (fn->system_name ? fn->system_name : fn->name)
+                           : NULL,
+                        fn ? fn->file : NULL, fn ? fn->line : 0, fr->mapping};
 }
 
 #endif /* HEAPPROF_SYMBOLS_CHECK_H */

@@ -418,29 +418,56 @@ static void delta_test(void) {
 
 /* ---- a symbol table (symtab.h) answered from a table ---- */
 
-/* One mapping, [0x400000, 0x500000) of "/opt/app/bin/app"; two functions
- * in it: operator new[] at 0x400100.., caller_site at 0x400200..; and the
- * rest unknown. */
+/* Two mappings: [0x400000, 0x500000) of "/opt/app/bin/app", with
+ * operator new[] at 0x400100.., caller_site at 0x400200.. and, at
+ * 0x400300.., code where two functions were inlined into a third; and
+ * [0x400000, 0x480000) of "/opt/app/plugin.so", a module unloaded since,
+ * whose caller_site addresses held old_site for stacks recorded in
+ * buckets numbered below FAKE_UNLOADED (space 1). The rest is unknown. */
 #define FAKE_NEW 0x400100
 #define FAKE_SITE 0x400200
+#define FAKE_INL 0x400300
+#define FAKE_UNLOADED 10
 static const prof_mapping_t fake_maps[] = {
-    {0x400000, 0x500000, 0, "/opt/app/bin/app", "0123abcd"}};
+    {0x400000, 0x500000, 0, "/opt/app/bin/app", "0123abcd"},
+    {0x400000, 0x480000, 0, "/opt/app/plugin.so", "feed"}};
+
+static const prof_line_t new_lines[] = {{"operator new[]", "_Znam", 0, 0, 0}};
+static const prof_line_t site_lines[] = {
+    {"caller_site", NULL, "app/site.c", 7, 5}};
+static const prof_line_t old_lines[] = {
+    {"old_site", NULL, "plugin/old.c", 70, 60}};
+static const prof_line_t inl_lines[] = {
+    {"std::vector::push", "_ZNSt6vectorIiE4pushEv", "vec.h", 30, 28},
+    {"grow", NULL, "app/grow.c", 12, 10},
+    {"app::outer", "_ZN3app5outerEv", "app/outer.cc", 44, 40}};
 
 static const prof_mapping_t *fake_mappings(void *ctx, size_t *n) {
   (void)ctx;
-  *n = 1;
+  *n = 2;
   return fake_maps;
 }
 
-static void fake_lookup(void *ctx, uint64_t addr, prof_frame_t *out) {
+static uint32_t fake_space(void *ctx, uint64_t addr, uint64_t serial) {
   (void)ctx;
-  *out = (prof_frame_t){NULL, NULL, 0, -1};
+  return addr >= FAKE_SITE && addr < FAKE_SITE + 0x80 &&
+         serial < FAKE_UNLOADED;
+}
+
+static void fake_lookup(void *ctx, uint64_t addr, uint32_t space,
+                        prof_frame_t *out) {
+  (void)ctx;
+  *out = (prof_frame_t){NULL, 0, -1, false};
   if (addr >= fake_maps[0].start && addr < fake_maps[0].limit)
     out->mapping = 0;
-  if (addr >= FAKE_NEW && addr < FAKE_NEW + 0x80)
-    out->function = "_Znam";
-  if (addr >= FAKE_SITE && addr < FAKE_SITE + 0x80)
-    *out = (prof_frame_t){"caller_site", "app/site.c", 7, 0};
+  if (space == 1)
+    *out = (prof_frame_t){old_lines, 1, 1, false};
+  else if (addr >= FAKE_NEW && addr < FAKE_NEW + 0x80)
+    *out = (prof_frame_t){new_lines, 1, 0, false};
+  else if (addr >= FAKE_SITE && addr < FAKE_SITE + 0x80)
+    *out = (prof_frame_t){site_lines, 1, 0, false};
+  else if (addr >= FAKE_INL && addr < FAKE_INL + 0x80)
+    *out = (prof_frame_t){inl_lines, 3, 0, true};
 }
 
 static const char fake_map_text[] =
@@ -451,14 +478,15 @@ static int fake_maps_text(void *ctx, const pprof_sink_t *out) {
   return out->write(out->ctx, fake_map_text, sizeof fake_map_text - 1);
 }
 
-static const prof_symtab_t fake_symtab = {fake_mappings, fake_lookup,
-                                          fake_maps_text, NULL};
+static const prof_symtab_t fake_symtab = {fake_mappings, fake_space,
+                                          fake_lookup, fake_maps_text, NULL};
 
 static void symtab_test(void) {
   const prof_symtab_t *syms = &fake_symtab;
   uintptr_t new_pc = FAKE_NEW + 1, site_pc = FAKE_SITE + 1;
   uintptr_t stack[] = {new_pc, site_pc, 0x1001};
   bucket_t *b = fake(stack, 3, 48, 1);
+  b->serial = FAKE_UNLOADED; /* recorded after the plugin went */
   bucket_count_t c[1] = {{b, 5, 2}};
   char path[512];
   snprintf(path, sizeof path, "%s/named.pb.gz", tl_tmpdir());
@@ -485,6 +513,8 @@ static void symtab_test(void) {
   CHECK(p->n_mapping == nmaps, "%zu mappings, want %zu", p->n_mapping, nmaps);
   CHECK(p->n_location == 3 && p->n_function == 2, "%zu locations, %zu functions",
         p->n_location, p->n_function);
+  CHECK(!p->mapping[0]->has_inline_frames,
+        "no location was expanded from debug info: no has_inline_frames");
   uint64_t mid = p->location[1]->mapping_id;
   CHECK(mid >= 1 && p->mapping[mid - 1]->has_functions,
         "the test binary's mapping must claim its functions");
@@ -511,6 +541,92 @@ static void symtab_test(void) {
   CHECK(memmem(m.data, m.len, "caller_site", 11) != NULL, "a named frame");
   pprof_membuf_free(&m);
   free(b);
+}
+
+/* One Location per address with a Line per inlined function, innermost
+ * first, each with its own Function (readable name, linker's name, file,
+ * start line); and a stack recorded before a module went away answered
+ * from what was kept of it (its own location and mapping), while the same
+ * address in a later stack is the code mapped now. */
+static void inline_space_test(void) {
+  const prof_symtab_t *syms = &fake_symtab;
+  uintptr_t stack[] = {FAKE_INL + 1, FAKE_SITE + 1};
+  bucket_t *old = fake(stack, 2, 64, 1), *now = fake(stack, 2, 64, 1);
+  old->serial = FAKE_UNLOADED - 1;
+  now->serial = FAKE_UNLOADED;
+  bucket_count_t c[2] = {{now, 1, 0}, {old, 2, 0}};
+  pprof_options_t opt = {.rate = 1, .time_nanos = 1, .alloc = &unit_heap};
+  pprof_membuf_t m = {.alloc = &unit_heap};
+  pprof_sink_t sink = pprof_sink_mem(&m);
+  CHECK(pprof_write_gzip(c, 2, syms, &opt, &sink) == 0, "encode");
+  Profile *p = decode(&m);
+  check_shape(p, 1, 0);
+  CHECK(p->n_location == 3, "%zu locations, want 3: the inlined address "
+        "once, the site address once per space", p->n_location);
+  const Perftools__Profiles__Location *inl = NULL;
+  for (size_t i = 0; i < p->n_location; i++)
+    if (p->location[i]->address == FAKE_INL)
+      inl = p->location[i];
+  CHECK(inl != NULL && inl->n_line == 3, "the inlined address has %zu lines",
+        inl ? inl->n_line : 0);
+  for (size_t i = 0; inl != NULL && i < inl->n_line && i < 3; i++) {
+    uint64_t fid = inl->line[i]->function_id;
+    CHECK(fid >= 1 && fid <= p->n_function, "line %zu function id", i);
+    const Perftools__Profiles__Function *f = p->function[fid - 1];
+    const prof_line_t *want = &inl_lines[i];
+    const char *want_sys = want->system_name ? want->system_name : want->name;
+    CHECK(strcmp(str(p, f->name), want->name) == 0 &&
+              strcmp(str(p, f->system_name), want_sys) == 0 &&
+              strcmp(str(p, f->filename), want->file) == 0 &&
+              f->start_line == want->start_line &&
+              inl->line[i]->line == want->line,
+          "line %zu: %s (%s) %s:%lld start %lld, want %s (%s) %s:%lld "
+          "start %lld", i, str(p, f->name), str(p, f->system_name),
+          str(p, f->filename), (long long)inl->line[i]->line,
+          (long long)f->start_line, want->name, want_sys, want->file,
+          (long long)want->line, (long long)want->start_line);
+  }
+  CHECK(p->n_mapping == 2 && p->mapping[0]->has_inline_frames &&
+            !p->mapping[1]->has_inline_frames,
+        "has_inline_frames: only on the mapping whose inlines were read");
+  /* Each sample's second frame: the site as now, or as it was. */
+  for (size_t i = 0; i < p->n_sample; i++) {
+    const Perftools__Profiles__Sample *smp = p->sample[i];
+    CHECK(smp->n_location_id == 2, "sample %zu has %zu frames", i,
+          smp->n_location_id);
+    if (smp->n_location_id != 2)
+      continue;
+    const Perftools__Profiles__Location *site =
+        p->location[smp->location_id[1] - 1];
+    int is_old = smp->value[0] == 2;
+    const char *want = is_old ? "old_site" : "caller_site";
+    uint64_t want_map = is_old ? 2 : 1;
+    const char *got = site->n_line == 1
+        ? str(p, p->function[site->line[0]->function_id - 1]->name) : "";
+    CHECK(strcmp(got, want) == 0 && site->mapping_id == want_map &&
+              site->address == FAKE_SITE,
+          "the %s stack's site is %s in mapping %llu, want %s in %llu",
+          is_old ? "older" : "newer", got,
+          (unsigned long long)site->mapping_id, want,
+          (unsigned long long)want_map);
+  }
+  perftools__profiles__profile__free_unpacked(p, NULL);
+  pprof_membuf_free(&m);
+
+  /* The text form lists every inlined function, innermost first, each on
+   * its own row with the same address. */
+  m = (pprof_membuf_t){.alloc = &unit_heap};
+  sink = pprof_sink_mem(&m);
+  CHECK(pprof_write_text(c, 2, syms, 1, &sink) == 0, "text");
+  const char *a = memmem(m.data, m.len, "\tstd::vector::push\t", 19);
+  const char *b = a ? memmem(a, m.len - (a - (char *)m.data), "\tgrow\t", 6) : NULL;
+  const char *o = b ? memmem(b, m.len - (b - (char *)m.data), "\tapp::outer\t", 12) : NULL;
+  CHECK(a && b && o, "the text form's inlined rows, innermost first");
+  CHECK(memmem(m.data, m.len, "old_site", 8) != NULL,
+        "the text form names the unloaded module's frame");
+  pprof_membuf_free(&m);
+  free(old);
+  free(now);
 }
 
 /* ---- the text form ---- */
@@ -801,6 +917,7 @@ int main(int argc, char **argv) {
   table_test();
   delta_test();
   symtab_test();
+  inline_space_test();
   text_test();
   failure_test();
   memory_test(100000);

@@ -20,6 +20,7 @@
  */
 #define _GNU_SOURCE
 #include "symbolizer.h"
+#include "buildid.h"
 
 #include <dirent.h>
 #include <dlfcn.h>
@@ -27,6 +28,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <link.h>
 #include <limits.h>
 #include <pthread.h>
 #include <sched.h>
@@ -139,9 +141,11 @@ static uint64_t dynsym_value(const unsigned char *img, size_t bytes,
 
 /* ---- helpers over the symbolizer -------------------------------------- */
 
-static void lookup(symbolizer_t *s, uint64_t addr, prof_frame_t *f) {
+static void lookup(symbolizer_t *s, uint64_t addr, flat_frame_t *f) {
   prof_symtab_t t = symbolizer_symtab(s);
-  t.lookup(t.ctx, addr, f);
+  prof_frame_t fr;
+  t.lookup(t.ctx, addr, 0, &fr);
+  flatten(&fr, f);
 }
 
 static const prof_mapping_t *all_mappings(symbolizer_t *s, size_t *n) {
@@ -150,7 +154,7 @@ static const prof_mapping_t *all_mappings(symbolizer_t *s, size_t *n) {
 }
 
 static const prof_mapping_t *mapping_of(symbolizer_t *s,
-                                        const prof_frame_t *f) {
+                                        const flat_frame_t *f) {
   size_t n;
   const prof_mapping_t *m = all_mappings(s, &n);
   return f->mapping >= 0 && (size_t)f->mapping < n ? &m[f->mapping] : NULL;
@@ -165,14 +169,14 @@ static const prof_mapping_t *mapping_named(symbolizer_t *s, const char *path) {
   return NULL;
 }
 
-static bool same_frame(const prof_frame_t *a, const prof_frame_t *b) {
+static bool same_frame(const flat_frame_t *a, const flat_frame_t *b) {
   return a->function == b->function && a->file == b->file &&
          a->line == b->line && a->mapping == b->mapping;
 }
 
 /* A new symbolizer with one refresh made; the test stops if it fails. */
 static symbolizer_t *fresh(void) {
-  symbolizer_t *s = symbolizer_new();
+  symbolizer_t *s = symbolizer_new(DEMANGLE_NONE);
   int rc = s ? symbolizer_refresh(s) : -1;
   if (rc != 1) {
     fprintf(stderr, "test_symbols: new symbolizer: refresh gave %d (%s)\n", rc,
@@ -209,7 +213,7 @@ static void check_mappings_sorted(symbolizer_t *s) {
 
 static void check_own_function(symbolizer_t *s) {
   symbols_test_outer(3);
-  prof_frame_t f, g;
+  flat_frame_t f, g;
   lookup(s, captured_pc - 1, &f);
   CHECK(f.function && strcmp(f.function, "symbols_test_outer") == 0,
         "return address resolved to %s", str(f.function));
@@ -232,7 +236,7 @@ static void check_own_function(symbolizer_t *s) {
 
 static void check_inlined_call_site(symbolizer_t *s) {
   symbols_test_inliner(1);
-  prof_frame_t f;
+  flat_frame_t f;
   lookup(s, captured_pc - 1, &f);
   CHECK(f.function && strcmp(f.function, "symbols_test_inliner") == 0,
         "inlined capture resolved to %s", str(f.function));
@@ -251,7 +255,7 @@ static void check_main_executable_build_id(symbolizer_t *s) {
   if (img != NULL)
     build_id_hex(img, bytes, hex);
   free(img);
-  prof_frame_t f;
+  flat_frame_t f;
   lookup(s, (uintptr_t)symbols_test_outer, &f);
   const prof_mapping_t *m = mapping_of(s, &f);
   CHECK(m && strcmp(m->path, exe) == 0, "exe mapping %s, want %s",
@@ -264,7 +268,7 @@ static void check_main_executable_build_id(symbolizer_t *s) {
 static void check_libc(symbolizer_t *s) {
   void *fn = libc_qsort();
   CHECK(fn != NULL, "no qsort in libc.so.6: %s", dlerror());
-  prof_frame_t f;
+  flat_frame_t f;
   lookup(s, (uintptr_t)fn + 3, &f);
   const prof_mapping_t *m = mapping_of(s, &f);
   CHECK(f.function && strcmp(f.function, "qsort") == 0, "qsort+3 is %s",
@@ -276,7 +280,7 @@ static void check_libc(symbolizer_t *s) {
 }
 
 static void check_dlopened(symbolizer_t *s, void *deflate_fn) {
-  prof_frame_t f;
+  flat_frame_t f;
   lookup(s, (uintptr_t)deflate_fn + 8, &f);
   const prof_mapping_t *m = mapping_of(s, &f);
   CHECK(f.function && strcmp(f.function, "deflate") == 0, "deflate+8 is %s",
@@ -288,7 +292,7 @@ static void check_dlopened(symbolizer_t *s, void *deflate_fn) {
 /* C++ names stay as the symbol table spells them (mangled, without the
  * symbol version): go tool pprof demangles them itself. */
 static void check_mangled(symbolizer_t *s, void *now_fn) {
-  prof_frame_t f;
+  flat_frame_t f;
   lookup(s, (uintptr_t)now_fn + 1, &f);
   CHECK(f.function &&
             strcmp(f.function, "_ZNSt6chrono3_V212system_clock3nowEv") == 0,
@@ -323,7 +327,7 @@ static void check_vdso(symbolizer_t *s) {
         m->build_id, hex);
   uint64_t value =
       dynsym_value(img, m->limit - m->start, "__vdso_clock_gettime");
-  prof_frame_t f;
+  flat_frame_t f;
   lookup(s, (uintptr_t)img + value + 2, &f);
   CHECK(value && f.function && strstr(f.function, "clock_gettime"),
         "vdso clock_gettime resolved to %s", str(f.function));
@@ -338,7 +342,7 @@ static void check_unmapped(symbolizer_t *s) {
                                    0xffffffffff600000 - 1,
                                    0xffffffffff600000 + 1};
   for (size_t i = 0; i < sizeof addrs / sizeof *addrs; i++) {
-    prof_frame_t f;
+    flat_frame_t f;
     lookup(s, addrs[i], &f);
     CHECK(f.function == NULL && f.file == NULL && f.line == 0 &&
               f.mapping == -1,
@@ -348,7 +352,7 @@ static void check_unmapped(symbolizer_t *s) {
   void *anon = mmap(NULL, 4096, PROT_READ | PROT_EXEC,
                     MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   symbolizer_t *t = fresh();
-  prof_frame_t f;
+  flat_frame_t f;
   lookup(t, (uintptr_t)anon + 100, &f);
   CHECK(f.function == NULL && f.mapping == -1, "anonymous exec gave %s/%d",
         str(f.function), f.mapping);
@@ -357,7 +361,7 @@ static void check_unmapped(symbolizer_t *s) {
 }
 
 static void check_cache(symbolizer_t *s) {
-  prof_frame_t a, b;
+  flat_frame_t a, b;
   lookup(s, captured_pc - 1, &a);
   lookup(s, captured_pc - 1, &b);
   CHECK(same_frame(&a, &b), "cached answer differs");
@@ -377,7 +381,7 @@ static void check_cache(symbolizer_t *s) {
  * main program, libc and libz: the code a profile's stacks run through. */
 static size_t spread_addresses(symbolizer_t *s, void *deflate_fn,
                                uint64_t *addrs) {
-  prof_frame_t f[3];
+  flat_frame_t f[3];
   lookup(s, (uintptr_t)symbols_test_outer, &f[0]);
   lookup(s, (uintptr_t)libc_qsort(), &f[1]);
   lookup(s, (uintptr_t)deflate_fn, &f[2]);
@@ -399,7 +403,7 @@ static size_t spread_addresses(symbolizer_t *s, void *deflate_fn,
 static void check_second_pass_cached(void *deflate_fn) {
   symbolizer_t *s = fresh();
   static uint64_t addrs[NADDRS];
-  static prof_frame_t first[NADDRS];
+  static flat_frame_t first[NADDRS];
   size_t n = spread_addresses(s, deflate_fn, addrs);
   CHECK(n == NADDRS, "only %zu addresses", n);
   symbolizer_counts_t c0, c1, c2;
@@ -410,7 +414,7 @@ static void check_second_pass_cached(void *deflate_fn) {
   size_t bytes = symbolizer_memory_bytes(s);
   size_t named = 0;
   for (size_t i = 0; i < n; i++) {
-    prof_frame_t f;
+    flat_frame_t f;
     lookup(s, addrs[i], &f);
     CHECK(same_frame(&f, &first[i]), "address %zu answered differently", i);
     named += f.function != NULL;
@@ -441,7 +445,7 @@ static void check_refresh_unchanged(symbolizer_t *s, void *deflate_fn) {
                       (uintptr_t)libc_qsort() + 3, (uintptr_t)deflate_fn + 8,
                       (uintptr_t)vdso_clock_gettime() + 2};
   enum { N = sizeof addrs / sizeof *addrs };
-  prof_frame_t before[N], after;
+  flat_frame_t before[N], after;
   for (size_t i = 0; i < N; i++)
     lookup(s, addrs[i], &before[i]);
   size_t nmaps_before;
@@ -491,7 +495,7 @@ static void check_dlopen_dlclose(symbolizer_t *s, void *deflate_fn) {
   int rc = symbolizer_refresh(s);
   symbolizer_counts(s, &c1);
   CHECK(rc == 1, "refresh after dlopen gave %d", rc);
-  prof_frame_t f;
+  flat_frame_t f;
   lookup(s, (uintptr_t)fn + 8, &f);
   const prof_mapping_t *m = mapping_of(s, &f);
   CHECK(f.function && strcmp(f.function, "deflate") == 0,
@@ -503,15 +507,51 @@ static void check_dlopen_dlclose(symbolizer_t *s, void *deflate_fn) {
   check_libc(s); /* kept modules still answer, through the new view */
   check_own_function(s);
 
+  /* Before it goes: keep the answers for an address in it, for stacks
+   * recorded in buckets numbered below 7. */
+  struct link_map *lm = NULL;
+  uint64_t low = 0, high = 0, addr = (uintptr_t)fn + 8;
+  CHECK(dlinfo(h, RTLD_DI_LINKMAP, &lm) == 0 && lm != NULL, "dlinfo");
+  CHECK(lm && symbolizer_module_at_bias(s, lm->l_addr, &low, &high) == 0 &&
+            low <= addr && addr < high,
+        "the module at the library's bias holds its deflate");
+  CHECK(symbolizer_retire(s, low, high, &addr, 1, 7) == 0, "retire: %s",
+        strerror(errno));
+  const prof_mapping_t *kept = mapping_of(s, &f);
+  char kept_id[BUILDID_HEX_BYTES];
+  snprintf(kept_id, sizeof kept_id, "%s", kept ? kept->build_id : "");
+
   dlclose(h);
+  unlink(lib); /* what was kept must not need the file */
   CHECK(symbolizer_refresh(s) == 1, "refresh after dlclose rebuilt nothing");
-  CHECK(mapping_named(s, lib) == NULL, "%s still mapped after dlclose", lib);
+  prof_symtab_t t = symbolizer_symtab(s);
+  CHECK(t.space != NULL && t.space(t.ctx, addr, 6) == 1 &&
+            t.space(t.ctx, addr, 7) == 0 && t.space(t.ctx, addr + 0x100000000, 6) == 0,
+        "space: stacks recorded before the unload are the kept module's");
+  prof_frame_t was;
+  if (t.space != NULL) {
+    t.lookup(t.ctx, addr, 1, &was);
+    flatten(&was, &f);
+    m = mapping_of(s, &f);
+    CHECK(f.function && strcmp(f.function, "deflate") == 0,
+          "the unloaded library's deflate+8 is now %s", str(f.function));
+    CHECK(m && strcmp(m->path, lib) == 0 && strcmp(m->build_id, kept_id) == 0 &&
+              m->start <= addr && addr < m->limit,
+          "its mapping is kept: %s %s", m ? m->path : "none",
+          m ? m->build_id : "");
+  }
+  size_t nall, named = 0;
+  const prof_mapping_t *all = all_mappings(s, &nall);
+  for (size_t i = 0; i < nall; i++)
+    named += strcmp(all[i].path, lib) == 0;
+  CHECK(named == 1 && strcmp(all[nall - 1].path, lib) == 0,
+        "after dlclose, %s is listed %zu times; want once, as the kept "
+        "module after the live ones", lib, named);
   lookup(s, (uintptr_t)fn + 8, &f);
   m = mapping_of(s, &f);
   CHECK(m == NULL || strcmp(m->path, lib) != 0,
         "the unloaded library still answers for its address");
   CHECK(symbolizer_refresh(s) == 0, "a third refresh rebuilt the view");
-  unlink(lib);
 }
 
 /* ---- descriptors ------------------------------------------------------ */
@@ -550,7 +590,7 @@ static char *fd_table(void) {
  * program and the vdso: every kind of file (and the vdso's memory) the
  * symbolizer reads, with libc's separate debug file. */
 static void exercise(symbolizer_t *s, void *deflate_fn) {
-  prof_frame_t f;
+  flat_frame_t f;
   CHECK(symbolizer_refresh(s) >= 0, "refresh: %s", strerror(errno));
   lookup(s, (uintptr_t)libc_qsort() + 3, &f);
   CHECK(f.function != NULL, "libc unnamed");
@@ -580,7 +620,7 @@ static void *use_in_own_table(void *arg) {
     return NULL;
   }
   char *before = fd_table();
-  o->s = symbolizer_new();
+  o->s = symbolizer_new(DEMANGLE_NONE);
   exercise(o->s, o->deflate_fn);
   char *after = fd_table();
   o->same = strcmp(before, after) == 0;
@@ -599,7 +639,7 @@ static void *use_in_own_table(void *arg) {
  * happen to have the numbers it used there (sentinels). */
 static void check_no_descriptor_left(void *deflate_fn) {
   char *before = fd_table();
-  symbolizer_t *s = symbolizer_new();
+  symbolizer_t *s = symbolizer_new(DEMANGLE_NONE);
   exercise(s, deflate_fn);
   char *after = fd_table();
   CHECK(strcmp(before, after) == 0, "descriptors before:\n%safter:\n%s", before,
@@ -726,7 +766,7 @@ static void *map_exec_file(const char *path) {
 static void check_odd_in(symbolizer_t *s, const char *deleted,
                          const char *longp, const char *lib, void *gone,
                          void *odd, void *fn) {
-  prof_frame_t f;
+  flat_frame_t f;
   lookup(s, (uintptr_t)gone + 10, &f);
   CHECK(f.function == NULL && mapping_of(s, &f) &&
             strcmp(mapping_of(s, &f)->path, deleted) == 0,
@@ -809,7 +849,7 @@ int main(int argc, char **argv) {
   if (deflate_fn == NULL || now_fn == NULL)
     return 1;
 
-  symbolizer_t *s = symbolizer_new();
+  symbolizer_t *s = symbolizer_new(DEMANGLE_NONE);
   CHECK(s != NULL, "symbolizer_new failed");
   if (s == NULL)
     return 1;

@@ -179,13 +179,15 @@ static bool build_libraries(void) {
 
 /* ---- helpers over the symbolizer -------------------------------------- */
 
-static void lookup(symbolizer_t *s, uint64_t addr, prof_frame_t *f) {
+static void lookup(symbolizer_t *s, uint64_t addr, flat_frame_t *f) {
   prof_symtab_t t = symbolizer_symtab(s);
-  t.lookup(t.ctx, addr, f);
+  prof_frame_t fr;
+  t.lookup(t.ctx, addr, 0, &fr);
+  flatten(&fr, f);
 }
 
 static const prof_mapping_t *mapping_of(symbolizer_t *s,
-                                        const prof_frame_t *f) {
+                                        const flat_frame_t *f) {
   size_t n;
   prof_symtab_t t = symbolizer_symtab(s);
   const prof_mapping_t *m = t.mappings(t.ctx, &n);
@@ -245,11 +247,11 @@ static void changed_file_child(enum change how) {
   void *first = h ? dlsym(h, "stale_first") : NULL;
   void *second = h ? dlsym(h, "stale_second") : NULL;
   CHECK(first && second, "dlopen %s: %s", lib, dlerror());
-  symbolizer_t *s = symbolizer_new();
+  symbolizer_t *s = symbolizer_new(DEMANGLE_NONE);
   CHECK(s && symbolizer_refresh(s) == 1, "first refresh");
   if (!first || !second || !s)
     _exit(1);
-  prof_frame_t f;
+  flat_frame_t f;
   lookup(s, (uintptr_t)first + 1, &f);
   CHECK(f.function && strcmp(f.function, "stale_first") == 0,
         "round 1: stale_first+1 is %s", str(f.function));
@@ -375,7 +377,7 @@ static void expect_mapped(symbolizer_t *s, const struct hand_file *h,
                           char *base, const char *when) {
   int rc = symbolizer_refresh(s);
   CHECK(rc == 1, "%s: refresh gave %d, want 1", when, rc);
-  prof_frame_t f;
+  flat_frame_t f;
   lookup(s, (uintptr_t)base + h->fn_offset + 1, &f);
   const prof_mapping_t *m = mapping_of(s, &f);
   CHECK(f.function && strcmp(f.function, h->fn) == 0, "%s: %s+1 is %s", when,
@@ -392,7 +394,7 @@ static void expect_unmapped(symbolizer_t *s, const struct hand_file *h,
   CHECK(rc == 1, "%s: refresh gave %d, want 1", when, rc);
   CHECK(mapping_named(s, h->path) == NULL, "%s: %s still listed", when,
         h->path);
-  prof_frame_t f;
+  flat_frame_t f;
   lookup(s, (uintptr_t)base + h->fn_offset + 1, &f);
   CHECK(f.mapping == -1 && f.function == NULL,
         "%s: the unmapped address is still %s in %s", when, str(f.function),
@@ -407,7 +409,7 @@ static void check_mapped_by_hand(void) {
   CHECK(ready, "no stale_first / stale_small code in the test libraries");
   if (!ready)
     return;
-  symbolizer_t *s = symbolizer_new();
+  symbolizer_t *s = symbolizer_new(DEMANGLE_NONE);
   CHECK(s && symbolizer_refresh(s) == 1, "first refresh");
   if (!s)
     return;
