@@ -37,6 +37,7 @@
 #include "stats.h"
 #include "thread.h"
 #include "triggers.h"
+#include "unload.h"
 
 _Atomic int64_t control_rate;
 _Atomic uint32_t control_epoch;
@@ -175,6 +176,7 @@ __attribute__((constructor)) static void control_start(void) {
    * next definition; find each now, not inside a program's call. */
   next_unshare = (ns_call_t)dlsym(RTLD_NEXT, "unshare");
   next_setns = (ns_call_t)dlsym(RTLD_NEXT, "setns");
+  unload_resolve();
   stack_resolve();
   triggers_resolve();
   config_read(&cfg);

@@ -190,3 +190,18 @@ heapprof_test_variant(contract_proc_api_errno proc_api_errno
 proc_exe(proc_fork_errno proc_fork_errno.c)
 heapprof_test_variant(contract_proc_fork_errno proc_fork_errno
   ENV "${PRELOAD};HEAPPROF_HTTP=127.0.0.1:0;HEAPPROF_RATE=4096" LABELS contract)
+
+# dlclose, which heapprof exports to keep an unloading library's frames:
+# the same results, messages and errno, and no deadlock when a destructor
+# closes a library while profiles are being written.
+foreach(which inner outer)
+  add_library(proc_dlclose_${which} MODULE ${PROC_SRC}/proc_dlclose_lib.c)
+  target_compile_options(proc_dlclose_${which} PRIVATE ${HEAPPROF_WARNINGS})
+endforeach()
+target_compile_definitions(proc_dlclose_outer PRIVATE OUTER)
+target_link_libraries(proc_dlclose_outer PRIVATE dl)
+proc_exe(proc_dlclose proc_dlclose.c dl)
+heapprof_test_variant(contract_proc_dlclose proc_dlclose
+  ARGS $<TARGET_FILE:heapprof> $<TARGET_FILE:proc_dlclose_inner>
+       $<TARGET_FILE:proc_dlclose_outer>
+  LABELS contract hostile)
