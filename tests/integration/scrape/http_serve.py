@@ -87,7 +87,9 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from scrape_replay import decode_profile, rules, string_at, value_index  # noqa: E402
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from pprofpb import decode_profile, string_at, value_index  # noqa: E402
+from scrape_replay import rules  # noqa: E402
 
 HOST = "127.0.0.1"
 HANG_S = 55          # the whole case; CTest's timeout is above it

@@ -80,6 +80,12 @@ import tempfile
 import threading
 import time
 
+# The profile decoder is shared with the other Python tests
+# (tests/integration/pprofpb.py).
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from pprofpb import (DecodeError, decode_profile, string_at,  # noqa: E402
+                     strings, value_index)
+
 HOST = "127.0.0.1"
 PARCA_UA = "conprof/v0.22.0"
 ALLOY_UA = "Alloy/v1.5.1 (linux/amd64)"
@@ -115,131 +121,6 @@ def endpoint(path):
 
 def now_ns():
     return time.time_ns()
-
-
-# ---------------------------------------------------------------------------
-# protobuf wire format, enough for profile.proto (proto/profile.proto)
-# ---------------------------------------------------------------------------
-
-class DecodeError(Exception):
-    pass
-
-
-def read_varint(buf, i):
-    shift = value = 0
-    while True:
-        if i >= len(buf):
-            raise DecodeError("truncated varint")
-        b = buf[i]
-        i += 1
-        value |= (b & 0x7F) << shift
-        if b < 0x80:
-            return value, i
-        shift += 7
-        if shift > 63:
-            raise DecodeError("varint over 10 bytes")
-
-
-def fields(buf):
-    """(field number, wire type, value) of each field of one message: an
-    int for varints and fixed widths, bytes for length-delimited ones."""
-    i = 0
-    while i < len(buf):
-        key, i = read_varint(buf, i)
-        num, wt = key >> 3, key & 7
-        if num == 0:
-            raise DecodeError("field number 0")
-        if wt == 0:
-            v, i = read_varint(buf, i)
-        elif wt == 1:
-            v, i = int.from_bytes(buf[i:i + 8], "little"), i + 8
-        elif wt == 5:
-            v, i = int.from_bytes(buf[i:i + 4], "little"), i + 4
-        elif wt == 2:
-            n, i = read_varint(buf, i)
-            if i + n > len(buf):
-                raise DecodeError("length-delimited field past the end")
-            v, i = bytes(buf[i:i + n]), i + n
-        else:
-            raise DecodeError(f"wire type {wt}")
-        if i > len(buf):
-            raise DecodeError("fixed-width field past the end")
-        yield num, wt, v
-
-
-def signed(v):
-    return v - (1 << 64) if v >= 1 << 63 else v
-
-
-def ints(wt, v):
-    """A repeated integer field's values, packed (wire type 2) or not."""
-    if wt != 2:
-        return [v]
-    out, i = [], 0
-    while i < len(v):
-        x, i = read_varint(v, i)
-        out.append(x)
-    return out
-
-
-def scalar(msg, spec):
-    """Decodes a message of scalar fields: spec maps number -> name; int64
-    fields come out signed."""
-    out = {name: 0 for name in spec.values()}
-    for num, wt, v in fields(msg):
-        if num in spec and wt != 2:
-            out[spec[num]] = signed(v)
-    return out
-
-
-def decode_profile(raw):
-    """A Profile message as plain Python data; strings stay bytes."""
-    p = {"sample_type": [], "sample": [], "mapping": [], "location": [],
-         "function": [], "string_table": [], "comment": [], "time_nanos": 0,
-         "duration_nanos": 0, "period": 0, "period_type": (0, 0),
-         "default_sample_type": 0, "drop_frames": 0, "keep_frames": 0}
-    for num, wt, v in fields(raw):
-        if num == 1:
-            t = scalar(v, {1: "type", 2: "unit"})
-            p["sample_type"].append((t["type"], t["unit"]))
-        elif num == 2:
-            s = {"location_id": [], "value": [], "label": []}
-            for n2, w2, v2 in fields(v):
-                if n2 == 1:
-                    s["location_id"] += ints(w2, v2)
-                elif n2 == 2:
-                    s["value"] += [signed(x) for x in ints(w2, v2)]
-                elif n2 == 3:
-                    s["label"].append(scalar(v2, {1: "key", 2: "str", 3: "num",
-                                                  4: "num_unit"}))
-            p["sample"].append(s)
-        elif num == 3:
-            p["mapping"].append(scalar(v, {1: "id", 2: "memory_start",
-                                           3: "memory_limit", 4: "file_offset",
-                                           5: "filename", 6: "build_id"}))
-        elif num == 4:
-            loc = {"id": 0, "mapping_id": 0, "address": 0, "line": []}
-            for n2, w2, v2 in fields(v):
-                if n2 in (1, 2, 3) and w2 != 2:
-                    loc[{1: "id", 2: "mapping_id", 3: "address"}[n2]] = v2
-                elif n2 == 4:
-                    loc["line"].append(scalar(v2, {1: "function_id", 2: "line"}))
-            p["location"].append(loc)
-        elif num == 5:
-            p["function"].append(scalar(v, {1: "id", 2: "name", 3: "system_name",
-                                            4: "filename", 5: "start_line"}))
-        elif num == 6:
-            p["string_table"].append(v if wt == 2 else b"")
-        elif num == 13:
-            p["comment"] += [signed(x) for x in ints(wt, v)]
-        elif num == 11:
-            t = scalar(v, {1: "type", 2: "unit"})
-            p["period_type"] = (t["type"], t["unit"])
-        elif num in (7, 8, 9, 10, 12, 14):
-            p[{7: "drop_frames", 8: "keep_frames", 9: "time_nanos",
-               10: "duration_nanos", 12: "period",
-               14: "default_sample_type"}[num]] = signed(v)
-    return p
 
 
 # ---------------------------------------------------------------------------
@@ -621,20 +502,6 @@ def noise_bytes(lam, rate):
     bytes (S / (1 - e^(-S/rate)) <= rate + S; leaky_service's largest
     object is 2048 bytes, 4096 leaves room)."""
     return (lam + 6 * math.sqrt(lam) + 6) * (rate + 4096)
-
-
-def strings(p):
-    return p["string_table"]
-
-
-def string_at(p, i):
-    st = strings(p)
-    return st[i].decode("utf-8", "replace") if 0 <= i < len(st) else None
-
-
-def value_index(p):
-    return {f"{string_at(p, t)}/{string_at(p, u)}": i
-            for i, (t, u) in enumerate(p["sample_type"])}
 
 
 def totals(p):
