@@ -90,7 +90,7 @@ int main() // DECL:main
   // in gcc's DWARF, only its ELF symbol (_ZZ4mainENKUlvE_clEv) names it.
   // It returns int to a std::function<long()>, so the invoker widens the
   // result after the call: it stays a call, and the invoker on the stack.
-  std::function<long()> fill = [&]() __attribute__((noinline)) -> int { // DECL:lambda
+  std::function<long()> fill = [&]() __attribute__((noinline)) -> int {
     for (long i = 0; i < 1000; i++)
       widgets->push_back(app::Widget{i, {}}); // LINE:lambda
     return static_cast<int>(widgets->size());

@@ -97,7 +97,7 @@ def own_system_name(sysname):
 class Check:
     def __init__(self, args, work):
         self.args, self.work = args, work
-        env_mode = os.environ.get("HEAPPROF_DEMANGLE")
+        env_mode = os.environ.get("HEAPPROF_DEMANGLE") or None
         self.mode = env_mode or "simple"
         if self.mode not in ("simple", "templates", "full", "none"):
             raise symlib.Fatal(f"HEAPPROF_DEMANGLE={env_mode!r} is not a mode this test knows")
@@ -241,13 +241,16 @@ class Check:
         missing = [w for w in want if w not in it]
         expect(not missing, f"the vector's stack lacks {missing} (in this order: {want}); "
                             f"its frames: {names}")
-        for name, marker in (("main::{lambda()#1}::operator()", "lambda"), ("run", "run"),
-                             ("main", "main")):
+        # gcc's DWARF gives a lambda's operator() no declaration line (only
+        # its closure type has one): its start_line is not checked.
+        for name, marker, start in (("main::{lambda()#1}::operator()", "lambda", False),
+                                    ("run", "run", True), ("main", "main", True)):
             for x in frames:
                 if self.simple_of(x) == name:
                     symlib.check_line(x, f"the vector's stack, frame {name}", filename=src,
                                       line=self.marks[("LINE", marker)],
-                                      start_line=self.marks[("DECL", marker)])
+                                      start_line=self.marks[("DECL", marker)] if start
+                                      else None)
                     break
         return s
 

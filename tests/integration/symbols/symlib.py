@@ -258,7 +258,7 @@ def pprof(go, args, what):
 
 RAW_LOC = re.compile(r"^\s*(\d+): (0x[0-9a-f]+) (?:M=(\d+) )?(?:\[F\] )?(.*)$")
 RAW_LINE = re.compile(r"^(?P<name>.*) (?P<file>\S*):(?P<line>-?\d+) s=(?P<start>-?\d+)"
-                      r"(?:\((?P<sys>\S*)\))?$")
+                      r"(?:\((?P<sys>.*)\))?$")
 
 
 def parse_raw(text):
