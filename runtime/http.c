@@ -961,7 +961,7 @@ void http_start(const char *addr, int remote_ok, int verbose_on) {
   verbose = verbose_on;
   sem_init(&start.ready, 0, 0);
   atomic_store(&start.quit, 0);
-  int rc = spawn_thread("heapprof-http", serve, &start.thread);
+  int rc = spawn_thread("heapprof-http", serve, NULL, &start.thread);
   atomic_store(&start.up, rc == 0);
   if (rc != 0) {
     config_warn("heapprof: cannot start the HTTP thread: %s",

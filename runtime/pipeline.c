@@ -20,6 +20,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <semaphore.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,10 +29,12 @@
 
 #include "alloc_next.h"
 #include "buckets.h"
+#include "buildid.h"
 #include "config.h"
 #include "control.h"
 #include "inuse.h"
 #include "pprof.h"
+#include "spawn.h"
 #include "stack.h"
 #include "symbolizer.h"
 #include "thread.h"
@@ -178,6 +181,32 @@ static const prof_symtab_t *symbolize(prof_symtab_t *st) {
 
 /* ---- a library about to be unloaded ---- */
 
+/*
+ * Answering a library's sampled addresses means reading the map and its
+ * ELF and debug files: descriptors. On a program's thread they would be
+ * taken from the program's table, where another thread's open() could get
+ * a different number meanwhile. So a dlclose hands that work to a thread
+ * of heapprof's own (spawn.h: its own descriptor table) and waits for it.
+ * Only freeing the symbolizer's images of the library's files, which
+ * opens nothing, is done on the program's thread, when there is nothing
+ * to answer or the work cannot be handed over.
+ */
+
+/* Whether some bucket holds an address in [low, high). */
+static int sampled_in(uint64_t low, uint64_t high) {
+  bucket_snapshot_t snap;
+  if (bucket_total() == 0 || bucket_snapshot(&pipeline_heap, 0, &snap) != 0)
+    return 0;
+  int found = 0;
+  for (size_t i = 0; i < snap.n && !found; i++) {
+    const bucket_t *b = snap.counts[i].bucket;
+    for (uint32_t f = 0; f < b->nframes && !found; f++)
+      found = b->pcs[f] - 1 >= low && b->pcs[f] - 1 < high;
+  }
+  bucket_snapshot_free(&pipeline_heap, &snap);
+  return found;
+}
+
 /* The sampled addresses (inside call instructions) in [low, high), from
  * every bucket; *n of them, in memory from pipeline_heap (NULL when none
  * or out of memory). */
@@ -206,10 +235,21 @@ static uint64_t *addrs_in(const bucket_snapshot_t *snap, uint64_t low,
   return v;
 }
 
-void pipeline_unloading(uint64_t bias, int nested) {
+/* Frees the symbolizer's images of [low, high)'s files; opens nothing. */
+static void release_images(uint64_t low, uint64_t high, int wait_s) {
   dump_t d;
-  if (!atomic_load(&started) || bias == 0 ||
-      dump_begin_within(&d, nested ? 0 : UNLOAD_WAIT_S) != 0)
+  if (dump_begin_within(&d, wait_s) != 0)
+    return;
+  if (symbolizer != NULL)
+    symbolizer_release(symbolizer, low, high);
+  dump_end(&d, 0);
+}
+
+/* Keeps the answers for the sampled addresses of the library at load bias
+ * `bias`, and frees the images of its files. On a heapprof thread. */
+static void keep_library(uint64_t bias) {
+  dump_t d;
+  if (dump_begin_within(&d, UNLOAD_WAIT_S) != 0)
     return;
   prof_symtab_t st;
   uint64_t low, high, serial = bucket_total();
@@ -224,10 +264,75 @@ void pipeline_unloading(uint64_t bias, int nested) {
       heap_realloc(NULL, addrs, cap * sizeof *addrs, 0);
       bucket_snapshot_free(&pipeline_heap, &snap);
     }
-    /* Nothing of the library may stay mapped after its dlclose. */
     symbolizer_release(symbolizer, low, high);
   }
   dump_end(&d, 0);
+}
+
+/* A keep_library handed to a heapprof thread: the last of the two holders
+ * (the dlclose waiting, the thread working) frees it. */
+typedef struct unload_job {
+  uint64_t bias;
+  sem_t done;
+  _Atomic int holders;
+} unload_job_t;
+
+static void job_drop(unload_job_t *job) {
+  if (atomic_fetch_sub(&job->holders, 1) == 1) {
+    sem_destroy(&job->done);
+    alloc_next.free(job);
+  }
+}
+
+static void *unload_worker(void *arg) {
+  unload_job_t *job = arg;
+  keep_library(job->bias);
+  sem_post(&job->done);
+  job_drop(job);
+  return NULL;
+}
+
+/* Runs keep_library(bias) on a heapprof thread and waits for it, 3 s at
+ * most (it waits 1 s at most for a profile being written); -1 if no
+ * thread could be started. */
+static int hand_over(uint64_t bias) {
+  unload_job_t *job = alloc_next.malloc(sizeof *job);
+  if (job == NULL || sem_init(&job->done, 0, 0) != 0) {
+    alloc_next.free(job);
+    return -1;
+  }
+  job->bias = bias;
+  atomic_store(&job->holders, 2);
+  if (spawn_thread("heapprof-unload", unload_worker, job, NULL) != 0) {
+    sem_destroy(&job->done);
+    alloc_next.free(job);
+    return -1;
+  }
+  struct timespec until;
+  clock_gettime(CLOCK_MONOTONIC, &until);
+  until.tv_sec += UNLOAD_WAIT_S + 2;
+  while (sem_clockwait(&job->done, CLOCK_MONOTONIC, &until) != 0 &&
+         errno == EINTR)
+    ;
+  job_drop(job);
+  return 0;
+}
+
+void pipeline_unloading(uint64_t bias, int nested) {
+  uint64_t low, high;
+  if (!atomic_load(&started) || atomic_load(&exiting) || bias == 0)
+    return;
+  int saved = errno;
+  hp_own_work_t own = hp_own_begin(&hp_self);
+  stack_loader_enter(); /* dl_iterate_phdr: see stack.h */
+  int known = buildid_code_of(bias, &low, &high);
+  stack_loader_leave();
+  /* Nested in another dlclose, the loader's lock is held here: a thread
+   * reading the map would wait on it while we waited on the thread. */
+  if (known && (nested || !sampled_in(low, high) || hand_over(bias) != 0))
+    release_images(low, high, nested ? 0 : UNLOAD_WAIT_S);
+  hp_own_end(&hp_self, own);
+  errno = saved;
 }
 
 static int64_t now_ns(void) {

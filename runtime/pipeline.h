@@ -45,12 +45,14 @@ void pipeline_start(const hp_config_t *cfg);
 
 /*
  * A library is about to be unloaded (dlclose, unload.c): the one loaded at
- * load bias `bias`. Before it goes, the symbolizer answers and keeps the
- * sampled addresses in its code (symbolizer_retire), so that its frames
- * keep their names, lines and mapping in every later profile. Waits for a
- * profile being made for 1 s at most, and not at all when `nested` (the
- * loader's lock may be held: a profile waiting for it would wait on us);
- * when it cannot wait, the library's frames will be bare addresses.
+ * load bias `bias`. Before it goes, if samples hold addresses in its code,
+ * a heapprof thread answers and keeps them (symbolizer_retire), so that
+ * its frames keep their names, lines and mapping in every later profile;
+ * the call waits for that (3 s at most; the thread waits 1 s at most for
+ * a profile being written). Nested in another dlclose (`nested`: the
+ * loader's lock is held) nothing is handed over and the frames are not
+ * kept. Either way, the symbolizer's images of its files are freed: nothing
+ * of the library stays mapped. Opens no descriptor in the caller's table.
  */
 void pipeline_unloading(uint64_t bias, int nested);
 

@@ -40,6 +40,7 @@ static void nthreads_add(int delta) {
 
 typedef struct start {
   void *(*fn)(void *);
+  void *arg;
   char name[16];
   spawned_t *joinable;
 } start_t;
@@ -54,18 +55,20 @@ static void *trampoline(void *arg) {
   if (s.joinable != NULL)
     atomic_store(&s.joinable->tid, gettid());
   fdtable_private();
-  void *r = s.fn(NULL);
+  void *r = s.fn(s.arg);
   nthreads_add(1); /* glibc takes an ending thread out of the count */
   return r;
 }
 
-int spawn_thread(const char *name, void *(*fn)(void *), spawned_t *joinable) {
+int spawn_thread(const char *name, void *(*fn)(void *), void *arg,
+                 spawned_t *joinable) {
   start_t *s = malloc(sizeof *s);
   if (s == NULL) {
     errno = ENOMEM;
     return -1;
   }
   s->fn = fn;
+  s->arg = arg;
   s->joinable = joinable;
   if (joinable != NULL)
     atomic_store(&joinable->tid, 0);

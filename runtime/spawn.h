@@ -18,12 +18,13 @@ typedef struct spawned {
 /* Finds glibc's thread count (see spawn.c). At start-up. */
 void spawn_resolve(void);
 
-/* Starts a thread named `name` running `fn`, with every signal blocked
+/* Starts a thread named `name` running `fn(arg)`, with every signal blocked
  * (signals belong to the program's threads), never sampled, in a
  * descriptor table of its own (fdtable.h) and outside glibc's thread
  * count. Detached, or joinable through `*joinable` when that is not NULL.
  * 0, or -1 with errno. */
-int spawn_thread(const char *name, void *(*fn)(void *), spawned_t *joinable);
+int spawn_thread(const char *name, void *(*fn)(void *), void *arg,
+                 spawned_t *joinable);
 
 /* Joins a thread whose function is returning, and waits (200 ms at most)
  * until the kernel no longer counts it in the thread group. */

@@ -287,7 +287,7 @@ static int start_thread(void) {
     return -1;
   atomic_store_explicit(&thread_up, 1, memory_order_release);
   atomic_store(&quit, 0);
-  if (spawn_thread("heapprof", dump_thread, &dump_thread_id) != 0) {
+  if (spawn_thread("heapprof", dump_thread, NULL, &dump_thread_id) != 0) {
     atomic_store(&thread_up, 0);
     return -1;
   }

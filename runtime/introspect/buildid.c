@@ -107,6 +107,36 @@ void buildid_each_loaded(void (*fn)(void *ctx, const loaded_object_t *o),
   dl_iterate_phdr(each_object, &e);
 }
 
+struct code_of {
+  uint64_t bias, low, high;
+  bool found;
+};
+
+static int code_span(struct dl_phdr_info *info, size_t size, void *arg) {
+  (void)size;
+  struct code_of *c = arg;
+  if (info->dlpi_addr != c->bias)
+    return 0;
+  for (size_t i = 0; i < info->dlpi_phnum; i++) {
+    const phdr_t *ph = &info->dlpi_phdr[i];
+    if (ph->p_type != PT_LOAD || !(ph->p_flags & PF_X))
+      continue;
+    uint64_t low = info->dlpi_addr + ph->p_vaddr, high = low + ph->p_memsz;
+    c->low = c->found && c->low < low ? c->low : low;
+    c->high = c->found && c->high > high ? c->high : high;
+    c->found = true;
+  }
+  return c->found;
+}
+
+bool buildid_code_of(uint64_t bias, uint64_t *low, uint64_t *high) {
+  struct code_of c = {.bias = bias};
+  dl_iterate_phdr(code_span, &c);
+  *low = c.low;
+  *high = c.high;
+  return c.found;
+}
+
 struct counts {
   bool known;
   uint64_t adds, subs;

@@ -45,6 +45,11 @@ void buildid_each_loaded(void (*fn)(void *ctx, const loaded_object_t *o),
  * dlpi_adds and dlpi_subs); false if this libc does not keep them. */
 bool buildid_loader_counts(uint64_t *adds, uint64_t *subs);
 
+/* The span [low, high) of the executable segments of the loaded object
+ * whose load bias is `bias`; false if the loader lists none. Takes the
+ * loader's lock, allocates nothing, opens nothing. */
+bool buildid_code_of(uint64_t bias, uint64_t *low, uint64_t *high);
+
 /* The build id in `elf`'s notes; len 0 when it has none. */
 void buildid_of_elf(Elf *elf, buildid_t *out);
 

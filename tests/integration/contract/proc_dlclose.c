@@ -8,7 +8,8 @@
  *
  * The program (--child INNER OUTER) writes a transcript: reference counts
  * (two handles of one library), a library opened RTLD_NODELETE closed
- * twice, and 300 cycles of outer (which opens
+ * twice, 100 closes while another thread opens and closes /dev/null,
+ * and 300 cycles of outer (which opens
  * inner in its constructor and closes it in its destructor) loaded,
  * allocated from and closed, while a thread writes a profile through the
  * API every few milliseconds (into /dev/null) when heapprof is there. It runs without heapprof (the
@@ -73,6 +74,23 @@ static void *open_lib(const char *path, int flags) {
 
 static atomic_int done;
 
+/* Opens and closes /dev/null over and over: each time it must get the
+ * lowest free number, `want`, which it would not while another thread of
+ * the process held a descriptor it did not before. */
+static atomic_int spinning, strays;
+
+static void *spinner(void *arg) {
+  int want = *(int *)arg;
+  while (atomic_load(&spinning)) {
+    int fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (fd != want)
+      atomic_fetch_add(&strays, 1);
+    if (fd >= 0)
+      close(fd);
+  }
+  return NULL;
+}
+
 /* Profiles into /dev/null, one after another (0 is HEAPPROF_HEAP). */
 static void *dumper(void *arg) {
   int (*write_fd)(int, int) = arg;
@@ -106,6 +124,26 @@ static int child(const char *inner, const char *outer) {
   errno = EDOM;
   rc = dlclose(c);
   report("nodelete again", rc, errno);
+
+  /* The lowest free descriptor stays the program's to take while
+   * libraries with samples in their code are closed (heapprof reads
+   * their files then). */
+  int lowest = open("/dev/null", O_RDONLY | O_CLOEXEC);
+  close(lowest);
+  pthread_t spin;
+  atomic_store(&spinning, 1);
+  pthread_create(&spin, NULL, spinner, &lowest);
+  for (int i = 0; i < 100; i++) {
+    pc_stage("descriptor cycle %d", i);
+    void *h = open_lib(inner, RTLD_NOW);
+    if (dlclose(h) != 0)
+      printf("descriptor cycle %d: dlclose: %s\n", i, dlerror());
+    logbuf[0] = '\0';
+  }
+  atomic_store(&spinning, 0);
+  pthread_join(spin, NULL);
+  printf("opens that did not get the lowest free descriptor: %d\n",
+         atomic_load(&strays));
 
   /* dlclose inside a destructor, while profiles are written. */
   pthread_t t;
