@@ -330,9 +330,13 @@ static bool cu_at(srclines_t *d, Dwarf_Addr pc, Dwarf_Die *cu) {
     else
       hi = mid;
   }
-  if (lo == 0 || (lo == d->nruns && pc > d->last_end))
+  if (lo == 0 || (lo == d->nruns && pc >= d->last_end))
     return false;
-  return dwarf_offdie(d->dw, d->runs[lo - 1].cu, cu) != NULL;
+  /* A gap between runs is the CU's only if its own ranges do not say
+   * otherwise: code with no DWARF of its own (crt1's _start) placed after
+   * a CU would otherwise get that CU's last line. */
+  return dwarf_offdie(d->dw, d->runs[lo - 1].cu, cu) != NULL &&
+         dwarf_haspc(cu, pc) != 0;
 }
 
 /* ---- function extents per CU ------------------------------------------ */
