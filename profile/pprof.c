@@ -104,6 +104,9 @@ typedef struct enc {
   } *strs;
   size_t nstrs, cap_strs;
   idmap_t str_by_hash; /* FNV hash → newest string index with that hash */
+  idmap_t str_by_ptr;  /* a string's address → its index: asked again, the
+                          same string (a symbolizer's interned name) is
+                          found without hashing its bytes */
   idmap_t loc_by_addr; /* address (+ space) → id, bit 63: operator new */
   idmap_t fn_by_key;   /* system name index << 32 | file index → id */
   uint64_t nlocs, nfns;
@@ -397,9 +400,20 @@ static uint64_t fnv(const char *s) {
 /* Index of `s` in the string table, added if new ("" and NULL are 0).
  * Equal strings share one index: a hash maps to the newest index with
  * that hash, and .next chains to older ones with the same hash. */
+static int64_t intern_bytes(enc_t *e, const char *s);
+
 static int64_t intern(enc_t *e, const char *s) {
   if (s == NULL || *s == '\0' || e->err != 0)
     return 0;
+  int found;
+  uint64_t *at = idmap_slot(e, &e->str_by_ptr, (uintptr_t)s, &found);
+  if (at == NULL || found)
+    return at ? (int64_t)*at : 0;
+  return (int64_t)(*at = (uint64_t)intern_bytes(e, s));
+}
+
+/* intern() by the string's bytes. */
+static int64_t intern_bytes(enc_t *e, const char *s) {
   int found;
   uint64_t *head = idmap_slot(e, &e->str_by_hash, fnv(s), &found);
   if (head == NULL)
@@ -831,6 +845,7 @@ static void enc_free(enc_t *e) {
     deflateEnd(&e->z);
   mem_free(e, e->strs, e->cap_strs * sizeof *e->strs);
   idmap_free(e, &e->str_by_hash);
+  idmap_free(e, &e->str_by_ptr);
   idmap_free(e, &e->loc_by_addr);
   idmap_free(e, &e->fn_by_key);
   mem_free(e, e->mapping_flags, e->nmappings + 1);

@@ -48,11 +48,14 @@
 #define LINE_ROW_BYTES 60
 #define CU_BYTES 2048
 
-/* A run of consecutive address ranges belonging to one CU. As libdwfl
- * does, the gap before the next run counts as this CU's. */
+/* A run of adjoining address ranges belonging to one CU. As libdwfl
+ * does, the gap before the next run counts as this CU's, unless the CU's
+ * own ranges exclude the address (cu_at). */
 struct cu_run {
   Dwarf_Addr start;
-  Dwarf_Off cu; /* offset of the CU's DIE */
+  Dwarf_Addr end; /* a gap (code of no CU's aranges) may follow, up to the
+                     next run's start */
+  Dwarf_Off cu;   /* offset of the CU's DIE */
 };
 
 /* One contiguous range of a concrete function, in DWARF addresses. */
@@ -292,7 +295,7 @@ static size_t cu_die_ranges(Dwarf *dw, struct cu_range **out) {
   return n;
 }
 
-/* The runs, from .debug_aranges or else from the CU DIEs: consecutive
+/* The runs, from .debug_aranges or else from the CU DIEs: adjoining
  * ranges of one CU make one run. */
 static void build_runs(srclines_t *d) {
   struct cu_range *ranges = NULL;
@@ -307,8 +310,12 @@ static void build_runs(srclines_t *d) {
     return;
   }
   for (size_t i = 0; i < n; i++) {
-    if (d->nruns == 0 || d->runs[d->nruns - 1].cu != ranges[i].cu)
-      d->runs[d->nruns++] = (struct cu_run){ranges[i].low, ranges[i].cu};
+    struct cu_run *last = d->nruns ? &d->runs[d->nruns - 1] : NULL;
+    if (last == NULL || last->cu != ranges[i].cu || ranges[i].low > last->end)
+      d->runs[d->nruns++] =
+          (struct cu_run){ranges[i].low, ranges[i].high, ranges[i].cu};
+    else if (ranges[i].high > last->end)
+      last->end = ranges[i].high;
     if (ranges[i].high > d->last_end)
       d->last_end = ranges[i].high;
   }
@@ -332,11 +339,13 @@ static bool cu_at(srclines_t *d, Dwarf_Addr pc, Dwarf_Die *cu) {
   }
   if (lo == 0 || (lo == d->nruns && pc >= d->last_end))
     return false;
-  /* A gap between runs is the CU's only if its own ranges do not say
+  /* A gap after a run is the CU's only if its own ranges do not say
    * otherwise: code with no DWARF of its own (crt1's _start) placed after
-   * a CU would otherwise get that CU's last line. */
-  return dwarf_offdie(d->dw, d->runs[lo - 1].cu, cu) != NULL &&
-         dwarf_haspc(cu, pc) != 0;
+   * a CU would otherwise get that CU's last line. (Asked only in a gap:
+   * dwarf_haspc reads the CU's range list each time.) */
+  const struct cu_run *run = &d->runs[lo - 1];
+  return dwarf_offdie(d->dw, run->cu, cu) != NULL &&
+         (pc < run->end || dwarf_haspc(cu, pc) != 0);
 }
 
 /* ---- function extents per CU ------------------------------------------ */
