@@ -12,38 +12,45 @@
  * rate 1 it runs 32 instantiations of app::Outer<I>::run (noinline), each
  * calling the 32 instantiations of app::Inner<J>::run (noinline) from its
  * own call site, inlined through two always_inline helpers: 1,024 paths.
- * Each Inner<J>::run makes 10 buckets, every block freed again at once:
+ * Each Inner<J>::run makes 10 buckets, every block freed again at once
+ * (where each is allocated, as the previous library's profile names it):
  *
  *   - std::vector<Widget<J>>::push_back, 16 times: 5 sizes (1, 2, 4, 8
- *     and 16 elements), allocated in _M_realloc_insert with
- *     _Vector_base::_M_allocate, allocator_traits::allocate and
- *     __new_allocator::allocate inlined at the operator-new call;
- *   - std::map<long, Widget<J>>::emplace: one node size (_M_create_node,
- *     _M_get_node, … inlined);
- *   - a std::string of 17 characters and one append of 16: 2 sizes, from
- *     libstdc++'s own _M_create (libstdc++ has no DWARF here unless its
- *     debug package is installed: a symbol-table frame);
- *   - a std::function holding a lambda with a 40–64-byte capture, stored
+ *     and 16 elements), in _M_realloc_insert, with _Vector_base's
+ *     _M_allocate, allocator_traits::allocate and __new_allocator::allocate
+ *     inlined at the operator-new call;
+ *   - std::map<long, Widget<J>>::emplace: one node size, in
+ *     _Rb_tree::_M_emplace_hint_unique (_M_create_node, _M_get_node, …
+ *     inlined);
+ *   - a std::string of 17 characters (its constructor inlined into
+ *     Inner<J>::run) and one append of 16 (in libstdc++'s own _M_append
+ *     and _M_mutate: symbol-table frames, as libstdc++ has no DWARF here
+ *     unless its debug package is installed): 2 sizes;
+ *   - a std::function holding a lambda with a 32–56-byte capture, stored
  *     on the heap (_M_init_functor inlined into Inner<J>::run);
  *   - calling it: the lambda builds a std::vector<char>, the whole chain
  *     (vector's constructor … __new_allocator::allocate, the lambda,
  *     std::__invoke_r) inlined into _Function_handler<…>::_M_invoke.
  *
- * 10,240 buckets, plus the handful the start-up makes, through ~1,350
- * distinct return addresses, most with inline chains of 3–10 frames. The
- * target then writes the profile (HEAPPROF_HEAP) `--writes` times into a
- * memfd (truncated before each write: the full encode and gzip happen
- * every time) with heapprof_write_profile_fd, which does its work on the
- * calling thread, timing each write by the wall clock and by that
- * thread's CPU clock (CLOCK_THREAD_CPUTIME_ID; the process's CPU clock
- * too, to show that no other thread did part of it). The first write of
- * the process is the cold one: it builds the symbolizer, reads the
- * modules' symbols and DWARF, expands inline chains and demangles; the
- * later ones reuse what the symbolizer kept ("steady": the median of
- * writes 2..N). Also recorded: the profile's gzipped size (fstat of the
- * memfd), VmRSS before the first write, after it and after the last, and
- * how far the peak RSS rose during the first write (VmHWM after writing
- * 5 to /proc/self/clear_refs; "n/a" where the kernel refuses).
+ * 10,240 buckets (the start-up, at the default rate, made none in every
+ * run so far) with 8-frame stacks through 1,314 distinct addresses; the
+ * 1,310 of them in this program expand (addr2line -i) into 4,292 frames:
+ * 1,147 addresses with 3 (Outer<I>::run's call sites, through the two
+ * always_inline helpers), 32 with 10 (the lambda's vector), the rest 1–9.
+ * The target then writes the profile (HEAPPROF_HEAP) `--writes` times
+ * into a memfd (truncated before each write: the full encode and gzip
+ * happen every time) with heapprof_write_profile_fd, which does its
+ * work on the calling thread, timing each write by the wall clock and
+ * by that thread's CPU clock (CLOCK_THREAD_CPUTIME_ID; the process's
+ * CPU clock too, to show that no other thread did part of it). The
+ * first write of the process is the cold one: it builds the symbolizer,
+ * reads the modules' symbols and DWARF, expands inline chains and
+ * demangles; the later ones reuse what the symbolizer kept ("steady":
+ * the median of writes 2..N). Also recorded: the profile's gzipped size
+ * (fstat of the memfd), VmRSS before the first write, after it and
+ * after the last, and how far the peak RSS rose during the first write
+ * (VmHWM after writing 5 to /proc/self/clear_refs; "n/a" where the
+ * kernel refuses).
  *
  * The driver, a process heapprof never sees, reads the last profile back
  * from the memfd, gunzips it and counts what it holds straight from the
@@ -54,8 +61,8 @@
  * compare a library that ignored the setting.
  *
  * usage: symbols_cost [--rounds N] [--writes N] [--base SO] [--lib SO]
- *                     [--styles LIST] [--save DIR]
- *   --rounds  rounds over all configurations (5); round r starts at
+ *                     [--styles LIST] [--callgrind 0|1] [--save DIR]
+ *   --rounds  rounds over all configurations (9); round r starts at
  *             configuration r mod n and goes on in order
  *   --writes  profiles written per run (10); the first is the cold one
  *   --base    a library to compare with, run without HEAPPROF_DEMANGLE
@@ -63,6 +70,10 @@
  *   --lib     the library under test (default: the one built here)
  *   --styles  HEAPPROF_DEMANGLE values to run --lib with, comma-separated
  *             ("none,simple,full"); "-" leaves the variable unset
+ *   --callgrind  1: then run each configuration once more under callgrind
+ *             (valgrind --tool=callgrind, counting only inside
+ *             heapprof_write_profile_fd, a dump after each call): the
+ *             instructions of each write, which the neighbours cannot move
  *   --save    a directory to keep each configuration's last profile in
  *             (LABEL.pb.gz), for go tool pprof
  *
@@ -460,6 +471,7 @@ struct run {
   census c;
   bool decoded;
   std::vector<uint8_t> profile; /* the last write, gzipped */
+  uint64_t ir[MAX_WRITES];       /* instructions per write (--callgrind) */
 };
 
 static std::vector<uint8_t> read_all(int fd) {
@@ -473,9 +485,53 @@ static std::vector<uint8_t> read_all(int fd) {
   return v;
 }
 
-/* Runs the target once under `cfg`; false (and a line on stderr) if the
- * run failed. */
-static bool run_target(const config &cfg, int writes, run *out) {
+/* The instructions of each write from callgrind's dumps in `dir` (one
+ * file per call of heapprof_write_profile_fd: cg.out.1 … cg.out.N, and
+ * cg.out at exit), which it then removes with the directory. */
+static bool read_callgrind(const std::string &dir, int writes, run *out) {
+  bool ok = true;
+  for (int w = 0; w <= writes; w++) {
+    std::string path = dir + "/cg.out" + (w ? "." + std::to_string(w) : "");
+    FILE *f = fopen(path.c_str(), "r");
+    char line[256];
+    bool found = false;
+    while (f != NULL && fgets(line, sizeof line, f) != NULL)
+      if (strncmp(line, "totals:", 7) == 0 && w > 0)
+        out->ir[w - 1] = strtoull(line + 7, NULL, 10), found = true;
+    if (f != NULL)
+      fclose(f);
+    ok &= w == 0 || found;
+    unlink(path.c_str());
+  }
+  rmdir(dir.c_str());
+  return ok;
+}
+
+/* The target's command line: itself with --target, or under callgrind
+ * counting only heapprof_write_profile_fd and dumping after each call. */
+static void exec_target(const char *self, int res_fd, int prof_fd, int writes,
+                        const char *cg_dir) {
+  char a1[16], a2[16], a3[16], out[PATH_MAX + 32];
+  snprintf(a1, sizeof a1, "%d", res_fd);
+  snprintf(a2, sizeof a2, "%d", prof_fd);
+  snprintf(a3, sizeof a3, "%d", writes);
+  if (cg_dir == NULL)
+    execl(self, "symbols_cost", "--target", a1, a2, a3, (char *)NULL);
+  snprintf(out, sizeof out, "--callgrind-out-file=%s/cg.out", cg_dir);
+  execlp("valgrind", "valgrind", "-q", "--tool=callgrind", "--collect-atstart=no",
+         "--toggle-collect=heapprof_write_profile_fd",
+         "--dump-after=heapprof_write_profile_fd", out, self, "--target", a1, a2, a3,
+         (char *)NULL);
+}
+
+/* Runs the target once under `cfg` (under callgrind with `callgrind`);
+ * false (and a line on stderr) if the run failed. */
+static bool run_target(const config &cfg, int writes, bool callgrind, run *out) {
+  char self[PATH_MAX], cg_dir[] = "/tmp/symbols_cost.XXXXXX";
+  ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+  if (n <= 0 || (callgrind && mkdtemp(cg_dir) == NULL))
+    return false;
+  self[n] = '\0';
   int res_fd = memfd_create("symbols_cost.result", 0);
   int prof_fd = memfd_create("symbols_cost.profile", 0);
   if (res_fd < 0 || prof_fd < 0 || ftruncate(res_fd, sizeof(result)) != 0)
@@ -485,16 +541,12 @@ static bool run_target(const config &cfg, int writes, run *out) {
   pid_t pid = fork();
   if (pid == 0) {
     prctl(PR_SET_PDEATHSIG, SIGKILL);
-    char a1[16], a2[16], a3[16];
-    snprintf(a1, sizeof a1, "%d", res_fd);
-    snprintf(a2, sizeof a2, "%d", prof_fd);
-    snprintf(a3, sizeof a3, "%d", writes);
     setenv("LD_PRELOAD", cfg.lib.c_str(), 1);
     if (cfg.style.empty())
       unsetenv("HEAPPROF_DEMANGLE");
     else
       setenv("HEAPPROF_DEMANGLE", cfg.style.c_str(), 1);
-    execl("/proc/self/exe", "symbols_cost", "--target", a1, a2, a3, (char *)NULL);
+    exec_target(self, res_fd, prof_fd, writes, callgrind ? cg_dir : NULL);
     _exit(127);
   }
   int status = 0;
@@ -510,6 +562,11 @@ static bool run_target(const config &cfg, int writes, run *out) {
   out->decoded = ok && take_census(out->profile, &out->c);
   if (ok && !out->decoded)
     fprintf(stderr, "symbols_cost: %s: the last profile does not decode\n", cfg.label.c_str());
+  if (callgrind && !read_callgrind(cg_dir, writes, out) && ok) {
+    fprintf(stderr, "symbols_cost: %s: callgrind wrote no count for a write\n",
+            cfg.label.c_str());
+    ok = false;
+  }
   munmap(map, sizeof(result));
   close(res_fd);
   close(prof_fd);
@@ -635,8 +692,11 @@ static void print_tables(const std::vector<config> &configs, const std::vector<r
   printf("|---|---|---|---|---|---|---|---|\n");
   for (size_t i = 0; i < configs.size(); i++) {
     auto ms = [](const int64_t *ns) { return (double)ns[0] / 1e6; };
-    std::string peak = spread(runs, i, [](const run &x) {
-      return x.r.peak_first_kb < 0 ? -1.0 : x.r.peak_first_kb / 1024.0;
+    bool refused = std::any_of(runs.begin(), runs.end(), [&](const run &x) {
+      return x.config == i && x.r.peak_first_kb < 0;
+    });
+    std::string peak = refused ? "n/a" : spread(runs, i, [](const run &x) {
+      return x.r.peak_first_kb / 1024.0;
     });
     printf("| %s | %s ms | %s ms | %s ms | %s ms | %s KB | %s MB (%s MB) | %s MB |\n",
            configs[i].label.c_str(),
@@ -673,6 +733,34 @@ static void print_tables(const std::vector<config> &configs, const std::vector<r
   }
 }
 
+/* One run of each configuration under callgrind: the instructions of each
+ * write, which the neighbours cannot move. Returns the failures. */
+static int count_instructions(const std::vector<config> &configs, int writes) {
+  int failed = 0;
+  if (shell_line("command -v valgrind") == "?") {
+    fprintf(stderr, "symbols_cost: --callgrind needs valgrind (apt-get install valgrind)\n");
+    return 1;
+  }
+  printf("\nInstructions per write (callgrind, one run of each configuration; "
+         "steady = median of writes 2..%d, min–max)\n\n", writes);
+  printf("| configuration | first write | steady write | first − steady |\n");
+  printf("|---|---|---|---|\n");
+  for (size_t i = 0; i < configs.size(); i++) {
+    run x{};
+    if (!run_target(configs[i], writes, true, &x)) {
+      failed++;
+      continue;
+    }
+    std::vector<double> steady(x.ir + 1, x.ir + writes);
+    double mid = median(steady);
+    printf("| %s | %.1f M | %.2f M (%.2f–%.2f) | %.1f M |\n", configs[i].label.c_str(),
+           x.ir[0] / 1e6, mid / 1e6, *std::min_element(steady.begin(), steady.end()) / 1e6,
+           *std::max_element(steady.begin(), steady.end()) / 1e6, (x.ir[0] - mid) / 1e6);
+    fflush(stdout);
+  }
+  return failed;
+}
+
 /* Each configuration's last profile into DIR/FILE.pb.gz; the failures. */
 static int save_profiles(const std::string &dir, const std::vector<config> &configs,
                          const std::vector<run> &runs) {
@@ -705,7 +793,8 @@ static const char *default_lib(void) {
 }
 
 struct options {
-  int rounds = 5, writes = 10;
+  int rounds = 9, writes = 10;
+  bool callgrind = false;
   std::string base, lib = default_lib(), styles = "none,simple,full", save;
 };
 
@@ -724,6 +813,8 @@ static int parse(int argc, char **argv, options *o) {
       o->styles = v;
     else if (k == "--save")
       o->save = v;
+    else if (k == "--callgrind")
+      o->callgrind = v == "1";
     else
       return -1;
   }
@@ -756,7 +847,8 @@ int main(int argc, char **argv) {
   options o;
   if (parse(argc, argv, &o) != 0) {
     fprintf(stderr, "usage: symbols_cost [--rounds N] [--writes N (2-%d)] [--base SO] "
-                    "[--lib SO] [--styles none,simple,full|-]\n", MAX_WRITES);
+                    "[--lib SO] [--styles none,simple,full|-] [--callgrind 0|1] "
+                    "[--save DIR]\n", MAX_WRITES);
     return 2;
   }
   std::vector<config> configs = make_configs(o);
@@ -773,7 +865,7 @@ int main(int argc, char **argv) {
       size_t i = (round + k) % configs.size();
       run x{};
       x.round = round + 1, x.config = i;
-      if (!run_target(configs[i], o.writes, &x)) {
+      if (!run_target(configs[i], o.writes, false, &x)) {
         failed++;
         continue;
       }
@@ -782,6 +874,8 @@ int main(int argc, char **argv) {
     }
   printf("load average after: %s\n", shell_line("cut -d' ' -f1-3 /proc/loadavg").c_str());
   print_tables(configs, runs);
+  if (o.callgrind)
+    failed += count_instructions(configs, o.writes);
   if (!o.save.empty())
     failed += save_profiles(o.save, configs, runs);
   return failed != 0;

@@ -41,4 +41,4 @@ else
   fi
   echo "previous library: commit $rev ($BASE_LIB)"
 fi
-exec "$BIN" --base "$BASE_LIB" --lib "$LIB" "$@"
+exec "$BIN" --base "$BASE_LIB" --lib "$LIB" --callgrind 1 "$@"
