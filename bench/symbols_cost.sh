@@ -13,8 +13,9 @@
 # library is then built once (Release, as here) from `git archive` into
 # $BASE_DIR (default /tmp/heapprof-base-COMMIT) and reused; default d3998b0,
 # the last commit before issue 13. Any further options go to symbols_cost
-# (--rounds, --writes, --styles, --save DIR); the default is 5 rounds of
-# 10 writes.
+# (--rounds, --writes, --styles, --save DIR, --callgrind 0); the default is
+# 9 rounds of 10 writes, then one run of each configuration under callgrind
+# for the instructions of each write (needs valgrind).
 set -eu
 BUILD=${1:-build}
 BASE=${2:-d3998b0}
