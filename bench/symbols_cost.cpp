@@ -664,10 +664,11 @@ static void print_run(const config &cfg, const run &x) {
   fflush(stdout);
 }
 
-/* "median (min–max)" of one figure over a configuration's runs. */
+/* "median (min–max)" of one figure over a configuration's runs; only the
+ * median with `range` false. */
 template <typename F>
 static std::string spread(const std::vector<run> &runs, size_t cfg, F figure,
-                          const char *fmt = "%.1f") {
+                          const char *fmt = "%.1f", bool range = true) {
   std::vector<double> v;
   for (const run &x : runs)
     if (x.config == cfg)
@@ -678,15 +679,16 @@ static std::string spread(const std::vector<run> &runs, size_t cfg, F figure,
   snprintf(m, sizeof m, fmt, median(v));
   snprintf(lo, sizeof lo, fmt, *std::min_element(v.begin(), v.end()));
   snprintf(hi, sizeof hi, fmt, *std::max_element(v.begin(), v.end()));
-  if (v.size() == 1)
+  if (v.size() == 1 || !range)
     return m;
   snprintf(out, sizeof out, "%s (%s–%s)", m, lo, hi);
   return out;
 }
 
 static void print_tables(const std::vector<config> &configs, const std::vector<run> &runs) {
-  printf("\nMedian over rounds (min–max); steady = each run's median of writes 2..N; "
-         "CPU = the writing thread's\n\n");
+  printf("\nMedian over rounds (min–max; sizes and RSS: medians); steady = each run's "
+         "median of writes 2..N; CPU = the writing thread's; +RSS = VmRSS after the first "
+         "write − before it (VmHWM − before it)\n\n");
   printf("| configuration | first write, wall | first write, CPU | steady write, wall "
          "| steady write, CPU | profile (gzip) | +RSS first write (peak) | RSS after |\n");
   printf("|---|---|---|---|---|---|---|---|\n");
@@ -697,7 +699,7 @@ static void print_tables(const std::vector<config> &configs, const std::vector<r
     });
     std::string peak = refused ? "n/a" : spread(runs, i, [](const run &x) {
       return x.r.peak_first_kb / 1024.0;
-    });
+    }, "%.1f", false);
     printf("| %s | %s ms | %s ms | %s ms | %s ms | %s KB | %s MB (%s MB) | %s MB |\n",
            configs[i].label.c_str(),
            spread(runs, i, [&](const run &x) { return ms(x.r.wall_ns); }).c_str(),
@@ -706,12 +708,14 @@ static void print_tables(const std::vector<config> &configs, const std::vector<r
                   "%.2f").c_str(),
            spread(runs, i, [](const run &x) { return steady_ms(x.r.cpu_ns, x.r.writes); },
                   "%.2f").c_str(),
-           spread(runs, i, [](const run &x) { return x.r.profile_bytes / 1000.0; }).c_str(),
+           spread(runs, i, [](const run &x) { return x.r.profile_bytes / 1000.0; }, "%.1f",
+                  false).c_str(),
            spread(runs, i, [](const run &x) {
              return (x.r.rss_first_kb - x.r.rss_before_kb) / 1024.0;
-           }).c_str(),
+           }, "%.1f", false).c_str(),
            peak.c_str(),
-           spread(runs, i, [](const run &x) { return x.r.rss_after_kb / 1024.0; }).c_str());
+           spread(runs, i, [](const run &x) { return x.r.rss_after_kb / 1024.0; }, "%.1f",
+                  false).c_str());
   }
   printf("\nWhat the last profile of each configuration's last run holds (decoded here)\n\n");
   printf("| configuration | buckets | samples | locations | lines | locations with inline "
