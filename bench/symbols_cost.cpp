@@ -591,7 +591,7 @@ static double steady_ms(const int64_t *ns, int writes) {
 
 /* One shell command's first line of output ("?" if none). */
 static std::string shell_line(const std::string &cmd) {
-  FILE *f = popen((cmd + " 2>/dev/null").c_str(), "r");
+  FILE *f = popen(("{ " + cmd + "; } 2>/dev/null").c_str(), "r");
   char buf[512] = "";
   if (f == NULL)
     return "?";
