@@ -7,8 +7,8 @@
 #
 #   bench/symbols_cost.sh [BUILD_DIR] [BASE] [symbols_cost options...]
 #
-# BUILD_DIR (default build) holds bin/symbols_cost and lib/libheapprof.so
-# (cmake --build BUILD_DIR --target symbols_cost builds both). BASE is the
+# BUILD_DIR (default build) is a configured build tree; the script builds
+# its bin/symbols_cost and lib/libheapprof.so (the library under test). BASE is the
 # library to compare with: a path to a libheapprof.so, or a commit, whose
 # library is then built once (Release, as here) from `git archive` into
 # $BASE_DIR (default /tmp/heapprof-base-COMMIT) and reused; default d3998b0,
@@ -19,11 +19,15 @@
 set -eu
 BUILD=${1:-build}
 BASE=${2:-d3998b0}
-[ $# -gt 2 ] && shift 2 || shift $#
+if [ $# -gt 2 ]; then shift 2; else shift $#; fi
 BIN=$BUILD/bin/symbols_cost
 LIB=$BUILD/lib/libheapprof.so
-[ -x "$BIN" ] || { echo "symbols_cost: no $BIN (cmake --build $BUILD --target symbols_cost)" >&2; exit 1; }
-[ -f "$LIB" ] || { echo "symbols_cost: no $LIB" >&2; exit 1; }
+cmake --build "$BUILD" --target symbols_cost >/dev/null ||
+  { echo "symbols_cost: cannot build $BUILD's symbols_cost (configure $BUILD first)" >&2; exit 1; }
+if [ ! -x "$BIN" ] || [ ! -f "$LIB" ]; then
+  echo "symbols_cost: no $BIN or $LIB" >&2
+  exit 1
+fi
 
 here=$(cd "$(dirname "$0")/.." && pwd)
 if [ -f "$BASE" ]; then
