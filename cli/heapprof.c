@@ -60,7 +60,9 @@ static const char usage_run[] =
     "  --peak             keep and write the high-water-mark profile (HEAPPROF_PEAK)\n"
     "  --signal SIG       the dump signal, or none (HEAPPROF_SIGNAL)\n"
     "  --seed N           fix the sampler's seed (HEAPPROF_SEED)\n"
-    "  --depth N          stack frames kept, 1-256 (HEAPPROF_DEPTH)\n";
+    "  --depth N          stack frames kept, 1-256 (HEAPPROF_DEPTH)\n"
+    "  --demangle STYLE   C++/Rust names: simple, templates, full or none\n"
+    "                     (HEAPPROF_DEMANGLE)\n";
 
 static const char usage_dump[] =
     "usage: heapprof dump PID [--timeout SECONDS]\n"
@@ -129,6 +131,7 @@ static const struct {
     {"--http", "HEAPPROF_HTTP"},         {"--interval", "HEAPPROF_INTERVAL"},
     {"--growth", "HEAPPROF_GROWTH"},     {"--signal", "HEAPPROF_SIGNAL"},
     {"--seed", "HEAPPROF_SEED"},         {"--depth", "HEAPPROF_DEPTH"},
+    {"--demangle", "HEAPPROF_DEMANGLE"},
 };
 
 /* Sets `var` to `value` once the library's own parser for `var` takes it;

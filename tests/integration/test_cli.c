@@ -75,6 +75,7 @@ static void bad_options(char *cli) {
       {"--rate", "lots"},       {"--rate", "-1"},       {"--out", ""},
       {"--out", "/tmp/%z"},     {"--interval", "0"},    {"--growth", "0"},
       {"--signal", "KILL"},     {"--depth", "5\nx"},
+      {"--demangle", "pretty"}, {"--demangle", ""},
   };
   for (size_t i = 0; i < sizeof cases / sizeof *cases; i++)
     refused(cli, cases[i][0], cases[i][1]);
