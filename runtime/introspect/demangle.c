@@ -31,11 +31,57 @@
  *     unless the first one follows a `)`: that may be the `>>` operator.
  *   - FULL drops each " [clone .suffix]" libiberty appends for GCC's
  *     .constprop/.isra/.cold/... copies of a function.
+ *
+ * On a demangle_stack_t, libiberty runs on a context made on that stack
+ * for each call (getcontext, makecontext, swapcontext: the mask the
+ * context carries is the one the caller has at that moment, so switching
+ * there and back installs the mask already installed). The sink gives up
+ * by switching back to the caller from inside the callback, and the
+ * frames left on the stack are never resumed: libiberty's callback path
+ * keeps everything on the stack (its component and substitution arrays
+ * and its print state are VLAs and locals, its output goes through a
+ * 256-byte buffer in that state to the callback) and takes no lock
+ * (cp-demangle.o and rust-demangle.o call no pthread or stdio function);
+ * test_demangle gives up 10,000 times in a row and checks that no
+ * allocator function was called and the memory in use did not grow.
  */
+#define _GNU_SOURCE
 #include "demangle.h"
 
+#include <errno.h>
 #include <libiberty/demangle.h>
+#include <stdint.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <ucontext.h>
+#include <unistd.h>
+
+/* Sanitizer builds tell their runtime about each switch of stacks (ASan:
+ * the stack bounds and fake stacks; TSan: one fiber per call, so that
+ * the shadow call stack of an abandoned call goes with it). */
+#if defined(__SANITIZE_ADDRESS__)
+#define DM_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define DM_ASAN 1
+#endif
+#endif
+#if defined(__SANITIZE_THREAD__)
+#define DM_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define DM_TSAN 1
+#endif
+#endif
+#ifdef DM_ASAN
+#include <sanitizer/common_interface_defs.h>
+#define NO_ASAN __attribute__((no_sanitize_address))
+#else
+#define NO_ASAN
+#endif
+#ifdef DM_TSAN
+#include <sanitizer/tsan_interface.h>
+#endif
 
 /* What FULL drops, up to its closing ']'. */
 static const char clone_mark[] = " [clone ";
@@ -57,7 +103,44 @@ typedef struct sink {
   size_t held;        /* bytes of clone_mark matched, not yet kept */
   int in_clone;       /* inside " [clone ...]" */
   char recent[RECENT_LEN]; /* the last bytes libiberty printed, oldest first */
+  size_t printed;          /* bytes libiberty printed */
+  demangle_stack_t *stop;  /* where to give up to, when switched */
 } sink_t;
+
+/* What came of a call: a result, no mangled name, or one demangle gave up
+ * on (too long, too much output, does not fit), which pprof shows as it
+ * always did. */
+enum { REJECTED, GAVE_UP, DONE };
+
+/* One call of demangle, and what came of it. */
+typedef struct job {
+  const char *name;
+  demangle_style_t style;
+  char *out;
+  size_t cap;
+  int cplus;   /* the C++ demangler may read the name (within its cap) */
+  int outcome;
+  size_t len;  /* the result when DONE */
+} job_t;
+
+struct demangle_stack {
+  ucontext_t caller;   /* where demangle() waits */
+  ucontext_t callee;   /* libiberty's side, made anew for each call */
+  job_t *job;          /* the call under way */
+  char *map;           /* the mapping: guard, stack, this */
+  size_t map_bytes;
+  char *lo;            /* the stack: [lo, lo + DEMANGLE_STACK_BYTES) */
+#ifdef DM_ASAN
+  void *fake;          /* the caller's fake stack while switched */
+  const void *caller_lo;
+  size_t caller_bytes;
+#endif
+#ifdef DM_TSAN
+  void *tsan_caller, *tsan_fiber;
+#endif
+};
+
+static void give_up(demangle_stack_t *st) __attribute__((noreturn));
 
 static void keep(sink_t *s, char c) {
   if (s->len + 1 < s->cap)
@@ -162,17 +245,29 @@ static void take(sink_t *s, char c) {
   s->recent[RECENT_LEN - 1] = c;
 }
 
-/* libiberty's callback: one printed piece. */
+/* libiberty's callback: one printed piece (at most 255 bytes of C++).
+ * Once the form kept is longer than cap it cannot fit any more: the
+ * space of "operator< <int>" is the only byte ever taken back, and only
+ * right after it was kept. */
 static void take_piece(const char *piece, size_t n, void *opaque) {
   sink_t *s = opaque;
+  s->printed += n;
+  if (s->stop != NULL && s->printed > DEMANGLE_MAX_PRINTED)
+    give_up(s->stop);
+  if (s->len > s->cap)
+    return;
   for (size_t i = 0; i < n; i++)
     take(s, piece[i]);
+  if (s->stop != NULL && s->len > s->cap)
+    give_up(s->stop);
 }
 
-static void sink_init(sink_t *s, char *out, size_t cap) {
+static void sink_init(sink_t *s, char *out, size_t cap,
+                      demangle_stack_t *stop) {
   memset(s, 0, sizeof *s);
   s->out = out;
   s->cap = cap;
+  s->stop = stop;
 }
 
 /* The sink's result: the length, NUL written, or 0 if it does not fit or
@@ -187,34 +282,219 @@ static size_t sink_finish(sink_t *s) {
   return s->len;
 }
 
-static size_t cplus(const char *name, demangle_style_t style, char *out,
-                    size_t cap) {
-  sink_t s;
-  sink_init(&s, out, cap);
-  s.cplus = 1;
-  s.strip_templates = style == DEMANGLE_SIMPLE;
-  s.strip_clones = style == DEMANGLE_FULL;
-  int options = style == DEMANGLE_FULL ? DMGL_PARAMS | DMGL_ANSI : 0;
-  if (!cplus_demangle_v3_callback(name, options, take_piece, &s))
-    return 0;
-  return sink_finish(&s);
+
+/* ---- libiberty's work, on whichever stack ---------------------------- */
+
+static void finish(job_t *j, sink_t *s) {
+  j->len = sink_finish(s);
+  j->outcome = j->len > 0 ? DONE : GAVE_UP;
 }
 
-size_t demangle(const char *name, demangle_style_t style, char *out,
-                size_t cap) {
-  if (name == NULL || out == NULL || cap == 0 || name[0] != '_' ||
-      (unsigned)style > DEMANGLE_FULL)
+static void work(job_t *j, demangle_stack_t *stop) {
+  sink_t s;
+  sink_init(&s, j->out, j->cap, stop);
+  if (rust_demangle_callback(j->name, 0, take_piece, &s)) {
+    finish(j, &s);
+    return;
+  }
+  if (!j->cplus) {
+    j->outcome = GAVE_UP;
+    return;
+  }
+  sink_init(&s, j->out, j->cap, stop);
+  s.cplus = 1;
+  s.strip_templates = j->style == DEMANGLE_SIMPLE;
+  s.strip_clones = j->style == DEMANGLE_FULL;
+  int options = j->style == DEMANGLE_FULL ? DMGL_PARAMS | DMGL_ANSI : 0;
+  if (cplus_demangle_v3_callback(j->name, options, take_piece, &s))
+    finish(j, &s);
+  else
+    j->outcome = REJECTED;
+}
+
+/* Whether the "Dp" at `p` expands a template parameter, possibly
+ * qualified (DpOT_, DpRKT0_): the search for its pack then looks at one
+ * component. Not when the parameter takes template arguments (T_I...E):
+ * those are searched too. */
+static int expands_parameter(const char *p) {
+  for (p += 2; *p != '\0' && strchr("rVKROP", *p) != NULL; p++)
+    ;
+  if (*p++ != 'T')
     return 0;
+  while ((*p >= '0' && *p <= '9') || (*p >= 'A' && *p <= 'Z'))
+    p++;
+  return *p == '_' && p[1] != 'I';
+}
+
+/* Whether a C++ name may make libiberty walk its pack expansions without
+ * printing (see DEMANGLE_MAX_NAME_PACKS): it has an empty pack (JE) or a
+ * sizeof... of a captured pack (sP), and an expansion other than of a
+ * template parameter (sp, sZ, or a Dp of anything else). Read as plain
+ * substrings: identifiers may hold them too, which only lowers the cap. */
+static int packs_walk(const char *name) {
+  if (strstr(name, "JE") == NULL && strstr(name, "sP") == NULL)
+    return 0;
+  if (strstr(name, "sp") != NULL || strstr(name, "sZ") != NULL)
+    return 1;
+  for (const char *p = strstr(name, "Dp"); p != NULL; p = strstr(p + 2, "Dp"))
+    if (!expands_parameter(p))
+      return 1;
+  return 0;
+}
+
+/* Whether `j->name` goes to libiberty, and which demanglers may read it;
+ * if not, j->outcome says why. */
+static int admit(job_t *j, int switched) {
+  const char *name = j->name;
+  if (name[0] != '_' ||
+      (name[1] != 'Z' && name[1] != 'R' && strncmp(name, "_GLOBAL_", 8) != 0)) {
+    j->outcome = REJECTED;
+    return 0;
+  }
   size_t len = strnlen(name, DEMANGLE_MAX_RUST_LEGACY + 1);
-  int short_enough = len <= DEMANGLE_MAX_NAME;
+  size_t cap = switched ? DEMANGLE_MAX_NAME_SWITCHED : DEMANGLE_MAX_NAME;
+  if (switched && len > DEMANGLE_MAX_NAME_PACKS && name[1] != 'R' &&
+      packs_walk(name))
+    cap = DEMANGLE_MAX_NAME_PACKS;
+  j->cplus = len <= cap;
   /* A long name reaches only the legacy Rust demangler: _ZN never goes
    * down rust_demangle_callback's v0 path. */
   if (len > DEMANGLE_MAX_RUST_LEGACY ||
-      (!short_enough && strncmp(name, "_ZN", 3) != 0))
+      (!j->cplus && strncmp(name, "_ZN", 3) != 0)) {
+    j->outcome = GAVE_UP;
     return 0;
-  sink_t s;
-  sink_init(&s, out, cap);
-  if (rust_demangle_callback(name, 0, take_piece, &s))
-    return sink_finish(&s);
-  return short_enough ? cplus(name, style, out, cap) : 0;
+  }
+  return 1;
+}
+
+/* ---- the stack ------------------------------------------------------- */
+
+static size_t page_bytes(void) {
+  long page = sysconf(_SC_PAGESIZE);
+  return page > 0 ? (size_t)page : 4096;
+}
+
+static size_t round_up(size_t n, size_t to) {
+  return (n + to - 1) / to * to;
+}
+
+demangle_stack_t *demangle_stack_new(void) {
+  size_t page = page_bytes();
+  size_t guard = round_up(DEMANGLE_GUARD_BYTES, page);
+  size_t stack = round_up(DEMANGLE_STACK_BYTES, page);
+  size_t bytes = guard + stack + round_up(sizeof(demangle_stack_t), page);
+  char *map = mmap(NULL, bytes, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+  if (map == MAP_FAILED)
+    return NULL;
+  if (mprotect(map, guard, PROT_NONE) != 0) {
+    int saved = errno;
+    munmap(map, bytes);
+    errno = saved;
+    return NULL;
+  }
+  demangle_stack_t *st = (demangle_stack_t *)(map + guard + stack);
+  st->map = map;
+  st->map_bytes = bytes;
+  st->lo = map + guard;
+  return st;
+}
+
+void demangle_stack_free(demangle_stack_t *st) {
+  if (st == NULL)
+    return;
+  int saved = errno;
+  munmap(st->map, st->map_bytes);
+  errno = saved;
+}
+
+/* Reads bytes that abandoned (ASan-instrumented) frames may have left
+ * poisoned. */
+NO_ASAN size_t demangle_stack_used(const demangle_stack_t *st) {
+  const char *hi = (const char *)st, *p = st->lo;
+  while (p < hi && *(const volatile char *)p == 0)
+    p++;
+  return (size_t)(hi - p);
+}
+
+/* Back to the caller, for good: the frames on this stack are never
+ * resumed (the next call makes a new context over them). */
+static void leave(demangle_stack_t *st) __attribute__((noreturn));
+static void leave(demangle_stack_t *st) {
+#ifdef DM_ASAN
+  __sanitizer_start_switch_fiber(NULL, st->caller_lo, st->caller_bytes);
+#endif
+#ifdef DM_TSAN
+  __tsan_switch_to_fiber(st->tsan_caller, 0);
+#endif
+  setcontext(&st->caller);
+  __builtin_trap(); /* setcontext returns only for a context it cannot use */
+}
+
+static void give_up(demangle_stack_t *st) {
+  st->job->outcome = GAVE_UP;
+  leave(st);
+}
+
+/* The first function on the stack; makecontext passes ints, so the
+ * stack's address comes in two halves. */
+static void entry(unsigned hi, unsigned lo) {
+  demangle_stack_t *st = (demangle_stack_t *)(uintptr_t)((uint64_t)hi << 32 | lo);
+#ifdef DM_ASAN
+  __sanitizer_finish_switch_fiber(NULL, &st->caller_lo, &st->caller_bytes);
+#endif
+  work(st->job, st);
+  leave(st);
+}
+
+/* Runs `j` on `st`. getcontext reads the signal mask the caller has now
+ * into the new context; swapcontext saves that same mask for the way
+ * back and installs it; leave() installs it again. */
+static void run_on(demangle_stack_t *st, job_t *j) {
+  st->job = j;
+  j->outcome = GAVE_UP;
+  if (getcontext(&st->callee) != 0)
+    return;
+  st->callee.uc_stack.ss_sp = st->lo;
+  st->callee.uc_stack.ss_size = (size_t)((char *)st - st->lo);
+  st->callee.uc_link = &st->caller;
+  uint64_t at = (uintptr_t)st;
+  makecontext(&st->callee, (void (*)(void))entry, 2, (unsigned)(at >> 32),
+              (unsigned)at);
+#ifdef DM_TSAN
+  st->tsan_caller = __tsan_get_current_fiber();
+  st->tsan_fiber = __tsan_create_fiber(0);
+  __tsan_switch_to_fiber(st->tsan_fiber, 0);
+#endif
+#ifdef DM_ASAN
+  __sanitizer_start_switch_fiber(&st->fake, st->lo,
+                                 st->callee.uc_stack.ss_size);
+#endif
+  swapcontext(&st->caller, &st->callee);
+#ifdef DM_ASAN
+  __sanitizer_finish_switch_fiber(st->fake, NULL, NULL);
+#endif
+#ifdef DM_TSAN
+  __tsan_destroy_fiber(st->tsan_fiber);
+#endif
+  st->job = NULL;
+}
+
+/* ---- the entry point ------------------------------------------------- */
+
+size_t demangle(const char *name, demangle_style_t style, char *out,
+                size_t cap, demangle_stack_t *st) {
+  if (name == NULL || out == NULL || cap == 0 ||
+      (unsigned)style > DEMANGLE_FULL)
+    return 0;
+  job_t j = {.name = name, .style = style, .out = out, .cap = cap};
+  if (admit(&j, st != NULL)) {
+    if (st != NULL)
+      run_on(st, &j);
+    else
+      work(&j, NULL);
+  }
+  if (j.outcome == DONE)
+    return j.len;
+  return 0;
 }

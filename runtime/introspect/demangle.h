@@ -7,8 +7,9 @@
  * rust-demangle, the ones binutils and gdb use), linked statically and
  * hidden inside libheapprof.so, through their callback entry points:
  * they write into the caller's buffer and allocate nothing. So demangle
- * never reaches heapprof's own malloc, needs no C++ runtime, keeps no
- * state and may run on any number of threads at once.
+ * never reaches heapprof's own malloc, needs no C++ runtime and keeps no
+ * state of its own: what one call needs is on a stack (the caller's, or a
+ * demangle_stack_t the caller owns).
  *
  * Styles, chosen by HEAPPROF_DEMANGLE, follow go tool pprof's
  * -symbolize=demangle= modes, and the default is what pprof 1.19 shows
@@ -24,7 +25,7 @@
  *     `Hex16&`); libiberty's signature is the right one;
  *   - DEMANGLE_NONE means the linker's name, where pprof's
  *     `demangle=none` shows full signatures with their clone suffixes;
- *   - a name over the cap (below) is left as it is, and pprof shows what
+ *   - a name over the caps (below) is left as it is, and pprof shows what
  *     it always showed for it.
  */
 #ifndef HEAPPROF_INTROSPECT_DEMANGLE_H
@@ -46,45 +47,110 @@ typedef enum demangle_style {
   DEMANGLE_NONE,       /* nothing demangled: the linker's name */
 } demangle_style_t;
 
-/* The longest C++ or Rust v0 name demangle reads. libiberty keeps its
- * parse tree on the stack (VLAs of ~72 bytes per byte of name) and its
- * printer recurses once per element of every template argument or
+/* ---- on the caller's stack ----
+ * The longest C++ or Rust v0 name demangle reads there. libiberty keeps
+ * its parse tree on the stack (VLAs of ~72 bytes per byte of name) and
+ * its printer recurses once per element of every template argument or
  * parameter list and once per level of nesting, ~424 bytes a level.
  * Measured on a painted stack (test_demangle checks it on every build):
  * the worst shape found, a list of one-letter types (`_Z1f` + 72 × `i`
  * in FULL, `_Z1fI` + 68 × `i` + `Evv` in any style), costs 424 bytes of
  * stack per byte of name, and 76 bytes need ~32,400 bytes (32,375 to
  * 32,487 in Release, Debug and TSan builds): half of the 64 KiB a thread
- * of the program calling the dump API may have. Real
- * names cost far less (at most 212 bytes per byte over 43,355 names of
- * libstdc++, libLLVM-14 and Rust's std: a 256-byte one 30.4 KB), but only
- * 66% of them fit 76 bytes; the rest, e.g. std::vector<T>::
- * _M_realloc_insert (~106 bytes), are left mangled and go tool pprof
- * demangles them itself (name == system_name). The cap also bounds the
- * time: both demanglers can print output exponential in the name's length
- * (substitutions and Rust back-references that double at each level: 196
- * bytes print 12 MB); the densest such name built here prints 3 KB at 76
- * bytes. Raising the cap needs a bigger stack AND a bound on that output
- * (libiberty cannot be stopped from its callback). */
-#ifndef DEMANGLE_MAX_NAME /* test_demangle_uncapped builds a larger one */
+ * of the program calling the dump API may have. Real names cost far less
+ * (at most 212 bytes per byte over 43,355 names of libstdc++, libLLVM-14
+ * and Rust's std), but only 66% of them fit 76 bytes. The cap also bounds
+ * the time, which nothing else can there: both demanglers can print
+ * output exponential in the name's length (substitutions and Rust
+ * back-references that double at each level: 196 bytes print 12 MB), and
+ * libiberty cannot be stopped from its callback on the caller's stack;
+ * the densest such name built here prints 3 KB at 76 bytes. */
+#ifndef DEMANGLE_MAX_NAME
 #define DEMANGLE_MAX_NAME 76
 #endif
 
-/* The longest legacy Rust name (`_ZN...17h<hash>E`) demangle reads. Their
- * demangler walks the path in a loop: ~700 bytes of stack and linear time
- * whatever the length (measured at 4,093 bytes), and half of the legacy
- * names in Rust's std are longer than DEMANGLE_MAX_NAME. */
+/* ---- on a demangle_stack_t ----
+ * With a stack of its own, demangle reads names up to
+ * DEMANGLE_MAX_NAME_SWITCHED bytes: every one of the 43,355 real names
+ * (the longest 545), and as long a C++ name as libiberty reads anyway (it
+ * refuses more than 2,048 components, 2 a byte, unless told to drop the
+ * recursion limits that bound its stack). It stops libiberty as soon as
+ * the readable form can no longer fit `cap` or libiberty has printed
+ * DEMANGLE_MAX_PRINTED bytes (the form with template arguments, which
+ * SIMPLE strips: 2,343 bytes at most for those real names), switching
+ * back to the caller from inside the callback and abandoning the
+ * demangler's frames on that stack. So a name costs the parse of at most
+ * 1 KB plus that much printing: a name crafted to double its output at
+ * each level gives up after ~0.4 ms; the slowest found, 300 references to
+ * one template parameter (`RT_`) re-printed through substitutions, after
+ * ~2 ms (libiberty looks each up in a list as long as their number).
+ *
+ * One thing printing does not bound: libiberty's search for the pack a
+ * pack expansion (`Dp`, `sp`) expands walks the expansion's pattern with
+ * substitutions expanded and prints nothing when the pack is empty
+ * (`JE`), so `_Z1fIJEEvDp1cI1aFS1_S1_S1_EFS2_S2_S2_E...T_E` costs 3× per
+ * 11 bytes (195 bytes: 0.5 s); `sP` (sizeof... of a captured pack) walks
+ * without printing whatever the packs hold. A name with an empty pack or
+ * `sP`, and an expansion of anything but a template parameter (`sp`,
+ * `sZ`, a `Dp` not of the form `DpOT_`, `DpRKT0_`), is read up to
+ * DEMANGLE_MAX_NAME_PACKS bytes (~0.3 ms at most). None of the 43,355
+ * real names is such a name: every `Dp` in them expands a parameter.
+ *
+ * DEMANGLE_STACK_BYTES: libiberty's arrays take at most ~200 KB at 1 KB
+ * (parse tree, substitutions, saved scopes and templates: each bounded by
+ * the number of components), and its printer stops at 1,024 levels of
+ * recursion, ~424 bytes each on the deepest path found. The worst name
+ * found needs 573,647 bytes (many `RT_` and a long list); the list of
+ * one-letter types alone 434,247 (a search over 100 repeated units in 16
+ * contexts and both demanglers found none deeper). 2 MiB is 3.6 times
+ * that. Below it lies DEMANGLE_GUARD_BYTES of PROT_NONE: libiberty.a is
+ * built without stack-clash probes and takes each of its arrays (64 KiB
+ * at most at 1 KB) from the stack in one step, so a one-page guard could
+ * be stepped over. Only the pages a name reaches are ever touched: real
+ * names need up to 212 bytes of stack a byte. */
+#define DEMANGLE_MAX_NAME_SWITCHED 1024
+#define DEMANGLE_MAX_NAME_PACKS 128
+#define DEMANGLE_MAX_PRINTED 16384
+#ifndef DEMANGLE_STACK_BYTES /* test_demangle_guard builds a tiny one */
+#define DEMANGLE_STACK_BYTES (2 * 1024 * 1024)
+#endif
+#define DEMANGLE_GUARD_BYTES (256 * 1024)
+
+/* The longest legacy Rust name (`_ZN...17h<hash>E`) demangle reads on
+ * any stack. Their demangler walks the path in a loop: ~700 bytes of
+ * stack and linear time whatever the length (measured at 4,093 bytes),
+ * and half of the legacy names in Rust's std are longer than
+ * DEMANGLE_MAX_NAME. */
 #define DEMANGLE_MAX_RUST_LEGACY 4096
 
+/* A stack to demangle on: an anonymous mapping of DEMANGLE_STACK_BYTES
+ * with DEMANGLE_GUARD_BYTES of PROT_NONE below it (no descriptor, no
+ * malloc). One
+ * call at a time may use it: the symbolizer owns one and uses it under
+ * the dump lock. */
+typedef struct demangle_stack demangle_stack_t;
+
+/* NULL with errno set when it cannot be mapped. */
+demangle_stack_t *demangle_stack_new(void);
+/* NULL is fine; errno is kept. */
+void demangle_stack_free(demangle_stack_t *st);
+
+/* How many bytes of `st` any call has used so far (for tests and
+ * measurement: it reads the whole stack). */
+size_t demangle_stack_used(const demangle_stack_t *st);
+
 /* Writes the readable form of `name` into out[0..cap), NUL-terminated,
- * and returns its length; returns 0 (out then unspecified) when `name` is
- * not an Itanium C++ or Rust (legacy _ZN...17h<hash>E or v0 _R...)
- * mangled name, when style is DEMANGLE_NONE, when the readable form does
- * not fit in cap, or when `name` is longer than DEMANGLE_MAX_NAME (a
- * legacy Rust name: DEMANGLE_MAX_RUST_LEGACY). The caller then uses
- * `name` as it is. Allocates nothing (no malloc family at all), keeps no
- * state: safe on any thread at once. */
+ * and returns its length; returns 0 (out then unspecified) when `name`
+ * is not an Itanium C++ or Rust (legacy _ZN...17h<hash>E or v0 _R...)
+ * mangled name, when
+ * style is DEMANGLE_NONE, when the readable form does not fit in cap, or
+ * when a mangled `name` is longer than its cap: DEMANGLE_MAX_NAME when
+ * `st` is NULL, DEMANGLE_MAX_NAME_SWITCHED (or DEMANGLE_MAX_NAME_PACKS)
+ * on `st`, DEMANGLE_MAX_RUST_LEGACY for legacy Rust. The caller then uses
+ * `name` as it is. `st`, when given, is switched to for libiberty's work
+ * (the signal mask stays the caller's). Allocates nothing (no malloc
+ * family at all); with st NULL, safe on any number of threads at once. */
 size_t demangle(const char *name, demangle_style_t style, char *out,
-                size_t cap);
+                size_t cap, demangle_stack_t *st);
 
 #endif /* HEAPPROF_INTROSPECT_DEMANGLE_H */

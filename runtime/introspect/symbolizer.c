@@ -95,6 +95,8 @@ struct symbolizer {
   addrcache_t cache; /* answers given from this view */
   name_memo_t names; /* readable names made in this view */
   demangle_style_t style;
+  demangle_stack_t *demangle_stack; /* made for the first name demangled */
+  bool demangle_stack_failed;       /* it could not be: demangle on ours */
   retired_t *retired; /* in the order the modules went away */
   size_t nretired;
   uint64_t retired_low, retired_high; /* the range all of them span */
@@ -431,11 +433,25 @@ static void memo_free(name_memo_t *m) {
 
 /* The readable name of `system_name`, a string of `t`: itself when it is
  * not mangled (or the style is none), else its demangled form, interned
- * in `t`; memo, when given, remembers it by system_name. */
+ * in `t`; memo, when given, remembers it by system_name. A memo is always
+ * its symbolizer's `names`: demangling happens on that symbolizer's
+ * stack, mapped on the first call (or on ours if it cannot be). */
 static const char *readable(strtab_t *t, name_memo_t *memo,
                             demangle_style_t style, const char *system_name) {
   if (system_name == NULL || style == DEMANGLE_NONE)
     return system_name;
+  demangle_stack_t *stack = NULL;
+  if (memo != NULL) {
+    symbolizer_t *s =
+        (symbolizer_t *)((char *)memo - offsetof(symbolizer_t, names));
+    if (s->demangle_stack == NULL && !s->demangle_stack_failed) {
+      int saved = errno;
+      s->demangle_stack = demangle_stack_new();
+      s->demangle_stack_failed = s->demangle_stack == NULL;
+      errno = saved;
+    }
+    stack = s->demangle_stack;
+  }
   const char **slot = NULL;
   if (memo != NULL && (4 * (memo->count + 1) <= 3 * memo->nslots ||
                        memo_grow(memo))) {
@@ -444,7 +460,7 @@ static const char *readable(strtab_t *t, name_memo_t *memo,
       return memo->vals[slot - memo->keys];
   }
   char buf[READABLE_MAX];
-  size_t len = demangle(system_name, style, buf, sizeof buf);
+  size_t len = demangle(system_name, style, buf, sizeof buf, stack);
   const char *name = len > 0 ? strtab_intern_n(t, buf, len) : system_name;
   if (name == NULL)
     name = system_name;
@@ -770,6 +786,7 @@ void symbolizer_free(symbolizer_t *s) {
   int saved = errno;
   addrcache_free(&s->cache);
   memo_free(&s->names);
+  demangle_stack_free(s->demangle_stack);
   view_free(&s->view);
   for (size_t i = 0; i < s->nretired; i++)
     retired_free(&s->retired[i]);

@@ -1,36 +1,53 @@
 /*
  * test_demangle — demangle(), heapprof's in-process C++ and Rust demangler
- * (runtime/introspect/demangle.h):
+ * (runtime/introspect/demangle.h), on the caller's stack and on a
+ * demangle_stack_t:
  *   - a table of real names (from libstdc++'s exports, g++ -O2/-O3 and
  *     Debian rustc 1.63 binaries with both manglings, libLLVM-14) gives,
  *     for each style, what go tool pprof 1.19 prints for the same name with
  *     -symbolize=demangle=default/templates/full, or 0 ("use the name as it
  *     is") where pprof prints the name unchanged; DEMANGLE_NONE and bad
- *     styles give 0; names over the caps give 0;
+ *     styles give 0; names over the caps give 0: on the caller's stack the
+ *     long ones (106 to 545 bytes), on a stack of its own none of them;
  *   - demangling calls no allocator function (malloc and friends are
  *     wrapped at link time and counted);
  *   - a form that does not fit `cap` gives 0, one that fits exactly is
  *     written whole, and no byte at or past out[cap] is ever written;
  *     SIMPLE needs room for the short form only;
  *   - no byte past a name's NUL is read (names end at a PROT_NONE page);
- *   - eight threads demangling the table at once all get the right names;
- *   - stack: the worst shapes found at DEMANGLE_MAX_NAME bytes use less
- *     than 32 KiB (measured on a painted stack), and run on a thread with a
- *     64 KiB stack;
+ *   - eight threads demangling the table at once, half on stacks of their
+ *     own, all get the right names;
+ *   - the caller's stack: the worst shapes found at DEMANGLE_MAX_NAME bytes
+ *     use less than 32 KiB (measured on a painted stack), and run on a
+ *     thread with a 64 KiB stack;
+ *   - a stack of its own: names of DEMANGLE_MAX_NAME_SWITCHED bytes crafted
+ *     to need the most stack use less than half of it (the guard page below
+ *     it is never reached; test_demangle_guard shows that it would be);
+ *     output that doubles at each level, of C++ and Rust names up to the
+ *     cap, is given up on: 0 at once, 10,000 times in a row with no
+ *     allocator call and no growth of the heap or of the memory resident;
+ *     a name longer than the cap, or than DEMANGLE_MAX_NAME_PACKS when
+ *     its pack expansions may walk without printing, gives 0; the caller's
+ *     signal mask, with signals blocked and one pending, is the same before,
+ *     during (the pending signal is not delivered) and after every call;
+ *     stacks made and freed leave no mapping behind;
  *   - no C++ runtime is loaded in this (C) process;
  *   - demangle_style_t and config.h's CONFIG_DEMANGLE_* agree.
  * Built twice: test_demangle links heapprof_introspect as shipped;
- * test_demangle_uncapped compiles demangle.c with a 1024-byte cap, so the
- * long names of the table are checked too (and the stack checks, which
- * hold for the shipped cap only, are not run; it says so).
+ * test_demangle_guard compiles demangle.c with a 64 KiB stack and checks
+ * only that a deep name on it dies of SIGSEGV in the guard page (in a
+ * child process).
  */
 #define _GNU_SOURCE
+#include <malloc.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <libiberty/demangle.h>
@@ -79,18 +96,139 @@ char *__wrap_strndup(const char *s, size_t n) {
   return __real_strndup(s, n);
 }
 
-/* demangle, checked to call no allocator function. */
-static size_t dm(const char *name, int st, char *out, size_t cap) {
+/* demangle on `stack` (NULL: the caller's), checked to call no allocator
+ * function. */
+static size_t dm_on(const char *name, int st, char *out, size_t cap,
+                    demangle_stack_t *stack) {
   long before = allocs;
-  size_t n = demangle(name, (demangle_style_t)st, out, cap);
-  CHECK(allocs == before, "%.80s (style %d): %ld allocator calls", name, st,
-        allocs - before);
+  size_t n = demangle(name, (demangle_style_t)st, out, cap, stack);
+  CHECK(allocs == before, "%.80s (style %d, %s): %ld allocator calls", name,
+        st, stack ? "switched" : "caller's stack", allocs - before);
   return n;
 }
 
+/* A stack of its own, failing loudly. */
+static demangle_stack_t *new_stack(void) {
+  demangle_stack_t *s = demangle_stack_new();
+  CHECK(s != NULL, "demangle_stack_new: %m");
+  return s;
+}
+
+/* `n` bytes: `head`, then `unit` repeated (whole units only), then
+ * `tail`; malloc'd. */
+static char *shape(size_t n, const char *head, const char *unit,
+                   const char *tail) {
+  char *s = malloc(n + 1);
+  size_t at = strlen(head), u = strlen(unit), t = strlen(tail);
+  memcpy(s, head, at);
+  while (at + u + t <= n) {
+    memcpy(s + at, unit, u);
+    at += u;
+  }
+  memcpy(s + at, tail, t + 1);
+  return s;
+}
+
+/* The mappings of this process, as "start-end perms" lines. */
+static char *maps(void) {
+  FILE *f = fopen("/proc/self/maps", "r");
+  CHECK(f != NULL, "/proc/self/maps");
+  size_t cap = 1 << 16, len = 0;
+  char *all = malloc(cap), line[4096];
+  while (fgets(line, sizeof line, f) != NULL) {
+    char *sp = strchr(line, ' ');
+    size_t n = sp != NULL ? (size_t)(sp - line) + 5 : strlen(line);
+    if (len + n + 2 > cap)
+      all = realloc(all, cap *= 2);
+    memcpy(all + len, line, n);
+    len += n;
+    all[len++] = '\n';
+  }
+  all[len] = '\0';
+  fclose(f);
+  return all;
+}
+
+/* The PROT_NONE mapping in `after` that is not in `before`: the guard
+ * page of the one stack made in between. */
+static void new_guard(const char *before, const char *after, uintptr_t *lo,
+                      uintptr_t *hi) {
+  *lo = *hi = 0;
+  for (const char *l = after; *l != '\0'; l = strchr(l, '\n') + 1) {
+    unsigned long a, b;
+    char perms[5];
+    size_t n = (size_t)(strchr(l, '\n') - l);
+    if (sscanf(l, "%lx-%lx %4s", &a, &b, perms) == 3 &&
+        strcmp(perms, "---p") == 0 && memmem(before, strlen(before), l, n) == NULL) {
+      CHECK(*lo == 0, "two new PROT_NONE mappings");
+      *lo = a;
+      *hi = b;
+    }
+  }
+  CHECK(*lo != 0, "no guard page below the stack");
+}
+
+#ifdef DEMANGLE_TEST_GUARD
+/* ---- test_demangle_guard: a stack too small for a name ---- */
+
+static uintptr_t guard_lo, guard_hi;
+
+static void on_segv(int sig, siginfo_t *si, void *uc) {
+  (void)sig;
+  (void)uc;
+  uintptr_t at = (uintptr_t)si->si_addr;
+  _exit(at >= guard_lo && at < guard_hi ? 42 : 43);
+}
+
+/* In a child: a name that fits the tiny stack demangles; one that needs
+ * ~430 KB (libiberty's first step is its 64 KiB array of components)
+ * faults in the guard below it (the handler runs on an alternate stack and
+ * says where the fault was). */
+static void guard(void) {
+  pid_t pid = fork();
+  CHECK(pid >= 0, "fork");
+  if (pid == 0) {
+    char buf[8192], *before = maps();
+    demangle_stack_t *stack = new_stack();
+    char *after = maps();
+    new_guard(before, after, &guard_lo, &guard_hi);
+    if (dm_on("_ZN3app3BoxIiE4makeIdEEPSt6vectorIT_SaIS4_EEi", DEMANGLE_FULL,
+              buf, sizeof buf, stack) == 0)
+      _exit(44);
+    static char alt[1 << 16];
+    stack_t ss = {.ss_sp = alt, .ss_size = sizeof alt};
+    struct sigaction sa = {0};
+    sa.sa_sigaction = on_segv;
+    sa.sa_flags = SA_SIGINFO | SA_ONSTACK;
+    if (sigaltstack(&ss, NULL) != 0 || sigaction(SIGSEGV, &sa, NULL) != 0)
+      _exit(45);
+    char *deep = shape(DEMANGLE_MAX_NAME_SWITCHED, "_Z1f", "i", "");
+    demangle(deep, DEMANGLE_FULL, buf, sizeof buf, stack);
+    _exit(46);
+  }
+  int status;
+  CHECK(waitpid(pid, &status, 0) == pid, "waitpid");
+  CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 42,
+        "a %d-byte stack: status %#x (42: a fault in the guard; 43: "
+        "elsewhere; 44: a short name failed; 46: no fault)",
+        DEMANGLE_STACK_BYTES, status);
+  printf("ok: a name too deep for a %d-byte stack faults in the guard "
+         "below it\n", DEMANGLE_STACK_BYTES);
+}
+
+int main(void) {
+  guard();
+  printf("ok\n");
+  return 0;
+}
+
+#else /* the whole test */
+
 /* ---- the table ---- */
 
-enum { OTHER, RUST_LEGACY }; /* which cap a name is under */
+/* Which cap a name is under: DEMANGLE_MAX_NAME (or _SWITCHED), or the
+ * legacy Rust one. */
+enum { OTHER, RUST_LEGACY };
 
 typedef struct row {
   const char *name;
@@ -531,25 +669,175 @@ static const row_t table[] = {
       "S<(8)>>(1)>::f",
       "S<(8)>>(1)>::f()"},
      OTHER},
+    /* real names longer than DEMANGLE_MAX_NAME, 130 to 545 bytes (libLLVM-14):
+       demangled on a demangle_stack_t only; the first has an empty pack */
+    {"_ZNSt6vectorIN4llvm18wholeprogramdevirt10VTableBitsESaIS2_EE17_M"
+     "_realloc_insertIJEEEvN9__gnu_cxx17__normal_iteratorIPS2_S4_EEDpO"
+     "T_",
+     {"std::vector::_M_realloc_insert",
+      "std::vector<llvm::wholeprogramdevirt::VTableBits, std::allocator"
+      "<llvm::wholeprogramdevirt::VTableBits> >::_M_realloc_insert<>",
+      "void std::vector<llvm::wholeprogramdevirt::VTableBits, std::allo"
+      "cator<llvm::wholeprogramdevirt::VTableBits> >::_M_realloc_insert"
+      "<>(__gnu_cxx::__normal_iterator<llvm::wholeprogramdevirt::VTable"
+      "Bits*, std::vector<llvm::wholeprogramdevirt::VTableBits, std::al"
+      "locator<llvm::wholeprogramdevirt::VTableBits> > >)"},
+     OTHER},
+    {"_ZN4llvm13CodeExtractor33calculateNewCallTerminatorWeightsEPNS_1"
+     "0BasicBlockERNS_8DenseMapIS2_NS_14BlockFrequencyENS_12DenseMapIn"
+     "foIS2_vEENS_6detail12DenseMapPairIS2_S4_EEEEPNS_21BranchProbabil"
+     "ityInfoE",
+     {"llvm::CodeExtractor::calculateNewCallTerminatorWeights",
+      "llvm::CodeExtractor::calculateNewCallTerminatorWeights",
+      "llvm::CodeExtractor::calculateNewCallTerminatorWeights(llvm::Bas"
+      "icBlock*, llvm::DenseMap<llvm::BasicBlock*, llvm::BlockFrequency"
+      ", llvm::DenseMapInfo<llvm::BasicBlock*, void>, llvm::detail::Den"
+      "seMapPair<llvm::BasicBlock*, llvm::BlockFrequency> >&, llvm::Bra"
+      "nchProbabilityInfo*)"},
+     OTHER},
+    {"_ZSt9__find_ifIPPN4llvm11AnalysisKeyEN9__gnu_cxx5__ops10_Iter_pr"
+     "edIZNS0_25OuterAnalysisManagerProxyINS0_15AnalysisManagerINS0_6M"
+     "oduleEJEEENS0_13LazyCallGraph3SCCEJRSB_EE6Result10invalidateERSC"
+     "_RKNS0_17PreservedAnalysesERNS8_ISC_JSD_EE11InvalidatorEEUlS2_E_"
+     "EEET_SP_SP_T0_St26random_access_iterator_tag",
+     {"std::__find_if",
+      "std::__find_if<llvm::AnalysisKey**, __gnu_cxx::__ops::_Iter_pred"
+      "<llvm::OuterAnalysisManagerProxy<llvm::AnalysisManager<llvm::Mod"
+      "ule>, llvm::LazyCallGraph::SCC, llvm::LazyCallGraph&>::Result::i"
+      "nvalidate(llvm::LazyCallGraph::SCC&, llvm::PreservedAnalyses con"
+      "st&, llvm::AnalysisManager<llvm::LazyCallGraph::SCC, llvm::LazyC"
+      "allGraph&>::Invalidator&)::{lambda(llvm::AnalysisKey*)#1}> >",
+      "llvm::AnalysisKey** std::__find_if<llvm::AnalysisKey**, __gnu_cx"
+      "x::__ops::_Iter_pred<llvm::OuterAnalysisManagerProxy<llvm::Analy"
+      "sisManager<llvm::Module>, llvm::LazyCallGraph::SCC, llvm::LazyCa"
+      "llGraph&>::Result::invalidate(llvm::LazyCallGraph::SCC&, llvm::P"
+      "reservedAnalyses const&, llvm::AnalysisManager<llvm::LazyCallGra"
+      "ph::SCC, llvm::LazyCallGraph&>::Invalidator&)::{lambda(llvm::Ana"
+      "lysisKey*)#1}> >(llvm::AnalysisKey**, llvm::AnalysisKey**, __gnu"
+      "_cxx::__ops::_Iter_pred<llvm::OuterAnalysisManagerProxy<llvm::An"
+      "alysisManager<llvm::Module>, llvm::LazyCallGraph::SCC, llvm::Laz"
+      "yCallGraph&>::Result::invalidate(llvm::LazyCallGraph::SCC&, llvm"
+      "::PreservedAnalyses const&, llvm::AnalysisManager<llvm::LazyCall"
+      "Graph::SCC, llvm::LazyCallGraph&>::Invalidator&)::{lambda(llvm::"
+      "AnalysisKey*)#1}>, std::random_access_iterator_tag)"},
+     OTHER},
+    {"_ZNSt10_HashtableISt5tupleIJmjEESt4pairIKS1_St10unique_ptrIN4llv"
+     "m23MCPseudoProbeInlineTreeESt14default_deleteIS6_EEESaISA_ENSt8_"
+     "_detail10_Select1stESt8equal_toIS1_ENS5_27MCPseudoProbeInlineTre"
+     "eBaseINS5_13MCPseudoProbeES6_E14InlineSiteHashENSC_18_Mod_range_"
+     "hashingENSC_20_Default_ranged_hashENSC_20_Prime_rehash_policyENS"
+     "C_17_Hashtable_traitsILb1ELb0ELb1EEEE13_M_rehash_auxEmSt17integr"
+     "al_constantIbLb1EE",
+     {"std::_Hashtable::_M_rehash_aux",
+      "std::_Hashtable<std::tuple<unsigned long, unsigned int>, std::pa"
+      "ir<std::tuple<unsigned long, unsigned int> const, std::unique_pt"
+      "r<llvm::MCPseudoProbeInlineTree, std::default_delete<llvm::MCPse"
+      "udoProbeInlineTree> > >, std::allocator<std::pair<std::tuple<uns"
+      "igned long, unsigned int> const, std::unique_ptr<llvm::MCPseudoP"
+      "robeInlineTree, std::default_delete<llvm::MCPseudoProbeInlineTre"
+      "e> > > >, std::__detail::_Select1st, std::equal_to<std::tuple<un"
+      "signed long, unsigned int> >, llvm::MCPseudoProbeInlineTreeBase<"
+      "llvm::MCPseudoProbe, llvm::MCPseudoProbeInlineTree>::InlineSiteH"
+      "ash, std::__detail::_Mod_range_hashing, std::__detail::_Default_"
+      "ranged_hash, std::__detail::_Prime_rehash_policy, std::__detail:"
+      ":_Hashtable_traits<true, false, true> >::_M_rehash_aux",
+      "std::_Hashtable<std::tuple<unsigned long, unsigned int>, std::pa"
+      "ir<std::tuple<unsigned long, unsigned int> const, std::unique_pt"
+      "r<llvm::MCPseudoProbeInlineTree, std::default_delete<llvm::MCPse"
+      "udoProbeInlineTree> > >, std::allocator<std::pair<std::tuple<uns"
+      "igned long, unsigned int> const, std::unique_ptr<llvm::MCPseudoP"
+      "robeInlineTree, std::default_delete<llvm::MCPseudoProbeInlineTre"
+      "e> > > >, std::__detail::_Select1st, std::equal_to<std::tuple<un"
+      "signed long, unsigned int> >, llvm::MCPseudoProbeInlineTreeBase<"
+      "llvm::MCPseudoProbe, llvm::MCPseudoProbeInlineTree>::InlineSiteH"
+      "ash, std::__detail::_Mod_range_hashing, std::__detail::_Default_"
+      "ranged_hash, std::__detail::_Prime_rehash_policy, std::__detail:"
+      ":_Hashtable_traits<true, false, true> >::_M_rehash_aux(unsigned "
+      "long, std::integral_constant<bool, true>)"},
+     OTHER},
+    {"_ZN15LiveDebugValues16InstrRefBasedLDV21depthFirstVLocAndEmitEjR"
+     "KN4llvm8DenseMapIPKNS1_12LexicalScopeEPKNS1_10DILocationENS1_12D"
+     "enseMapInfoIS5_vEENS1_6detail12DenseMapPairIS5_S8_EEEERKNS2_IS5_"
+     "NS1_8SmallSetINS1_13DebugVariableELj4ESt4lessISI_EEESA_NSC_IS5_S"
+     "L_EEEERNS2_IS5_NS1_11SmallPtrSetIPNS1_17MachineBasicBlockELj4EEE"
+     "SA_NSC_IS5_ST_EEEERNS1_11SmallVectorINSX_ISt4pairISI_NS_8DbgValu"
+     "eEELj8EEELj8EEEPPNS_10ValueIDNumES16_RNS1_15SmallVectorImplINS_1"
+     "1VLocTrackerEEERNS1_15MachineFunctionERNS2_ISI_jNS9_ISI_vEENSC_I"
+     "SI_jEEEERKNS1_16TargetPassConfigE",
+     {"LiveDebugValues::InstrRefBasedLDV::depthFirstVLocAndEmit",
+      "LiveDebugValues::InstrRefBasedLDV::depthFirstVLocAndEmit",
+      "LiveDebugValues::InstrRefBasedLDV::depthFirstVLocAndEmit(unsigne"
+      "d int, llvm::DenseMap<llvm::LexicalScope const*, llvm::DILocatio"
+      "n const*, llvm::DenseMapInfo<llvm::LexicalScope const*, void>, l"
+      "lvm::detail::DenseMapPair<llvm::LexicalScope const*, llvm::DILoc"
+      "ation const*> > const&, llvm::DenseMap<llvm::LexicalScope const*"
+      ", llvm::SmallSet<llvm::DebugVariable, 4u, std::less<llvm::DebugV"
+      "ariable> >, llvm::DenseMapInfo<llvm::LexicalScope const*, void>,"
+      " llvm::detail::DenseMapPair<llvm::LexicalScope const*, llvm::Sma"
+      "llSet<llvm::DebugVariable, 4u, std::less<llvm::DebugVariable> > "
+      "> > const&, llvm::DenseMap<llvm::LexicalScope const*, llvm::Smal"
+      "lPtrSet<llvm::MachineBasicBlock*, 4u>, llvm::DenseMapInfo<llvm::"
+      "LexicalScope const*, void>, llvm::detail::DenseMapPair<llvm::Lex"
+      "icalScope const*, llvm::SmallPtrSet<llvm::MachineBasicBlock*, 4u"
+      "> > >&, llvm::SmallVector<llvm::SmallVector<std::pair<llvm::Debu"
+      "gVariable, LiveDebugValues::DbgValue>, 8u>, 8u>&, LiveDebugValue"
+      "s::ValueIDNum**, LiveDebugValues::ValueIDNum**, llvm::SmallVecto"
+      "rImpl<LiveDebugValues::VLocTracker>&, llvm::MachineFunction&, ll"
+      "vm::DenseMap<llvm::DebugVariable, unsigned int, llvm::DenseMapIn"
+      "fo<llvm::DebugVariable, void>, llvm::detail::DenseMapPair<llvm::"
+      "DebugVariable, unsigned int> >&, llvm::TargetPassConfig const&)"},
+     OTHER},
 };
 #define NROWS (sizeof table / sizeof *table)
+#define STR_(x) #x
+#define STR(x) STR_(x)
 
 static const char *const style_names[] = {"simple", "templates", "full",
                                           "none"};
 
+/* demangle.h's rule for a C++ name whose pack expansions may walk without
+ * printing (held to DEMANGLE_MAX_NAME_PACKS on a stack of its own),
+ * restated: an empty pack or sP, and sp, sZ or a Dp of anything but a
+ * (qualified) template parameter without template arguments. */
+static int packs_walk(const char *name) {
+  if (strstr(name, "JE") == NULL && strstr(name, "sP") == NULL)
+    return 0;
+  if (strstr(name, "sp") != NULL || strstr(name, "sZ") != NULL)
+    return 1;
+  for (const char *p = strstr(name, "Dp"); p != NULL; p = strstr(p + 2, "Dp")) {
+    size_t q = 2 + strspn(p + 2, "rVKROP");
+    if (p[q] != 'T')
+      return 1;
+    q += 1 + strspn(p + q + 1, "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ");
+    if (p[q] != '_' || p[q + 1] == 'I')
+      return 1;
+  }
+  return 0;
+}
+
+/* The longest name of row r's kind demangle reads, on the caller's stack
+ * or on one of its own. */
+static size_t name_cap(const row_t *r, int switched) {
+  if (r->kind == RUST_LEGACY)
+    return DEMANGLE_MAX_RUST_LEGACY;
+  if (!switched)
+    return DEMANGLE_MAX_NAME;
+  return packs_walk(r->name) ? DEMANGLE_MAX_NAME_PACKS
+                             : DEMANGLE_MAX_NAME_SWITCHED;
+}
+
 /* What demangle must give for row `r` in style `st` with the shipped caps:
  * NULL when it must give 0. */
-static const char *expected(const row_t *r, int st) {
-  size_t cap = r->kind == RUST_LEGACY ? DEMANGLE_MAX_RUST_LEGACY
-                                      : DEMANGLE_MAX_NAME;
-  if (st == DEMANGLE_NONE || strlen(r->name) > cap)
+static const char *expected(const row_t *r, int st, int switched) {
+  if (st == DEMANGLE_NONE || strlen(r->name) > name_cap(r, switched))
     return NULL;
   return r->want[st];
 }
 
 /* demangle into a roomy buffer; "" when it gives 0. */
-static const char *run(const char *name, int st, char *buf, size_t cap) {
-  size_t n = dm(name, st, buf, cap);
+static const char *run(const char *name, int st, char *buf, size_t cap,
+                       demangle_stack_t *stack) {
+  size_t n = dm_on(name, st, buf, cap, stack);
   CHECK(n == 0 || (n < cap && buf[n] == '\0' && strlen(buf) == n),
         "%s (%s): returned %zu, not the length of a NUL-ended string", name,
         style_names[st], n);
@@ -558,17 +846,18 @@ static const char *run(const char *name, int st, char *buf, size_t cap) {
 
 /* Every row in every style, compared with the table; returns how many
  * rows were demangled (not 0) in at least one style. */
-static size_t check_table(void) {
+static size_t check_table(demangle_stack_t *stack) {
   static char buf[8192];
   size_t demangled = 0;
   for (size_t i = 0; i < NROWS; i++) {
     int any = 0;
     for (int st = 0; st <= DEMANGLE_NONE; st++) {
-      const char *want = expected(&table[i], st);
-      const char *got = run(table[i].name, st, buf, sizeof buf);
+      const char *want = expected(&table[i], st, stack != NULL);
+      const char *got = run(table[i].name, st, buf, sizeof buf, stack);
       CHECK(strcmp(got, want ? want : "") == 0,
-            "%s (%s):\n  got  \"%s\"\n  want \"%s\"", table[i].name,
-            style_names[st], got, want ? want : "(0: the name as it is)");
+            "%s (%s, %s):\n  got  \"%s\"\n  want \"%s\"", table[i].name,
+            style_names[st], stack ? "switched" : "caller's stack", got,
+            want ? want : "(0: the name as it is)");
       any |= want != NULL;
     }
     demangled += any;
@@ -576,30 +865,17 @@ static size_t check_table(void) {
   return demangled;
 }
 
-static void bad_calls(void) {
+static void bad_calls(demangle_stack_t *stack) {
   char buf[64];
-  CHECK(demangle(NULL, DEMANGLE_SIMPLE, buf, sizeof buf) == 0, "NULL name");
-  CHECK(dm("_Z3fooi", DEMANGLE_SIMPLE, NULL, 64) == 0, "NULL out");
-  CHECK(dm("_Z3fooi", DEMANGLE_SIMPLE, buf, 0) == 0, "cap 0");
-  CHECK(dm("_Z3fooi", 42, buf, sizeof buf) == 0, "style 42");
-  CHECK(dm("_Z3fooi", -1, buf, sizeof buf) == 0, "style -1");
-  CHECK(dm("", DEMANGLE_FULL, buf, sizeof buf) == 0, "empty name");
-  printf("ok: NULL, cap 0, bad styles, empty name\n");
-}
-
-/* `n` bytes: `head`, then `unit` repeated (whole units only), then
- * `tail`; malloc'd. */
-static char *shape(size_t n, const char *head, const char *unit,
-                   const char *tail) {
-  char *s = malloc(n + 1);
-  size_t at = strlen(head), u = strlen(unit), t = strlen(tail);
-  memcpy(s, head, at);
-  while (at + u + t <= n) {
-    memcpy(s + at, unit, u);
-    at += u;
-  }
-  memcpy(s + at, tail, t + 1);
-  return s;
+  CHECK(demangle(NULL, DEMANGLE_SIMPLE, buf, sizeof buf, stack) == 0,
+        "NULL name");
+  CHECK(dm_on("_Z3fooi", DEMANGLE_SIMPLE, NULL, 64, stack) == 0, "NULL out");
+  CHECK(dm_on("_Z3fooi", DEMANGLE_SIMPLE, buf, 0, stack) == 0, "cap 0");
+  CHECK(dm_on("_Z3fooi", 42, buf, sizeof buf, stack) == 0, "style 42");
+  CHECK(dm_on("_Z3fooi", -1, buf, sizeof buf, stack) == 0, "style -1");
+  CHECK(dm_on("", DEMANGLE_FULL, buf, sizeof buf, stack) == 0, "empty name");
+  printf("ok: NULL, cap 0, bad styles, empty name (%s)\n",
+         stack ? "switched" : "caller's stack");
 }
 
 /* A name of `n` bytes, "_ZN3app" <length> "aaa..." "Ev", that demangles
@@ -628,31 +904,65 @@ static char *rust_legacy_name(size_t n, size_t *k) {
   return s;
 }
 
+/* A C++ name of `n` bytes, "_Z1fIJEEv", then `unit` repeated, then as
+ * many "i" as make up `n`: f<>() with an empty pack, whose parameters are
+ * expansions of the pack (DpT_: nothing but ", " printed) or of a pattern
+ * without it (Dp1a: "a..."), then ints. */
+static char *pack_name(size_t n, const char *unit) {
+  char *s = shape(n - 1, "_Z1fIJEEv", unit, "i");
+  size_t len = strlen(s);
+  s = realloc(s, n + 1);
+  memset(s + len, 'i', n - len);
+  s[n] = '\0';
+  return s;
+}
+
 /* The caps: a name of exactly the cap is read, one byte more is not; a
  * legacy Rust name far over DEMANGLE_MAX_NAME is; 100 KB names are not. */
-static void caps(void) {
+static void caps(demangle_stack_t *stack) {
   char buf[8192];
-  size_t id, k;
-  char *at = app_name(DEMANGLE_MAX_NAME, &id);
-  char *over = app_name(DEMANGLE_MAX_NAME + 1, &k);
-  CHECK(strlen(at) == DEMANGLE_MAX_NAME && strlen(over) == DEMANGLE_MAX_NAME + 1,
-        "app_name lengths");
-  const char *got = run(at, DEMANGLE_SIMPLE, buf, sizeof buf);
+  size_t id, k, cap = stack ? DEMANGLE_MAX_NAME_SWITCHED : DEMANGLE_MAX_NAME;
+  char *at = app_name(cap, &id);
+  char *over = app_name(cap + 1, &k);
+  CHECK(strlen(at) == cap && strlen(over) == cap + 1, "app_name lengths");
+  const char *got = run(at, DEMANGLE_SIMPLE, buf, sizeof buf, stack);
   CHECK(strncmp(got, "app::aaa", 8) == 0 && strlen(got) == 5 + id,
-        "a %d-byte name: \"%s\"", DEMANGLE_MAX_NAME, got);
-  CHECK(dm(over, DEMANGLE_SIMPLE, buf, sizeof buf) == 0,
-        "a name over DEMANGLE_MAX_NAME was read");
+        "a %zu-byte name: \"%s\"", cap, got);
+  CHECK(dm_on(over, DEMANGLE_SIMPLE, buf, sizeof buf, stack) == 0,
+        "a name over the cap (%zu) was read", cap);
   free(at);
   free(over);
 
+  if (stack != NULL) { /* pack expansions: DEMANGLE_MAX_NAME_PACKS */
+    char *safe = pack_name(DEMANGLE_MAX_NAME_SWITCHED, "DpT_");
+    char *walks = pack_name(DEMANGLE_MAX_NAME_PACKS, "Dp1a");
+    char *walks_over = pack_name(DEMANGLE_MAX_NAME_PACKS + 1, "Dp1a");
+    CHECK(!packs_walk(safe) && packs_walk(walks), "pack_name");
+    got = run(safe, DEMANGLE_FULL, buf, sizeof buf, stack);
+    CHECK(strncmp(got, "void f<>(, , ", 13) == 0 &&
+              strcmp(got + strlen(got) - 6, ", int)") == 0,
+          "a %d-byte name expanding an empty pack parameter: \"%s\"",
+          DEMANGLE_MAX_NAME_SWITCHED, got);
+    CHECK(strncmp(run(walks, DEMANGLE_FULL, buf, sizeof buf, stack),
+                  "void f<>(a..., a..., ", 20) == 0,
+          "a %d-byte name with an empty pack and Dp1a: \"%s\"",
+          DEMANGLE_MAX_NAME_PACKS, buf);
+    CHECK(dm_on(walks_over, DEMANGLE_FULL, buf, sizeof buf, stack) == 0,
+          "a name with an empty pack and Dp1a over %d bytes was read",
+          DEMANGLE_MAX_NAME_PACKS);
+    free(safe);
+    free(walks);
+    free(walks_over);
+  }
+
   char *rust = rust_legacy_name(DEMANGLE_MAX_RUST_LEGACY, &k);
-  size_t n = dm(rust, DEMANGLE_SIMPLE, buf, sizeof buf);
+  size_t n = dm_on(rust, DEMANGLE_SIMPLE, buf, sizeof buf, stack);
   CHECK(n == k * 6 - 2 && strncmp(buf, "abcd::abcd::", 12) == 0,
         "a %d-byte legacy Rust name: %zu bytes", DEMANGLE_MAX_RUST_LEGACY, n);
   free(rust);
   rust = rust_legacy_name(DEMANGLE_MAX_RUST_LEGACY + 10, &k);
   CHECK(strlen(rust) > DEMANGLE_MAX_RUST_LEGACY &&
-            dm(rust, DEMANGLE_SIMPLE, buf, sizeof buf) == 0,
+            dm_on(rust, DEMANGLE_SIMPLE, buf, sizeof buf, stack) == 0,
         "a legacy Rust name over DEMANGLE_MAX_RUST_LEGACY was read");
   free(rust);
 
@@ -661,29 +971,30 @@ static void caps(void) {
                   shape(100000, "_RNv", "NvC1a", "1f")};
   for (size_t i = 0; i < 3; i++) {
     for (int st = 0; st <= DEMANGLE_NONE; st++)
-      CHECK(dm(huge[i], st, buf, sizeof buf) == 0,
+      CHECK(dm_on(huge[i], st, buf, sizeof buf, stack) == 0,
             "a 100 KB name was read");
     free(huge[i]);
   }
-  printf("ok: caps %d and %d (legacy Rust) bytes, 100 KB names\n",
-         DEMANGLE_MAX_NAME, DEMANGLE_MAX_RUST_LEGACY);
+  printf("ok: caps %zu%s and %d (legacy Rust) bytes, 100 KB names (%s)\n",
+         cap, stack ? ", " STR(DEMANGLE_MAX_NAME_PACKS) " with packs" : "",
+         DEMANGLE_MAX_RUST_LEGACY, stack ? "switched" : "caller's stack");
 }
 
 /* Output exactly at, one under and well under the room it needs, with
  * guard bytes after `cap`. */
-static void fits(void) {
+static void fits(demangle_stack_t *stack) {
   enum { GUARD = 64 };
   static char buf[8192 + GUARD];
   size_t tries = 0;
   for (size_t i = 0; i < NROWS; i++)
     for (int st = 0; st < DEMANGLE_NONE; st++) {
-      const char *want = expected(&table[i], st);
+      const char *want = expected(&table[i], st, stack != NULL);
       if (want == NULL)
         continue;
       size_t len = strlen(want);
       for (size_t cap = 0; cap <= len + 2; cap++) {
         memset(buf, 0x5a, cap + GUARD);
-        size_t n = dm(table[i].name, st, buf, cap);
+        size_t n = dm_on(table[i].name, st, buf, cap, stack);
         if (cap > len)
           CHECK(n == len && memcmp(buf, want, len + 1) == 0,
                 "%s (%s) in %zu bytes: %zu", table[i].name, style_names[st],
@@ -699,17 +1010,17 @@ static void fits(void) {
     }
   /* SIMPLE's short form fits though the form with templates does not. */
   const char *name = "_ZN3app3BoxIiE4makeIdEEPSt6vectorIT_SaIS4_EEi";
-  CHECK(dm(name, DEMANGLE_TEMPLATES, buf, 16) == 0 &&
-            dm(name, DEMANGLE_SIMPLE, buf, 16) == 14 &&
+  CHECK(dm_on(name, DEMANGLE_TEMPLATES, buf, 16, stack) == 0 &&
+            dm_on(name, DEMANGLE_SIMPLE, buf, 16, stack) == 14 &&
             strcmp(buf, "app::Box::make") == 0,
         "SIMPLE needs room for more than its own form: \"%s\"", buf);
-  printf("ok: %zu caps around the exact size, no byte written past cap\n",
-         tries);
+  printf("ok: %zu caps around the exact size, no byte written past cap "
+         "(%s)\n", tries, stack ? "switched" : "caller's stack");
 }
 
 /* Each name copied to the end of a page followed by a PROT_NONE page: a
  * read past its NUL faults. */
-static void no_overread(void) {
+static void no_overread(demangle_stack_t *stack) {
   long page = sysconf(_SC_PAGESIZE);
   char *two = mmap(NULL, 2 * (size_t)page, PROT_READ | PROT_WRITE,
                    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -723,29 +1034,34 @@ static void no_overread(void) {
     char *name = two + page - n;
     memcpy(name, table[i].name, n);
     for (int st = 0; st <= DEMANGLE_NONE; st++)
-      dm(name, st, buf, sizeof buf);
+      dm_on(name, st, buf, sizeof buf, stack);
     for (size_t cut = 1; cut < n - 1; cut++) { /* every prefix too */
       memcpy(two + page - (n - cut), table[i].name, n - cut - 1);
       two[page - 1] = '\0';
-      dm(two + page - (n - cut), DEMANGLE_FULL, buf, sizeof buf);
-      dm(two + page - (n - cut), DEMANGLE_SIMPLE, buf, sizeof buf);
+      dm_on(two + page - (n - cut), DEMANGLE_FULL, buf, sizeof buf, stack);
+      dm_on(two + page - (n - cut), DEMANGLE_SIMPLE, buf, sizeof buf, stack);
     }
   }
   munmap(two, 2 * (size_t)page);
-  printf("ok: nothing read past a name's NUL (every row and prefix)\n");
+  printf("ok: nothing read past a name's NUL (every row and prefix, %s)\n",
+         stack ? "switched" : "caller's stack");
 }
 
+/* Threads with an even number use a stack of their own. */
 static void *table_thread(void *arg) {
   static char bufs[8][8192];
-  char *buf = bufs[*(int *)arg];
+  int id = *(int *)arg;
+  char *buf = bufs[id];
+  demangle_stack_t *stack = id % 2 == 0 ? new_stack() : NULL;
   for (int round = 0; round < 50; round++)
     for (size_t i = 0; i < NROWS; i++)
       for (int st = 0; st <= DEMANGLE_NONE; st++) {
-        const char *want = expected(&table[i], st);
-        size_t n = dm(table[i].name, st, buf, 8192);
+        const char *want = expected(&table[i], st, stack != NULL);
+        size_t n = dm_on(table[i].name, st, buf, 8192, stack);
         CHECK(want ? n == strlen(want) && strcmp(buf, want) == 0 : n == 0,
-              "thread: %s (%s)", table[i].name, style_names[st]);
+              "thread %d: %s (%s)", id, table[i].name, style_names[st]);
       }
+  demangle_stack_free(stack);
   return NULL;
 }
 
@@ -758,11 +1074,11 @@ static void threads(void) {
   }
   for (int i = 0; i < 8; i++)
     pthread_join(t[i], NULL);
-  printf("ok: 8 threads x 50 rounds of the table at once, no allocation\n");
+  printf("ok: 8 threads (4 on stacks of their own) x 50 rounds of the "
+         "table at once, no allocation\n");
 }
 
-#ifndef DEMANGLE_TEST_UNCAPPED
-/* ---- stack ---- */
+/* ---- the caller's stack ---- */
 
 /* The budget is the shipped library's. An ASan build instruments the
  * frames of demangle.c's own functions (libiberty.a is not rebuilt) and
@@ -794,7 +1110,7 @@ static void *probe_thread(void *arg) {
   uintptr_t low = (uintptr_t)p->base, top = (uintptr_t)&here - 512, c;
   for (c = low; c < top; c++)
     *(volatile char *)c = (char)PAINT;
-  demangle(p->name, (demangle_style_t)p->style, buf, sizeof buf);
+  demangle(p->name, (demangle_style_t)p->style, buf, sizeof buf, NULL);
   for (c = low; c < top && *(volatile unsigned char *)c == PAINT; c++)
     ;
   p->used = (uintptr_t)&here - c;
@@ -822,33 +1138,33 @@ static void *small_stack_thread(void *arg) {
   char **names = arg, buf[1024];
   for (; *names != NULL; names++)
     for (int st = 0; st < DEMANGLE_NONE; st++)
-      demangle(*names, (demangle_style_t)st, buf, sizeof buf);
+      demangle(*names, (demangle_style_t)st, buf, sizeof buf, NULL);
   return NULL;
 }
 
-#endif
-
 /* The shapes that cost libiberty the most stack per byte (a search over
  * repeated units in template argument lists, parameter lists, nested
- * names and Rust v0 types), each DEMANGLE_MAX_NAME bytes long. */
-static void stack(void) {
-#ifdef DEMANGLE_TEST_UNCAPPED
-  printf("stack: not checked (this build's cap is %d bytes, not the "
-         "shipped one)\n", DEMANGLE_MAX_NAME);
-#else
-  size_t L = DEMANGLE_MAX_NAME, k;
-  char *shapes[] = {
-      shape(L, "_Z1f", "i", ""),              /* f(int, int, ...) */
-      shape(L, "_Z1fI", "i", "Evv"),          /* f<int, int, ...>() */
-      shape(L, "_Z1fIJ", "i", "EEvv"),        /* a pack of them */
-      shape(L, "_Z1f", "Pi", ""),             /* f(int*, int*, ...) */
-      shape(L, "_ZN", "1a", "1fEv"),          /* a::a::...::f() */
-      shape(L, "_Z1fI", "S_", "Evv"),         /* substitutions */
-      shape(L, "_Z1fPF", "PF", "vE"),         /* nested function types */
-      shape(L, "_RINvC1a1f", "R", "hEC1a"),   /* Rust v0: &&&...u8 */
-      shape(L, "_RINvC1a1f", "T", "hEC1a"),   /* Rust v0 tuples */
+ * names and Rust v0 types), each `n` bytes long; NULL-terminated. */
+static void deep_shapes(char *shapes[12], size_t n) {
+  size_t k;
+  char *s[] = {
+      shape(n, "_Z1f", "i", ""),              /* f(int, int, ...) */
+      shape(n, "_Z1fI", "i", "Evv"),          /* f<int, int, ...>() */
+      shape(n, "_Z1fIJ", "i", "EEvv"),        /* a pack of them */
+      shape(n, "_Z1f", "Pi", ""),             /* f(int*, int*, ...) */
+      shape(n, "_ZN", "1a", "1fEv"),          /* a::a::...::f() */
+      shape(n, "_Z1fI", "S_", "Evv"),         /* substitutions */
+      shape(n, "_Z1fPF", "PF", "vE"),         /* nested function types */
+      shape(n, "_RINvC1a1f", "R", "hEC1a"),   /* Rust v0: &&&...u8 */
+      shape(n, "_RINvC1a1f", "T", "hEC1a"),   /* Rust v0 tuples */
       rust_legacy_name(DEMANGLE_MAX_RUST_LEGACY, &k), /* constant stack */
       NULL};
+  memcpy(shapes, s, sizeof s);
+}
+
+static void callers_stack(void) {
+  char *shapes[12];
+  deep_shapes(shapes, DEMANGLE_MAX_NAME);
   char *base = mmap(NULL, PROBE_STACK, PROT_READ | PROT_WRITE,
                     MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   CHECK(base != MAP_FAILED, "probe stack");
@@ -868,7 +1184,7 @@ static void stack(void) {
       worst_name = table[i].name;
     }
   }
-  printf("stack: at most %zu bytes, for %s\n", worst, worst_name);
+  printf("caller's stack: at most %zu bytes, for %s\n", worst, worst_name);
   CHECK(worst < STACK_BUDGET, "demangle used %zu bytes of stack for %s",
         worst, worst_name);
   munmap(base, PROBE_STACK);
@@ -886,7 +1202,345 @@ static void stack(void) {
     free(*s);
   printf("ok: worst shapes under %d bytes of stack%s, and run on a 64 KiB "
          "stack\n", STACK_BUDGET, BUDGET_NOTE);
-#endif
+}
+
+/* ---- a stack of its own ---- */
+
+/* ---- output that doubles at each level ---- */
+
+/* A substitution's name, S_, S0_, S1_, ... (base 36). */
+static void seq_id(char *out, size_t i) {
+  static const char digits[] = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ";
+  char tmp[16];
+  size_t n = 0;
+  if (i-- == 0) {
+    strcpy(out, "S_");
+    return;
+  }
+  do
+    tmp[n++] = digits[i % 36];
+  while ((i /= 36) > 0);
+  *out++ = 'S';
+  while (n > 0)
+    *out++ = tmp[--n];
+  strcpy(out, "_");
+}
+
+/* A C++ name of at most `n` bytes whose every level is b<previous,
+ * previous>: as function parameters, f(a, b<a, a>, b<b<a, a>, ...>, ...),
+ * or as template arguments, which SIMPLE strips. malloc'd. */
+static char *cxx_doubling(size_t n, int templates) {
+  char *s = malloc(n + 1), ref[16], unit[48];
+  strcpy(s, templates ? "_Z1fI1a1bIS0_S0_E" : "_Z1f1a1bIS_S_E");
+  for (size_t i = templates ? 3 : 2;; i++) { /* b<a, a> first */
+    seq_id(ref, i);
+    snprintf(unit, sizeof unit, "%sI%s%sE", templates ? "S1_" : "S0_", ref,
+             ref);
+    if (strlen(s) + strlen(unit) + (templates ? 3 : 0) > n)
+      break;
+    strcat(s, unit);
+  }
+  if (templates)
+    strcat(s, "Evv");
+  return s;
+}
+
+/* A Rust v0 name of at most `n` bytes, f::<u8, (u8, u8), ((u8, u8), (u8,
+ * u8)), ...>: each tuple back-references the previous one twice. */
+static char *rust_doubling(size_t n) {
+  char *s = malloc(n + 1), unit[64];
+  strcpy(s, "_RINvC1a1fh");
+  size_t prev = 8; /* the offset of "h" after "_R" */
+  for (;;) {
+    char ref[16], tmp[16];
+    size_t i = 0, v = prev;
+    if (v == 0) {
+      strcpy(ref, "_");
+    } else {
+      static const char d62[] =
+          "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ";
+      v--;
+      do
+        tmp[i++] = d62[v % 62];
+      while ((v /= 62) > 0);
+      size_t j = 0;
+      while (i > 0)
+        ref[j++] = tmp[--i];
+      ref[j++] = '_';
+      ref[j] = '\0';
+    }
+    snprintf(unit, sizeof unit, "TB%sB%sE", ref, ref);
+    if (strlen(s) + strlen(unit) + 1 > n)
+      break;
+    prev = strlen(s) - 2;
+    strcat(s, unit);
+  }
+  strcat(s, "E");
+  return s;
+}
+
+/* Names of DEMANGLE_MAX_NAME_SWITCHED bytes that need the most stack:
+ * the deep shapes of the caller's stack, and many references to a
+ * template parameter (`RT_`, each a scope libiberty saves in an array on
+ * the stack) before levels of b<previous, previous> or a list: the
+ * deepest found, 180 and 36 levels, needs ~574 KB. */
+static char *refs_name(size_t refs, size_t levels) {
+  char *s = malloc(DEMANGLE_MAX_NAME_SWITCHED + 1), ref[16], unit[48];
+  strcpy(s, "_Z1fIiEv1bI");
+  for (size_t i = 0; i < refs; i++)
+    strcat(s, "RT_");
+  strcat(s, "E");
+  for (size_t i = 0; i < levels; i++) { /* f=S_, b=S0_, T_ and RT_ each */
+    seq_id(ref, 2 * refs + 2 + i);
+    snprintf(unit, sizeof unit, "S0_I%s%sE", ref, ref);
+    if (strlen(s) + strlen(unit) > DEMANGLE_MAX_NAME_SWITCHED)
+      break;
+    strcat(s, unit);
+  }
+  memset(s + strlen(s), 'i', DEMANGLE_MAX_NAME_SWITCHED - strlen(s));
+  s[DEMANGLE_MAX_NAME_SWITCHED] = '\0';
+  return s;
+}
+
+static void switched_stack(void) {
+  char *shapes[12];
+  deep_shapes(shapes, DEMANGLE_MAX_NAME_SWITCHED);
+  char *refs[] = {refs_name(180, 36), refs_name(200, 0), refs_name(330, 0),
+                  refs_name(100, 20)};
+  char *all[24], buf[8192];
+  size_t n = 0, worst = 0, demangled = 0;
+  for (char **s = shapes; *s != NULL; s++)
+    all[n++] = *s;
+  for (size_t i = 0; i < sizeof refs / sizeof *refs; i++)
+    all[n++] = refs[i];
+  const char *worst_name = "";
+  for (size_t i = 0; i < n; i++)
+    for (int st = 0; st < DEMANGLE_NONE; st++) {
+      char *before = maps();
+      demangle_stack_t *stack = new_stack();
+      char *after = maps();
+      uintptr_t lo, hi;
+      new_guard(before, after, &lo, &hi);
+      demangled += dm_on(all[i], st, buf, sizeof buf, stack) > 0;
+      size_t used = demangle_stack_used(stack);
+      if (used > worst) {
+        worst = used;
+        worst_name = all[i];
+      }
+      char *later = maps();
+      char guard[64];
+      snprintf(guard, sizeof guard, "%lx-%lx ---p\n", (unsigned long)lo,
+               (unsigned long)hi);
+      CHECK(strstr(later, guard) != NULL, "the guard page is gone: %s", guard);
+      demangle_stack_free(stack);
+      free(before);
+      free(after);
+      free(later);
+    }
+  printf("stack of its own: at most %zu bytes of %d, for %.60s... "
+         "(%zu of %zu demangled)\n",
+         worst, DEMANGLE_STACK_BYTES, worst_name, demangled, 3 * n);
+  CHECK(worst < DEMANGLE_STACK_BYTES / 2,
+        "%zu bytes of a %d-byte stack for %s", worst, DEMANGLE_STACK_BYTES,
+        worst_name);
+  CHECK(demangled >= 3 * 3, "the deep shapes were not demangled (%zu)",
+        demangled);
+  for (size_t i = 0; i < n; i++)
+    free(all[i]);
+  printf("ok: the deepest names found at %d bytes use less than half of the "
+         "stack; the guard page below stays\n", DEMANGLE_MAX_NAME_SWITCHED);
+}
+
+/* This process's resident memory, from /proc/self/status. */
+static long rss_kib(void) {
+  FILE *f = fopen("/proc/self/status", "r");
+  CHECK(f != NULL, "/proc/self/status");
+  char line[256];
+  long kib = -1;
+  while (fgets(line, sizeof line, f) != NULL)
+    if (sscanf(line, "VmRSS: %ld kB", &kib) == 1)
+      break;
+  fclose(f);
+  CHECK(kib > 0, "VmRSS");
+  return kib;
+}
+
+/* The output of a name grows as it should: by half or more at each
+ * level, at least three times (so these names are what they claim). */
+static void check_doubles(const char *what, char *(*make)(size_t, int),
+                          int arg, demangle_stack_t *stack) {
+  static char buf[1 << 16];
+  size_t last = 0, grew = 0;
+  for (size_t n = 20; n < 200; n++) {
+    char *s = make(n, arg);
+    size_t len = dm_on(s, DEMANGLE_FULL, buf, sizeof buf, stack);
+    free(s);
+    if (2 * len > 3 * last && last > 0)
+      grew++;
+    if (len > last)
+      last = len;
+  }
+  CHECK(grew >= 3 && last > 2048, "%s: the output does not double (%zu)",
+        what, last);
+}
+
+static char *cxx_params(size_t n, int unused) {
+  (void)unused;
+  return cxx_doubling(n, 0);
+}
+static char *cxx_templates(size_t n, int unused) {
+  (void)unused;
+  return cxx_doubling(n, 1);
+}
+static char *rust(size_t n, int unused) {
+  (void)unused;
+  return rust_doubling(n);
+}
+
+/* Names whose output doubles at each level, up to the cap: given up on
+ * (0) in every style, however long their output would be (2^80 bytes at
+ * the cap: alarm() fails the test if the demangler is not stopped), and
+ * 10,000 times in a row with nothing left behind; the stack then works as
+ * before. */
+static void gives_up(demangle_stack_t *stack) {
+  static char buf[4096];
+  check_doubles("C++ parameters", cxx_params, 0, stack);
+  check_doubles("C++ template arguments", cxx_templates, 0, stack);
+  check_doubles("Rust v0", rust, 0, stack);
+  char *bombs[] = {cxx_doubling(DEMANGLE_MAX_NAME_SWITCHED, 0),
+                   cxx_doubling(DEMANGLE_MAX_NAME_SWITCHED, 1),
+                   rust_doubling(DEMANGLE_MAX_NAME_SWITCHED),
+                   rust_doubling(196)};
+  enum { NBOMBS = sizeof bombs / sizeof *bombs };
+  alarm(120);
+  for (size_t i = 0; i < NBOMBS; i++)
+    for (int st = 0; st < DEMANGLE_NONE; st++) {
+      /* C++ parameters are printed in FULL only */
+      const char *want = i == 0 && st != DEMANGLE_FULL ? "f" : "";
+      const char *got = run(bombs[i], st, buf, sizeof buf, stack);
+      CHECK(strcmp(got, want) == 0, "%.60s (%s): \"%.60s\", not %s",
+            bombs[i], style_names[st], got, *want ? want : "given up on");
+    }
+
+  /* Warm up (every page of the stack these touch is touched), then 10,000
+   * more: no allocator call (dm_on), no heap growth, no new mapping, no
+   * resident memory growth. */
+  for (int i = 0; i < 100; i++)
+    dm_on(bombs[1 + i % (NBOMBS - 1)], i % 3, buf, sizeof buf, stack);
+  char *maps0 = maps();
+  long rss0 = rss_kib();
+  struct mallinfo2 m0 = mallinfo2();
+  for (int i = 0; i < 10000; i++)
+    CHECK(dm_on(bombs[1 + i % (NBOMBS - 1)], i % 3, buf, sizeof buf, stack) ==
+              0,
+          "give-up %d", i);
+  struct mallinfo2 m1 = mallinfo2();
+  long rss1 = rss_kib();
+  char *maps1 = maps();
+  alarm(0);
+  printf("10,000 give-ups: resident %ld -> %ld KiB, heap in use %zu -> %zu\n",
+         rss0, rss1, m0.uordblks, m1.uordblks);
+  CHECK(m1.uordblks == m0.uordblks && m1.hblkhd == m0.hblkhd,
+        "the heap grew: %zu -> %zu (mmapped %zu -> %zu)", m0.uordblks,
+        m1.uordblks, m0.hblkhd, m1.hblkhd);
+  CHECK(strcmp(maps0, maps1) == 0, "the mappings changed:\n%s\n---\n%s",
+        maps0, maps1);
+  CHECK(rss1 - rss0 < 256, "resident memory grew by %ld KiB", rss1 - rss0);
+  free(maps0);
+  free(maps1);
+  for (size_t i = 0; i < NBOMBS; i++)
+    free(bombs[i]);
+  check_table(stack);
+  printf("ok: names whose output doubles at each level (C++ and Rust, up "
+         "to %d bytes) given up on, 10,000 times in a row; the stack works "
+         "on\n", DEMANGLE_MAX_NAME_SWITCHED);
+}
+
+/* ---- the signal mask ---- */
+
+static volatile sig_atomic_t in_call, delivered;
+
+static void on_usr1(int sig) {
+  (void)sig;
+  delivered = in_call ? 2 : 1;
+}
+
+static int same_mask(const sigset_t *a, const sigset_t *b) {
+  for (int sig = 1; sig < SIGRTMAX; sig++)
+    if (sigismember(a, sig) != sigismember(b, sig))
+      return 0;
+  return 1;
+}
+
+/* With SIGUSR1 (pending), SIGUSR2 and SIGRTMIN+3 blocked: every kind of
+ * call (demangled, given up, not mangled, too long, rejected) leaves the
+ * mask as it was, and the pending signal is not delivered during it
+ * (it would be, on a context carrying another mask). */
+static void signal_mask(demangle_stack_t *stack) {
+  struct sigaction sa = {0};
+  sa.sa_handler = on_usr1;
+  CHECK(sigaction(SIGUSR1, &sa, NULL) == 0, "sigaction");
+  sigset_t block, old, before, after, pending;
+  sigemptyset(&block);
+  sigaddset(&block, SIGUSR1);
+  sigaddset(&block, SIGUSR2);
+  sigaddset(&block, SIGRTMIN + 3);
+  CHECK(pthread_sigmask(SIG_BLOCK, &block, &old) == 0, "block");
+  CHECK(raise(SIGUSR1) == 0 && delivered == 0, "raise");
+  char *bomb = rust_doubling(DEMANGLE_MAX_NAME_SWITCHED), buf[4096];
+  char *too_long = shape(DEMANGLE_MAX_NAME_SWITCHED + 1, "_Z1f", "i", "");
+  const char *names[] = {"_ZN3app3BoxIiE4makeIdEEPSt6vectorIT_SaIS4_EEi",
+                         bomb, "__invoke_impl<void, main()::<lambda(int)>&, int>",
+                         too_long, "_Zjunk", "malloc"};
+  for (size_t i = 0; i < sizeof names / sizeof *names; i++)
+    for (int st = 0; st <= DEMANGLE_NONE; st++) {
+      pthread_sigmask(SIG_SETMASK, NULL, &before);
+      in_call = 1;
+      dm_on(names[i], st, buf, sizeof buf, stack);
+      in_call = 0;
+      pthread_sigmask(SIG_SETMASK, NULL, &after);
+      CHECK(same_mask(&before, &after), "%.40s (%s): the mask changed",
+            names[i], style_names[st]);
+      CHECK(delivered == 0, "%.40s (%s): SIGUSR1 was delivered %s", names[i],
+            style_names[st], delivered == 2 ? "during the call" : "");
+      CHECK(sigpending(&pending) == 0 && sigismember(&pending, SIGUSR1),
+            "SIGUSR1 no longer pending");
+    }
+  CHECK(pthread_sigmask(SIG_SETMASK, &old, NULL) == 0 && delivered == 1,
+        "SIGUSR1 not delivered once unblocked (%d)", (int)delivered);
+  free(bomb);
+  free(too_long);
+  printf("ok: the signal mask (3 signals blocked, 1 pending) is the "
+         "caller's before, during and after every call\n");
+}
+
+static size_t count_lines(const char *s) {
+  size_t n = 0;
+  for (; *s != '\0'; s++)
+    n += *s == '\n';
+  return n;
+}
+
+/* Stacks made, used, given up on and freed leave no mapping behind. */
+static void stacks_come_and_go(void) {
+  char *before = maps(), buf[256];
+  char *bomb = rust_doubling(200);
+  for (int i = 0; i < 1000; i++) {
+    demangle_stack_t *s = new_stack();
+    CHECK(dm_on("_Z3fooi", DEMANGLE_FULL, buf, sizeof buf, s) == 8 &&
+              dm_on(bomb, DEMANGLE_FULL, buf, sizeof buf, s) == 0,
+          "stack %d", i);
+    demangle_stack_free(s);
+  }
+  demangle_stack_free(NULL);
+  char *after = maps();
+  CHECK(count_lines(before) == count_lines(after),
+        "%zu mappings before, %zu after", count_lines(before),
+        count_lines(after));
+  free(before);
+  free(after);
+  free(bomb);
+  printf("ok: 1,000 stacks made, used and freed: no mapping left\n");
 }
 
 /* No C++ runtime in this process, demangling or not; a sanitizer build's
@@ -919,16 +1573,30 @@ int main(void) {
         "the allocator wrapping does not see libiberty (%ld calls)", allocs);
   free(m);
 
-  size_t demangled = check_table();
-  printf("ok: %zu names x 4 styles as pprof shows them (%zu demangled, the "
-         "rest left as they are), no allocator call\n", NROWS, demangled);
-  bad_calls();
-  caps();
-  fits();
-  no_overread();
+  demangle_stack_t *stack = new_stack();
+  size_t on_ours = check_table(NULL), switched = check_table(stack);
+  printf("ok: %zu names x 4 styles as pprof shows them (demangled: "
+         "%zu on the caller's stack, %zu on a stack of its own; the rest "
+         "left as they are), no allocator call\n",
+         NROWS, on_ours, switched);
+  CHECK(switched > on_ours, "no more names on a stack of its own");
+  for (int i = 0; i < 2; i++) {
+    demangle_stack_t *s = i ? stack : NULL;
+    bad_calls(s);
+    caps(s);
+    fits(s);
+    no_overread(s);
+  }
   threads();
-  stack();
+  callers_stack();
+  switched_stack();
+  gives_up(stack);
+  signal_mask(stack);
+  stacks_come_and_go();
+  demangle_stack_free(stack);
   no_cxx_runtime();
   printf("ok\n");
   return 0;
 }
+
+#endif /* DEMANGLE_TEST_GUARD */
