@@ -367,6 +367,83 @@ static int admit(job_t *j, int switched) {
   return 1;
 }
 
+/* ---- names that are not mangled: pprof's heuristic ------------------- */
+
+/* symbolizer.go's looksLikeDemangledCPlusPlus. */
+static int looks_demangled(const char *name) {
+  if (strstr(name, ".<") != NULL || strstr(name, "]).") != NULL)
+    return 0;
+  return strpbrk(name, "<>[]") != NULL || strstr(name, "::") != NULL;
+}
+
+/* The bytes symbolizer.go's removeMatching(name, '(', ')') keeps, one at
+ * a time: each balanced (...) at nesting 0 goes; a ')' that closes nothing
+ * keeps itself and the rest (pprof stops there), and so does a '(' never
+ * closed. Linear: the scan for a group's end resumes after it. */
+typedef struct kept {
+  const char *s;
+  size_t n, i;
+  int rest; /* keep everything from i on */
+} kept_t;
+
+static int kept_next(kept_t *k, char *c) {
+  while (k->i < k->n) {
+    char x = k->s[k->i];
+    if (!k->rest && x == '(') {
+      size_t j = k->i + 1, nesting = 1;
+      for (; j < k->n && nesting > 0; j++)
+        nesting += (k->s[j] == '(') - (k->s[j] == ')');
+      if (nesting == 0) {
+        k->i = j;
+        continue;
+      }
+      k->rest = 1;
+    } else if (!k->rest && x == ')') {
+      k->rest = 1;
+    }
+    *c = x;
+    k->i++;
+    return 1;
+  }
+  return 0;
+}
+
+/* What pprof shows for `name`, which it cannot demangle, in `style`: 0
+ * when that is the name itself (or nothing at all). SIMPLE then removes
+ * matching <...> from those bytes as they come, the same way: a group is
+ * written and, once it closes, taken back; bytes past `cap` are counted,
+ * not written, and the result fits if the count ends within it. */
+static size_t tidy(const char *name, demangle_style_t style, char *out,
+                   size_t cap) {
+  if ((style != DEMANGLE_SIMPLE && style != DEMANGLE_TEMPLATES) ||
+      !looks_demangled(name))
+    return 0;
+  kept_t k = {name, strlen(name), 0, 0};
+  size_t o = 0, first = 0, nesting = 0;
+  int angles = style == DEMANGLE_SIMPLE, rest = 0;
+  char c;
+  while (kept_next(&k, &c)) {
+    if (angles && !rest && c == '<') {
+      if (nesting++ == 0)
+        first = o;
+    } else if (angles && !rest && c == '>') {
+      if (nesting == 0) {
+        rest = 1;
+      } else if (--nesting == 0) {
+        o = first;
+        continue;
+      }
+    }
+    if (o + 1 < cap)
+      out[o] = c;
+    o++;
+  }
+  if (o == 0 || o == k.n || o + 1 > cap)
+    return 0;
+  out[o] = '\0';
+  return o;
+}
+
 /* ---- the stack ------------------------------------------------------- */
 
 static size_t page_bytes(void) {
@@ -496,5 +573,5 @@ size_t demangle(const char *name, demangle_style_t style, char *out,
   }
   if (j.outcome == DONE)
     return j.len;
-  return 0;
+  return j.outcome == REJECTED ? tidy(name, style, out, cap) : 0;
 }

@@ -27,6 +27,18 @@
  *     `demangle=none` shows full signatures with their clone suffixes;
  *   - a name over the caps (below) is left as it is, and pprof shows what
  *     it always showed for it.
+ *
+ * Names that are not mangled get what pprof does to them too. DWARF names
+ * many inlined functions by DW_AT_name alone, and g++ writes template
+ * arguments there (`__invoke_impl<void, main()::<lambda(int)>&, int>`).
+ * When pprof cannot demangle a name that looks like demangled C++ (it has
+ * one of `<>[]` or "::", and neither ".<" nor "]).", which Java and Go
+ * names have), it removes each balanced (...) in its default and
+ * templates modes, then each balanced <...> in its default mode, stopping
+ * at the first unmatched closer (symbolizer.go's removeMatching). Since
+ * heapprof stores name != system_name, pprof no longer does it, so
+ * demangle does it the same way: SIMPLE gives `__invoke_impl`, TEMPLATES
+ * `__invoke_impl<void, main::<lambda>&, int>`, FULL nothing.
  */
 #ifndef HEAPPROF_INTROSPECT_DEMANGLE_H
 #define HEAPPROF_INTROSPECT_DEMANGLE_H
@@ -141,8 +153,8 @@ size_t demangle_stack_used(const demangle_stack_t *st);
 
 /* Writes the readable form of `name` into out[0..cap), NUL-terminated,
  * and returns its length; returns 0 (out then unspecified) when `name`
- * is not an Itanium C++ or Rust (legacy _ZN...17h<hash>E or v0 _R...)
- * mangled name, when
+ * is neither an Itanium C++ or Rust (legacy _ZN...17h<hash>E or v0 _R...)
+ * mangled name nor a name that pprof's heuristic (above) changes, when
  * style is DEMANGLE_NONE, when the readable form does not fit in cap, or
  * when a mangled `name` is longer than its cap: DEMANGLE_MAX_NAME when
  * `st` is NULL, DEMANGLE_MAX_NAME_SWITCHED (or DEMANGLE_MAX_NAME_PACKS)

@@ -9,6 +9,9 @@
  *     is") where pprof prints the name unchanged; DEMANGLE_NONE and bad
  *     styles give 0; names over the caps give 0: on the caller's stack the
  *     long ones (106 to 545 bytes), on a stack of its own none of them;
+ *   - the table's names that are not mangled (DW_AT_name of inlined
+ *     functions of a g++ program, and hand-made edges) give what pprof's
+ *     heuristic makes of them;
  *   - demangling calls no allocator function (malloc and friends are
  *     wrapped at link time and counted);
  *   - a form that does not fit `cap` gives 0, one that fits exactly is
@@ -226,9 +229,9 @@ int main(void) {
 
 /* ---- the table ---- */
 
-/* Which cap a name is under: DEMANGLE_MAX_NAME (or _SWITCHED), or the
- * legacy Rust one. */
-enum { OTHER, RUST_LEGACY };
+/* Which cap a name is under: DEMANGLE_MAX_NAME (or _SWITCHED), the legacy
+ * Rust one, or none (not mangled: pprof's heuristic). */
+enum { OTHER, RUST_LEGACY, PLAIN };
 
 typedef struct row {
   const char *name;
@@ -787,6 +790,271 @@ static const row_t table[] = {
       "fo<llvm::DebugVariable, void>, llvm::detail::DenseMapPair<llvm::"
       "DebugVariable, unsigned int> >&, llvm::TargetPassConfig const&)"},
      OTHER},
+    /* not mangled: DW_AT_name of functions inlined in a g++ 12 -O2 -g
+       program (lambdas, std::function, std::invoke, make_shared); pprof
+       removes (...) and <...> from them */
+    {"_M_access<main(int, char**)::<lambda(int)> >",
+     {"_M_access",
+      "_M_access<main::<lambda> >",
+      NULL},
+     PLAIN},
+    {"_M_create<const main(int, char**)::<lambda(int)>&>",
+     {"_M_create",
+      "_M_create<const main::<lambda>&>",
+      NULL},
+     PLAIN},
+    {"_M_create<main(int, char**)::<lambda(int)>&>",
+     {"_M_create",
+      "_M_create<main::<lambda>&>",
+      NULL},
+     PLAIN},
+    {"_M_get_pointer",
+     {NULL,
+      NULL,
+      NULL},
+     PLAIN},
+    {"_M_init_functor<const main(int, char**)::<lambda(int)>&>",
+     {"_M_init_functor",
+      "_M_init_functor<const main::<lambda>&>",
+      NULL},
+     PLAIN},
+    {"_M_init_functor<main(int, char**)::<lambda(int)>&>",
+     {"_M_init_functor",
+      "_M_init_functor<main::<lambda>&>",
+      NULL},
+     PLAIN},
+    {"_M_invoke",
+     {NULL,
+      NULL,
+      NULL},
+     PLAIN},
+    {"_M_manager",
+     {NULL,
+      NULL,
+      NULL},
+     PLAIN},
+    {"_M_not_empty_function<main(int, char**)::<lambda(int)> >",
+     {"_M_not_empty_function",
+      "_M_not_empty_function<main::<lambda> >",
+      NULL},
+     PLAIN},
+    {"__invoke<main(int, char**)::<lambda(int)>&, int&>",
+     {"__invoke",
+      "__invoke<main::<lambda>&, int&>",
+      NULL},
+     PLAIN},
+    {"__invoke_impl<long unsigned int, main(int, char**)::<lambda(int)"
+     ">&, int&>",
+     {"__invoke_impl",
+      "__invoke_impl<long unsigned int, main::<lambda>&, int&>",
+      NULL},
+     PLAIN},
+    {"__invoke_impl<long unsigned int, main(int, char**)::<lambda(int)"
+     ">&, int>",
+     {"__invoke_impl",
+      "__invoke_impl<long unsigned int, main::<lambda>&, int>",
+      NULL},
+     PLAIN},
+    {"__invoke_r<long unsigned int, main(int, char**)::<lambda(int)>&,"
+     " int>",
+     {"__invoke_r",
+      "__invoke_r<long unsigned int, main::<lambda>&, int>",
+      NULL},
+     PLAIN},
+    {"function<main(int, char**)::<lambda(int)>&>",
+     {"function",
+      "function<main::<lambda>&>",
+      NULL},
+     PLAIN},
+    {"invoke<main(int, char**)::<lambda(int)>&, int&>",
+     {"invoke",
+      "invoke<main::<lambda>&, int&>",
+      NULL},
+     PLAIN},
+    {"operator()",
+     {NULL,
+      NULL,
+      NULL},
+     PLAIN},
+    {"operator()<int>",
+     {"operator",
+      "operator<int>",
+      NULL},
+     PLAIN},
+    /* DW_AT_name of other functions of that program (with linkage names) */
+    {"operator< <char, std::char_traits<char>, std::allocator<char> >",
+     {NULL,
+      NULL,
+      NULL},
+     PLAIN},
+    {"operator[]",
+     {NULL,
+      NULL,
+      NULL},
+     PLAIN},
+    {"operator-<int*, std::vector<int, std::allocator<int> > >",
+     {"operator-",
+      NULL,
+      NULL},
+     PLAIN},
+    {"operator std::__cxx11::basic_string<char>::__sv_type",
+     {"operator std::__cxx11::basic_string::__sv_type",
+      NULL,
+      NULL},
+     PLAIN},
+    {"__allocate_guarded<std::allocator<std::_Sp_counted_ptr_inplace<a"
+     "pp::Widget, std::allocator<void>, (__gnu_cxx::_Lock_policy)2> > "
+     ">",
+     {"__allocate_guarded",
+      "__allocate_guarded<std::allocator<std::_Sp_counted_ptr_inplace<a"
+      "pp::Widget, std::allocator<void>, 2> > >",
+      NULL},
+     PLAIN},
+    {"pair<std::_Rb_tree_node_base*&, std::_Rb_tree_node_base*&>",
+     {"pair",
+      NULL,
+      NULL},
+     PLAIN},
+    /* hand-made: what removeMatching does at the edges */
+    {"operator>",
+     {NULL,
+      NULL,
+      NULL},
+     PLAIN},
+    {"operator>>",
+     {NULL,
+      NULL,
+      NULL},
+     PLAIN},
+    {"operator->",
+     {NULL,
+      NULL,
+      NULL},
+     PLAIN},
+    {"operator<",
+     {NULL,
+      NULL,
+      NULL},
+     PLAIN},
+    {"operator<=",
+     {NULL,
+      NULL,
+      NULL},
+     PLAIN},
+    {"a(b)c)d",
+     {NULL,
+      NULL,
+      NULL},
+     PLAIN},
+    {"f(x)<g",
+     {"f<g",
+      "f<g",
+      NULL},
+     PLAIN},
+    {"java.lang.Object.<init>",
+     {NULL,
+      NULL,
+      NULL},
+     PLAIN},
+    {"main.(*T[go.shape.int]).Method",
+     {NULL,
+      NULL,
+      NULL},
+     PLAIN},
+    {"std::vector<int>::push_back",
+     {"std::vector::push_back",
+      NULL,
+      NULL},
+     PLAIN},
+    {"operator()(int)",
+     {NULL,
+      NULL,
+      NULL},
+     PLAIN},
+    {"(anonymous namespace)::helper",
+     {"::helper",
+      "::helper",
+      NULL},
+     PLAIN},
+    {"a::b(c)d)e",
+     {"a::bd)e",
+      "a::bd)e",
+      NULL},
+     PLAIN},
+    {"a::f<g>h>i",
+     {"a::fh>i",
+      NULL,
+      NULL},
+     PLAIN},
+    {"a::f<x",
+     {NULL,
+      NULL,
+      NULL},
+     PLAIN},
+    {"a::f<b<c>>::g",
+     {"a::f::g",
+      NULL,
+      NULL},
+     PLAIN},
+    {"<lambda(int)>",
+     {NULL,
+      "<lambda>",
+      NULL},
+     PLAIN},
+    {"std::x.<y>",
+     {NULL,
+      NULL,
+      NULL},
+     PLAIN},
+    {"a::f()<",
+     {"a::f<",
+      "a::f<",
+      NULL},
+     PLAIN},
+    {"[abi:cxx11]",
+     {NULL,
+      NULL,
+      NULL},
+     PLAIN},
+    {"f[3]",
+     {NULL,
+      NULL,
+      NULL},
+     PLAIN},
+    /* mangled-looking but not mangled: libiberty first, then the heuristic */
+    {"_Z3foo<int>",
+     {"foo",
+      "foo",
+      NULL},
+     PLAIN},
+    {"_Z3fooi<x>",
+     {"foo",
+      "foo",
+      NULL},
+     PLAIN},
+    {"_ZN3fooEv::bar",
+     {"foo",
+      "foo",
+      NULL},
+     PLAIN},
+    /* FULL: libiberty does not read it with parameters, so it stays as it
+       is, and pprof, given it, shows "foo(int)" itself */
+    {"_Z3fooi.cold<x>",
+     {"foo",
+      "foo",
+      NULL},
+     PLAIN},
+    {"_Rb_tree<int>::x",
+     {"_Rb_tree::x",
+      NULL,
+      NULL},
+     PLAIN},
+    {"_ZN1a1bE[x]",
+     {"a::b",
+      "a::b",
+      NULL},
+     PLAIN},
+
 };
 #define NROWS (sizeof table / sizeof *table)
 #define STR_(x) #x
@@ -818,6 +1086,8 @@ static int packs_walk(const char *name) {
 /* The longest name of row r's kind demangle reads, on the caller's stack
  * or on one of its own. */
 static size_t name_cap(const row_t *r, int switched) {
+  if (r->kind == PLAIN)
+    return SIZE_MAX;
   if (r->kind == RUST_LEGACY)
     return DEMANGLE_MAX_RUST_LEGACY;
   if (!switched)
@@ -874,6 +1144,8 @@ static void bad_calls(demangle_stack_t *stack) {
   CHECK(dm_on("_Z3fooi", 42, buf, sizeof buf, stack) == 0, "style 42");
   CHECK(dm_on("_Z3fooi", -1, buf, sizeof buf, stack) == 0, "style -1");
   CHECK(dm_on("", DEMANGLE_FULL, buf, sizeof buf, stack) == 0, "empty name");
+  CHECK(dm_on("a::f<int>", DEMANGLE_SIMPLE, buf, 0, stack) == 0,
+        "cap 0, not mangled");
   printf("ok: NULL, cap 0, bad styles, empty name (%s)\n",
          stack ? "switched" : "caller's stack");
 }
@@ -1575,7 +1847,7 @@ int main(void) {
 
   demangle_stack_t *stack = new_stack();
   size_t on_ours = check_table(NULL), switched = check_table(stack);
-  printf("ok: %zu names x 4 styles as pprof shows them (demangled: "
+  printf("ok: %zu names x 4 styles as pprof shows them (demangled or tidied: "
          "%zu on the caller's stack, %zu on a stack of its own; the rest "
          "left as they are), no allocator call\n",
          NROWS, on_ours, switched);
