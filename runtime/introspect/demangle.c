@@ -516,7 +516,8 @@ static void give_up(demangle_stack_t *st) {
 /* The first function on the stack; makecontext passes ints, so the
  * stack's address comes in two halves. */
 static void entry(unsigned hi, unsigned lo) {
-  demangle_stack_t *st = (demangle_stack_t *)(uintptr_t)((uint64_t)hi << 32 | lo);
+  uint64_t at = (uint64_t)hi << 32 | lo;
+  demangle_stack_t *st = (demangle_stack_t *)(uintptr_t)at;
 #ifdef DM_ASAN
   __sanitizer_finish_switch_fiber(NULL, &st->caller_lo, &st->caller_bytes);
 #endif

@@ -1854,8 +1854,11 @@ static void signal_mask(demangle_stack_t *stack) {
   char *bomb = rust_doubling(DEMANGLE_MAX_NAME_SWITCHED), buf[4096];
   char *too_long = shape(DEMANGLE_MAX_NAME_SWITCHED + 1, "_Z1f", "i", "");
   const char *names[] = {"_ZN3app3BoxIiE4makeIdEEPSt6vectorIT_SaIS4_EEi",
-                         bomb, "__invoke_impl<void, main()::<lambda(int)>&, int>",
-                         too_long, "_Zjunk", "malloc"};
+                         bomb,
+                         "__invoke_impl<void, main()::<lambda(int)>&, int>",
+                         too_long,
+                         "_Zjunk",
+                         "malloc"};
   for (size_t i = 0; i < sizeof names / sizeof *names; i++)
     for (int st = 0; st <= DEMANGLE_NONE; st++) {
       pthread_sigmask(SIG_SETMASK, NULL, &before);
