@@ -41,9 +41,14 @@
  * keeps everything on the stack (its component and substitution arrays
  * and its print state are VLAs and locals, its output goes through a
  * 256-byte buffer in that state to the callback) and takes no lock
- * (cp-demangle.o and rust-demangle.o call no pthread or stdio function);
- * test_demangle gives up 10,000 times in a row and checks that no
- * allocator function was called and the memory in use did not grow.
+ * (cp-demangle.o and rust-demangle.o call no pthread function and no
+ * stdio function on a stream: only sprintf into a local buffer, never
+ * with the callback under it); test_demangle gives up 10,000 times in a
+ * row and checks that no allocator function was called and that neither
+ * the heap, the mappings nor the memory resident grew.
+ *
+ * A name that is not mangled (no _Z, _R or _GLOBAL_ prefix, or one both
+ * demanglers reject) gets pprof's heuristic instead, in tidy().
  */
 #define _GNU_SOURCE
 #include "demangle.h"
@@ -107,9 +112,9 @@ typedef struct sink {
   demangle_stack_t *stop;  /* where to give up to, when switched */
 } sink_t;
 
-/* What came of a call: a result, no mangled name, or one demangle gave up
- * on (too long, too much output, does not fit), which pprof shows as it
- * always did. */
+/* What came of a call: a result; no mangled name (pprof's heuristic
+ * then applies); or a name demangle gave up on (too long, too much
+ * output, does not fit), which pprof shows as it always did. */
 enum { REJECTED, GAVE_UP, DONE };
 
 /* One call of demangle, and what came of it. */
@@ -390,7 +395,8 @@ static int kept_next(kept_t *k, char *c) {
   while (k->i < k->n) {
     char x = k->s[k->i];
     if (!k->rest && x == '(') {
-      size_t j = k->i + 1, nesting = 1;
+      size_t j = k->i + 1;
+      long nesting = 1;
       for (; j < k->n && nesting > 0; j++)
         nesting += (k->s[j] == '(') - (k->s[j] == ')');
       if (nesting == 0) {
