@@ -431,15 +431,23 @@ static void memo_free(name_memo_t *m) {
   *m = (name_memo_t){0};
 }
 
-/* The readable name of `system_name`, a string of `t`: itself when it is
- * not mangled (or the style is none), else its demangled form, interned
- * in `t`; memo, when given, remembers it by system_name. A memo is always
- * its symbolizer's `names`: demangling happens on that symbolizer's
- * stack, mapped on the first call (or on ours if it cannot be). */
+/* The readable name of `system_name`, a string of `t`: itself when
+ * demangle leaves it as it is (or the style is none), else its demangled
+ * or tidied form, interned in `t`; memo, when given, remembers it by
+ * system_name. A memo is always its symbolizer's `names`: demangling
+ * happens on that symbolizer's stack, mapped the first time a name is
+ * made (or on ours if it cannot be). */
 static const char *readable(strtab_t *t, name_memo_t *memo,
                             demangle_style_t style, const char *system_name) {
   if (system_name == NULL || style == DEMANGLE_NONE)
     return system_name;
+  const char **slot = NULL;
+  if (memo != NULL && (4 * (memo->count + 1) <= 3 * memo->nslots ||
+                       memo_grow(memo))) {
+    slot = memo_slot(memo->keys, memo->nslots, system_name);
+    if (*slot != NULL)
+      return memo->vals[slot - memo->keys];
+  }
   demangle_stack_t *stack = NULL;
   if (memo != NULL) {
     symbolizer_t *s =
@@ -451,13 +459,6 @@ static const char *readable(strtab_t *t, name_memo_t *memo,
       errno = saved;
     }
     stack = s->demangle_stack;
-  }
-  const char **slot = NULL;
-  if (memo != NULL && (4 * (memo->count + 1) <= 3 * memo->nslots ||
-                       memo_grow(memo))) {
-    slot = memo_slot(memo->keys, memo->nslots, system_name);
-    if (*slot != NULL)
-      return memo->vals[slot - memo->keys];
   }
   char buf[READABLE_MAX];
   size_t len = demangle(system_name, style, buf, sizeof buf, stack);
