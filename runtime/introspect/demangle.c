@@ -33,9 +33,11 @@
  *     .constprop/.isra/.cold/... copies of a function.
  *
  * On a demangle_stack_t, libiberty runs on a context made on that stack
- * for each call (getcontext, makecontext, swapcontext: the mask the
- * context carries is the one the caller has at that moment, so switching
- * there and back installs the mask already installed). The sink gives up
+ * for each call (getcontext, makecontext, swapcontext), with every signal
+ * but faults held from before the switch until after the switch back, so
+ * that no handler of the program's ever runs on it (one that scans its
+ * thread's stack, a GC's, would find a stack pointer outside it); then the
+ * caller's own mask is installed again, on the caller's stack. The sink gives up
  * by switching back to the caller from inside the callback, and the
  * frames left on the stack are never resumed: libiberty's callback path
  * keeps everything on the stack (its component and substitution arrays
@@ -58,6 +60,8 @@
 #include <stdint.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <pthread.h>
+#include <signal.h>
 #include <ucontext.h>
 #include <unistd.h>
 
@@ -531,37 +535,48 @@ static void entry(unsigned hi, unsigned lo) {
   leave(st);
 }
 
-/* Runs `j` on `st`. getcontext reads the signal mask the caller has now
- * into the new context; swapcontext saves that same mask for the way
- * back and installs it; leave() installs it again. */
+/* Runs `j` on `st`. No handler of the program's may run on that stack:
+ * every signal that can wait is held from before the switch there until
+ * after the switch back (a signal that arrives meanwhile is delivered on
+ * the caller's stack when its mask comes back: setcontext installs a mask
+ * before it leaves the stack it runs on, so the way back itself must not
+ * unblock anything). Faults stay as the caller has them: one here is a
+ * crash either way. What the program blocked stays blocked. */
 static void run_on(demangle_stack_t *st, job_t *j) {
+  static const int faults[] = {SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGTRAP};
+  sigset_t hold, callers;
+  sigfillset(&hold);
+  for (size_t i = 0; i < sizeof faults / sizeof *faults; i++)
+    sigdelset(&hold, faults[i]);
+  pthread_sigmask(SIG_BLOCK, &hold, &callers);
   st->job = j;
   j->outcome = GAVE_UP;
-  if (getcontext(&st->callee) != 0)
-    return;
-  st->callee.uc_stack.ss_sp = st->lo;
-  st->callee.uc_stack.ss_size = (size_t)((char *)st - st->lo);
-  st->callee.uc_link = &st->caller;
-  uint64_t at = (uintptr_t)st;
-  makecontext(&st->callee, (void (*)(void))entry, 2, (unsigned)(at >> 32),
-              (unsigned)at);
+  if (getcontext(&st->callee) == 0) { /* it holds the mask now in force */
+    st->callee.uc_stack.ss_sp = st->lo;
+    st->callee.uc_stack.ss_size = (size_t)((char *)st - st->lo);
+    st->callee.uc_link = &st->caller;
+    uint64_t at = (uintptr_t)st;
+    makecontext(&st->callee, (void (*)(void))entry, 2, (unsigned)(at >> 32),
+                (unsigned)at);
 #ifdef DM_TSAN
-  st->tsan_caller = __tsan_get_current_fiber();
-  st->tsan_fiber = __tsan_create_fiber(0);
-  __tsan_switch_to_fiber(st->tsan_fiber, 0);
+    st->tsan_caller = __tsan_get_current_fiber();
+    st->tsan_fiber = __tsan_create_fiber(0);
+    __tsan_switch_to_fiber(st->tsan_fiber, 0);
 #endif
 #ifdef DM_ASAN
-  __sanitizer_start_switch_fiber(&st->fake, st->lo,
-                                 st->callee.uc_stack.ss_size);
+    __sanitizer_start_switch_fiber(&st->fake, st->lo,
+                                   st->callee.uc_stack.ss_size);
 #endif
-  swapcontext(&st->caller, &st->callee);
+    swapcontext(&st->caller, &st->callee);
 #ifdef DM_ASAN
-  __sanitizer_finish_switch_fiber(st->fake, NULL, NULL);
+    __sanitizer_finish_switch_fiber(st->fake, NULL, NULL);
 #endif
 #ifdef DM_TSAN
-  __tsan_destroy_fiber(st->tsan_fiber);
+    __tsan_destroy_fiber(st->tsan_fiber);
 #endif
+  }
   st->job = NULL;
+  pthread_sigmask(SIG_SETMASK, &callers, NULL);
 }
 
 /* ---- the entry point ------------------------------------------------- */

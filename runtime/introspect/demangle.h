@@ -144,9 +144,10 @@ typedef enum demangle_style {
 /* A stack to demangle on: an anonymous mapping of DEMANGLE_STACK_BYTES
  * with DEMANGLE_GUARD_BYTES of PROT_NONE below it (no descriptor, no
  * malloc). One call at a time may use it: the symbolizer owns one and
- * uses it under the dump lock. While a call runs on it, a signal the
- * program has not blocked runs its handler there too (the program's
- * handlers get what the stack has left, at least ~1.4 MB). */
+ * uses it under the dump lock. While a call runs on it, every signal but
+ * the faults (SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGTRAP) is held, so no
+ * handler of the program's runs there; a signal that arrives meanwhile is
+ * delivered when the call returns, a few µs (at most ~2 ms) later. */
 typedef struct demangle_stack demangle_stack_t;
 
 /* NULL with errno set when it cannot be mapped. */

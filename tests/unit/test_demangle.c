@@ -45,6 +45,8 @@
 #define _GNU_SOURCE
 #include <malloc.h>
 #include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -1881,6 +1883,68 @@ static void signal_mask(demangle_stack_t *stack) {
          "caller's before, during and after every call\n");
 }
 
+/* No handler of the program's runs on the demangle stack: a signal that
+ * arrives while a name is demangled waits until the call returns. Another
+ * thread sends SIGUSR2 (unblocked) to this one over and over while it
+ * demangles; every handler must find itself on this thread's own stack
+ * (a GC's stop-the-world handler scans from its stack pointer up). */
+static uintptr_t own_lo, own_hi;
+static volatile sig_atomic_t handled, foreign;
+static atomic_int sending;
+
+static void on_usr2(int sig) {
+  (void)sig;
+  char here;
+  uintptr_t at = (uintptr_t)&here;
+  handled++;
+  if (at < own_lo || at >= own_hi)
+    foreign++;
+}
+
+static void *send_usr2(void *arg) {
+  pthread_t to = *(pthread_t *)arg;
+  while (atomic_load(&sending)) {
+    pthread_kill(to, SIGUSR2);
+    sched_yield();
+  }
+  return NULL;
+}
+
+static void no_handler_on_stack(demangle_stack_t *stack) {
+  pthread_attr_t attr;
+  void *lo;
+  size_t size;
+  CHECK(pthread_getattr_np(pthread_self(), &attr) == 0 &&
+            pthread_attr_getstack(&attr, &lo, &size) == 0,
+        "this thread's stack");
+  pthread_attr_destroy(&attr);
+  own_lo = (uintptr_t)lo;
+  own_hi = own_lo + size;
+  struct sigaction sa = {0};
+  sa.sa_handler = on_usr2;
+  CHECK(sigaction(SIGUSR2, &sa, NULL) == 0, "sigaction");
+  sigset_t usr2;
+  sigemptyset(&usr2);
+  sigaddset(&usr2, SIGUSR2);
+  pthread_sigmask(SIG_UNBLOCK, &usr2, NULL);
+  pthread_t self = pthread_self(), sender;
+  atomic_store(&sending, 1);
+  pthread_create(&sender, NULL, send_usr2, &self);
+  char buf[4096];
+  const char *name = "_ZNSt6vectorIN3app6WidgetESaIS1_EE17_M_realloc_insertIJS1_"
+                     "EEEvN9__gnu_cxx17__normal_iteratorIPS1_S3_EEDpOT_";
+  for (int i = 0; i < 20000 && handled < 2000; i++)
+    dm_on(name, DEMANGLE_FULL, buf, sizeof buf, stack);
+  atomic_store(&sending, 0);
+  pthread_join(sender, NULL);
+  signal(SIGUSR2, SIG_IGN);
+  CHECK(handled > 0, "no SIGUSR2 was handled: the check saw nothing");
+  CHECK(foreign == 0, "%d of %d handlers ran off this thread's stack (on the "
+        "demangle stack)", (int)foreign, (int)handled);
+  printf("ok: %d signal handlers during demangling, all on the thread's own "
+         "stack\n", (int)handled);
+}
+
 /* Stacks made, used, given up on and freed leave no mapping behind. */
 static void stacks_come_and_go(void) {
   char *before = maps(), buf[256];
@@ -1952,6 +2016,7 @@ int main(void) {
   switched_stack();
   gives_up(stack);
   signal_mask(stack);
+  no_handler_on_stack(stack);
   stacks_come_and_go();
   demangle_stack_free(stack);
   no_cxx_runtime();
