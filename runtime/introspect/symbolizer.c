@@ -431,38 +431,32 @@ static void memo_free(name_memo_t *m) {
   *m = (name_memo_t){0};
 }
 
-/* The readable name of `system_name`, a string of `t`: itself when
+/* The readable name of `system_name`, a string of the view: itself when
  * demangle leaves it as it is (or the style is none), else its demangled
- * or tidied form, interned in `t`; memo, when given, remembers it by
- * system_name. A memo is always its symbolizer's `names`: demangling
- * happens on that symbolizer's stack, mapped the first time a name is
- * made (or on ours if it cannot be). */
-static const char *readable(strtab_t *t, name_memo_t *memo,
-                            demangle_style_t style, const char *system_name) {
-  if (system_name == NULL || style == DEMANGLE_NONE)
+ * or tidied form, interned in the view and remembered by system_name.
+ * Demangling happens on the symbolizer's own stack, mapped the first time
+ * a name is made (or on ours if it cannot be). */
+static const char *readable(symbolizer_t *s, const char *system_name) {
+  if (system_name == NULL || s->style == DEMANGLE_NONE)
     return system_name;
+  name_memo_t *memo = &s->names;
   const char **slot = NULL;
-  if (memo != NULL && (4 * (memo->count + 1) <= 3 * memo->nslots ||
-                       memo_grow(memo))) {
+  if (4 * (memo->count + 1) <= 3 * memo->nslots || memo_grow(memo)) {
     slot = memo_slot(memo->keys, memo->nslots, system_name);
     if (*slot != NULL)
       return memo->vals[slot - memo->keys];
   }
-  demangle_stack_t *stack = NULL;
-  if (memo != NULL) {
-    symbolizer_t *s =
-        (symbolizer_t *)((char *)memo - offsetof(symbolizer_t, names));
-    if (s->demangle_stack == NULL && !s->demangle_stack_failed) {
-      int saved = errno;
-      s->demangle_stack = demangle_stack_new();
-      s->demangle_stack_failed = s->demangle_stack == NULL;
-      errno = saved;
-    }
-    stack = s->demangle_stack;
+  if (s->demangle_stack == NULL && !s->demangle_stack_failed) {
+    int saved = errno;
+    s->demangle_stack = demangle_stack_new();
+    s->demangle_stack_failed = s->demangle_stack == NULL;
+    errno = saved;
   }
   char buf[READABLE_MAX];
-  size_t len = demangle(system_name, style, buf, sizeof buf, stack);
-  const char *name = len > 0 ? strtab_intern_n(t, buf, len) : system_name;
+  size_t len =
+      demangle(system_name, s->style, buf, sizeof buf, s->demangle_stack);
+  const char *name =
+      len > 0 ? strtab_intern_n(&s->view.strings, buf, len) : system_name;
   if (name == NULL)
     name = system_name;
   if (slot != NULL) {
@@ -481,7 +475,7 @@ static prof_line_t chain_line(symbolizer_t *s, const srcline_frame_t *f) {
   strtab_t *t = &s->view.strings;
   prof_line_t l = {0};
   l.system_name = intern_unversioned(t, f->function);
-  l.name = readable(t, &s->names, s->style, l.system_name);
+  l.name = readable(s, l.system_name);
   if (f->file != NULL) {
     l.file = intern_path(t, f->comp_dir, f->file);
     l.line = l.file && f->line > 0 ? f->line : 0;
@@ -524,7 +518,7 @@ static void resolve(symbolizer_t *s, uint64_t addr, prof_frame_t *out) {
     *fn = (prof_line_t){0};
   if (symbol != NULL) {
     fn->system_name = symbol;
-    fn->name = readable(t, &s->names, s->style, symbol);
+    fn->name = readable(s, symbol);
   }
   if (fn->name == NULL) /* DWARF knew the code but no name for it */
     return;
