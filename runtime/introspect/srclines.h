@@ -58,7 +58,7 @@ typedef struct srcline_frame {
   int start_line;
 } srcline_frame_t;
 
-#define SRCLINES_MAX_FRAMES 32
+#define SRCLINES_MAX_FRAMES 64
 
 /* The inline chain at `pc` (an address as the file numbers it), innermost
  * first, as `addr2line -i` prints it:
