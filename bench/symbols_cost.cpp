@@ -107,6 +107,7 @@
 #include <vector>
 
 #include "heapprof.h"
+#include "procstat.h"
 
 #define MAX_WRITES 64
 #define NOUTER 32
@@ -212,31 +213,6 @@ static int64_t clock_ns(clockid_t id) {
   struct timespec t;
   clock_gettime(id, &t);
   return (int64_t)t.tv_sec * 1000000000 + t.tv_nsec;
-}
-
-/* "VmRSS:" or "VmHWM:" from /proc/self/status, in KiB; -1 if unreadable. */
-static long status_kb(const char *key) {
-  char buf[4096];
-  int fd = open("/proc/self/status", O_RDONLY | O_CLOEXEC);
-  if (fd < 0)
-    return -1;
-  ssize_t n = read(fd, buf, sizeof buf - 1);
-  close(fd);
-  if (n <= 0)
-    return -1;
-  buf[n] = '\0';
-  const char *at = strstr(buf, key);
-  return at != NULL ? strtol(at + strlen(key), NULL, 10) : -1;
-}
-
-/* Resets the peak RSS to the current RSS; false if the kernel refuses. */
-static bool reset_peak(void) {
-  int fd = open("/proc/self/clear_refs", O_WRONLY | O_CLOEXEC);
-  if (fd < 0)
-    return false;
-  bool ok = write(fd, "5", 1) == 1;
-  close(fd);
-  return ok;
 }
 
 struct api {

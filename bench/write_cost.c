@@ -47,6 +47,7 @@
 #include <unistd.h>
 
 #include "heapprof.h"
+#include "procstat.h"
 
 #define WRITES 5
 
@@ -114,31 +115,6 @@ static __attribute__((noipa)) void make_bucket(size_t n) {
   void *p = malloc(n);
   __asm__ volatile("" : : "r"(p) : "memory");
   free(p);
-}
-
-/* "VmRSS:" or "VmHWM:" from /proc/self/status, in KiB; -1 if unreadable. */
-static long status_kb(const char *key) {
-  char buf[4096];
-  int fd = open("/proc/self/status", O_RDONLY | O_CLOEXEC);
-  if (fd < 0)
-    return -1;
-  ssize_t n = read(fd, buf, sizeof buf - 1);
-  close(fd);
-  if (n <= 0)
-    return -1;
-  buf[n] = '\0';
-  char *at = strstr(buf, key);
-  return at != NULL ? strtol(at + strlen(key), NULL, 10) : -1;
-}
-
-/* Resets the peak RSS to the current RSS; false if the kernel refuses. */
-static int reset_peak(void) {
-  int fd = open("/proc/self/clear_refs", O_WRONLY | O_CLOEXEC);
-  if (fd < 0)
-    return 0;
-  int ok = write(fd, "5", 1) == 1;
-  close(fd);
-  return ok;
 }
 
 int main(int argc, char **argv) {

@@ -38,7 +38,6 @@ shows it:
     (inline).
 """
 
-import argparse
 import os
 import re
 import sys
@@ -319,20 +318,10 @@ class Check:
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    ap.add_argument("--lib", required=True)
-    ap.add_argument("--binary", required=True)
-    ap.add_argument("--source", required=True)
-    ap.add_argument("--go", required=True)
-    args = ap.parse_args()
-
-    def body(work):
-        for what in ("lib", "binary", "source", "go"):
-            setattr(args, what, symlib.need_file(f"--{what}", getattr(args, what)))
-        Check(args, work).run()
-
     mode = os.environ.get("HEAPPROF_DEMANGLE") or "default"
-    return symlib.main(f"sym_cxx[{mode}]", body)
+    return symlib.cli(__doc__, ("lib", "binary", "source", "go"),
+                      lambda args, work: Check(args, work).run(),
+                      f"sym_cxx[{mode}]")
 
 
 if __name__ == "__main__":

@@ -23,7 +23,6 @@ and through `go tool pprof`:
     flat, and build's row is not marked inline.
 """
 
-import argparse
 import os
 import re
 import sys
@@ -108,17 +107,7 @@ def body(args, work):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    for opt in ("lib", "binary", "source", "go"):
-        ap.add_argument(f"--{opt}", required=True)
-    args = ap.parse_args()
-
-    def run(work):
-        for what in ("lib", "binary", "source", "go"):
-            setattr(args, what, symlib.need_file(f"--{what}", getattr(args, what)))
-        body(args, work)
-
-    return symlib.main("sym_inline", run)
+    return symlib.cli(__doc__, ("lib", "binary", "source", "go"), body, "sym_inline")
 
 
 if __name__ == "__main__":

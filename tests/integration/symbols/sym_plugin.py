@@ -41,7 +41,6 @@ the Mapping's path and build id; -traces shows plugin_alloc, call_plugin,
 load, main for the 1111-byte samples (and plugin_again for the 2222).
 """
 
-import argparse
 import os
 import re
 import shutil
@@ -203,18 +202,10 @@ def body(args, work):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    for opt in ("lib", "host", "plugin", "plugin2", "source", "go"):
-        ap.add_argument(f"--{opt}", required=True)
-    ap.add_argument("--variant", required=True, choices=VARIANTS)
-    args = ap.parse_args()
-
-    def run(work):
-        for what in ("lib", "host", "plugin", "plugin2", "source", "go"):
-            setattr(args, what, symlib.need_file(f"--{what}", getattr(args, what)))
-        body(args, work)
-
-    return symlib.main(f"sym_plugin[{args.variant}]", run)
+    return symlib.cli(
+        __doc__, ("lib", "host", "plugin", "plugin2", "source", "go"), body,
+        lambda args: f"sym_plugin[{args.variant}]",
+        lambda ap: ap.add_argument("--variant", required=True, choices=VARIANTS))
 
 
 if __name__ == "__main__":

@@ -30,7 +30,6 @@ stored name and its mangled system name; -traces shows the inlined frames
 "(inline)" above sym_rust::grow_cache, then add_row.
 """
 
-import argparse
 import os
 import re
 import sys
@@ -154,18 +153,10 @@ def body(args, work):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    for opt in ("lib", "binary", "source", "go"):
-        ap.add_argument(f"--{opt}", required=True)
-    ap.add_argument("--mangling", required=True, choices=("v0", "legacy"))
-    args = ap.parse_args()
-
-    def run(work):
-        for what in ("lib", "binary", "source", "go"):
-            setattr(args, what, symlib.need_file(f"--{what}", getattr(args, what)))
-        body(args, work)
-
-    return symlib.main(f"sym_rust[{args.mangling}]", run)
+    return symlib.cli(
+        __doc__, ("lib", "binary", "source", "go"), body, lambda args: f"sym_rust[{args.mangling}]",
+        lambda ap: ap.add_argument("--mangling", required=True,
+                                   choices=("v0", "legacy")))
 
 
 if __name__ == "__main__":

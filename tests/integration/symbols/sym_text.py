@@ -20,7 +20,6 @@ Checked:
     of it shows grow (inline), make_node (inline), build, main.
 """
 
-import argparse
 import http.client
 import os
 import re
@@ -161,17 +160,7 @@ def body(args, work):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    for opt in ("lib", "binary", "source", "go"):
-        ap.add_argument(f"--{opt}", required=True)
-    args = ap.parse_args()
-
-    def run(work):
-        for what in ("lib", "binary", "source", "go"):
-            setattr(args, what, symlib.need_file(f"--{what}", getattr(args, what)))
-        body(args, work)
-
-    return symlib.main("sym_text", run)
+    return symlib.cli(__doc__, ("lib", "binary", "source", "go"), body, "sym_text")
 
 
 if __name__ == "__main__":

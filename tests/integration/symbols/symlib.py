@@ -10,6 +10,7 @@ status (0 PASS, 1 FAIL). A missing prerequisite (tool, file, a program
 that does not run) raises Fatal: it fails loudly, never skips.
 """
 
+import argparse
 import os
 import re
 import shutil
@@ -77,6 +78,26 @@ def need_file(what, path):
     if not path or not os.access(path, os.R_OK):
         raise Fatal(f"{what} {path!r} not found")
     return os.path.abspath(path)
+
+
+def cli(doc, files, body, name, extra=None):
+    """A test's command line and run: --FILE for each of `files` (each must
+    be readable), the options extra(parser) adds, then body(args, work)
+    under main(). `name` is the test's name, or a function of the parsed
+    arguments giving it."""
+    ap = argparse.ArgumentParser(description=doc.split("\n", 1)[0])
+    for opt in files:
+        ap.add_argument(f"--{opt}", required=True)
+    if extra is not None:
+        extra(ap)
+    args = ap.parse_args()
+
+    def run(work):
+        for what in files:
+            setattr(args, what, need_file(f"--{what}", getattr(args, what)))
+        body(args, work)
+
+    return main(name(args) if callable(name) else name, run)
 
 
 # ---------------------------------------------------------------------------
