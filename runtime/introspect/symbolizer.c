@@ -569,7 +569,7 @@ static uint32_t space(void *ctx, uint64_t addr, uint64_t serial) {
 
 static const prof_mapping_t *mappings(void *ctx, size_t *n) {
   symbolizer_t *s = ctx;
-  if (s->nretired == 0) {
+  if (s->nretired == 0 || s->all_mappings == NULL) { /* or out of memory */
     *n = s->view.nmappings;
     return s->view.mappings;
   }
