@@ -246,11 +246,17 @@ static void release_images(uint64_t low, uint64_t high, int wait_s) {
 }
 
 /* Keeps the answers for the sampled addresses of the library at load bias
- * `bias`, and frees the images of its files. On a heapprof thread. */
-static void keep_library(uint64_t bias) {
+ * `bias`, and frees the images of its files, unless the dlclose that asked
+ * stopped waiting (`*abandoned`): the library may be gone by then, and
+ * another loaded at the same bias. On a heapprof thread. */
+static void keep_library(uint64_t bias, const _Atomic int *abandoned) {
   dump_t d;
   if (dump_begin_within(&d, UNLOAD_WAIT_S) != 0)
     return;
+  if (atomic_load(abandoned)) {
+    dump_end(&d, 0);
+    return;
+  }
   prof_symtab_t st;
   uint64_t low, high, serial = bucket_total();
   bucket_snapshot_t snap;
@@ -275,6 +281,7 @@ typedef struct unload_job {
   uint64_t bias;
   sem_t done;
   _Atomic int holders;
+  _Atomic int abandoned; /* the dlclose stopped waiting */
 } unload_job_t;
 
 static void job_drop(unload_job_t *job) {
@@ -286,7 +293,7 @@ static void job_drop(unload_job_t *job) {
 
 static void *unload_worker(void *arg) {
   unload_job_t *job = arg;
-  keep_library(job->bias);
+  keep_library(job->bias, &job->abandoned);
   sem_post(&job->done);
   job_drop(job);
   return NULL;
@@ -303,6 +310,7 @@ static int hand_over(uint64_t bias) {
   }
   job->bias = bias;
   atomic_store(&job->holders, 2);
+  atomic_store(&job->abandoned, 0);
   if (spawn_thread("heapprof-unload", unload_worker, job, NULL) != 0) {
     sem_destroy(&job->done);
     alloc_next.free(job);
@@ -311,9 +319,12 @@ static int hand_over(uint64_t bias) {
   struct timespec until;
   clock_gettime(CLOCK_MONOTONIC, &until);
   until.tv_sec += UNLOAD_WAIT_S + 2;
-  while (sem_clockwait(&job->done, CLOCK_MONOTONIC, &until) != 0 &&
+  int rc;
+  while ((rc = sem_clockwait(&job->done, CLOCK_MONOTONIC, &until)) != 0 &&
          errno == EINTR)
     ;
+  if (rc != 0)
+    atomic_store(&job->abandoned, 1);
   job_drop(job);
   return 0;
 }
