@@ -86,8 +86,9 @@ typedef struct retired {
   buildid_t id;
   prof_mapping_t *mappings; /* strings in `strings` */
   size_t nmappings;
-  addrcache_t answers; /* mapping fields: index into `mappings` */
-  strtab_t strings;    /* of the mappings and the answers' lines */
+  size_t first_mapping; /* where they start in all_mappings */
+  addrcache_t answers;  /* mapping fields: index into `mappings` */
+  strtab_t strings;     /* of the mappings and the answers' lines */
 } retired_t;
 
 struct symbolizer {
@@ -97,10 +98,11 @@ struct symbolizer {
   demangle_style_t style;
   demangle_stack_t *demangle_stack; /* made for the first name demangled */
   bool demangle_stack_failed;       /* it could not be: demangle on ours */
-  retired_t *retired; /* in the order the modules went away */
+  retired_t *retired;               /* in the order the modules went away */
   size_t nretired;
   uint64_t retired_low, retired_high; /* the range all of them span */
-  prof_mapping_t *all_mappings; /* the view's, then every retired one's */
+  prof_mapping_t *all_mappings;       /* the view's, then every retired one's;
+                                         NULL when none is retired */
   size_t nall_mappings;
   bool read;         /* view holds a reading of the map */
   bool counts_known; /* adds/subs hold the loader's counts at that reading */
@@ -545,10 +547,10 @@ static void lookup(void *ctx, uint64_t addr, uint32_t space,
     lookup_in_view(s, addr, out);
   } else if (space <= s->nretired &&
              addrcache_get(&s->retired[space - 1].answers, addr, out)) {
-    size_t first = s->view.nmappings; /* retired mappings come after */
-    for (size_t i = 0; i < space - 1; i++)
-      first += s->retired[i].nmappings;
-    out->mapping = out->mapping >= 0 ? (int)first + out->mapping : -1;
+    const retired_t *r = &s->retired[space - 1];
+    out->mapping = out->mapping >= 0 && s->all_mappings != NULL
+                       ? (int)(r->first_mapping + (size_t)out->mapping)
+                       : -1;
   }
   errno = saved;
 }
@@ -569,7 +571,7 @@ static uint32_t space(void *ctx, uint64_t addr, uint64_t serial) {
 
 static const prof_mapping_t *mappings(void *ctx, size_t *n) {
   symbolizer_t *s = ctx;
-  if (s->nretired == 0 || s->all_mappings == NULL) { /* or out of memory */
+  if (s->all_mappings == NULL) { /* nothing retired, or out of memory */
     *n = s->view.nmappings;
     return s->view.mappings;
   }
@@ -605,26 +607,27 @@ static void retired_free(retired_t *r) {
   strtab_free(&r->strings);
 }
 
-/* Rebuilds all_mappings: the view's, then each retired module's. On
- * failure only the view's are listed (retired frames then name none). */
+/* Rebuilds all_mappings: the view's, then each retired module's (each
+ * noting where its own start). On failure only the view's are listed, and
+ * retired frames name no mapping. */
 static void join_mappings(symbolizer_t *s) {
   size_t n = s->view.nmappings;
   for (size_t i = 0; i < s->nretired; i++)
     n += s->retired[i].nmappings;
-  prof_mapping_t *all = s->nretired ? malloc(n * sizeof *all + 1) : NULL;
   free(s->all_mappings);
-  s->all_mappings = all;
-  s->nall_mappings = all ? n : s->view.nmappings;
-  if (all == NULL) {
-    s->all_mappings = NULL;
+  s->all_mappings = s->nretired ? malloc(n * sizeof *s->all_mappings) : NULL;
+  if (s->all_mappings == NULL)
     return;
-  }
-  memcpy(all, s->view.mappings, s->view.nmappings * sizeof *all);
+  s->nall_mappings = n;
+  memcpy(s->all_mappings, s->view.mappings,
+         s->view.nmappings * sizeof *s->all_mappings);
   n = s->view.nmappings;
   for (size_t i = 0; i < s->nretired; i++) {
-    memcpy(all + n, s->retired[i].mappings,
-           s->retired[i].nmappings * sizeof *all);
-    n += s->retired[i].nmappings;
+    retired_t *r = &s->retired[i];
+    memcpy(s->all_mappings + n, r->mappings,
+           r->nmappings * sizeof *r->mappings);
+    r->first_mapping = n;
+    n += r->nmappings;
   }
 }
 
@@ -653,8 +656,7 @@ static bool keep_frame(retired_t *r, uint64_t addr, prof_frame_t *f) {
     const prof_line_t *l = &f->lines[i];
     lines[i] = (prof_line_t){strtab_intern(t, l->name),
                              strtab_intern(t, l->system_name),
-                             strtab_intern(t, l->file), l->line,
-                             l->start_line};
+                             strtab_intern(t, l->file), l->line, l->start_line};
   }
   f->lines = lines;
   f->mapping = -1;
@@ -761,12 +763,12 @@ size_t symbolizer_memory_bytes(const symbolizer_t *s) {
         strlen(v->modules[i].path) + 1 +
         (v->modules[i].image ? module_image_bytes(v->modules[i].image) : 0);
   bytes += s->names.nslots * 2 * sizeof *s->names.keys +
-           s->nall_mappings * sizeof *s->all_mappings;
+           (s->all_mappings ? s->nall_mappings : 0) * sizeof *s->all_mappings;
   for (size_t i = 0; i < s->nretired; i++) {
     const retired_t *r = &s->retired[i];
     bytes += sizeof *r + strlen(r->path) + 1 +
-             r->nmappings * sizeof *r->mappings +
-             addrcache_bytes(&r->answers) + strtab_bytes(&r->strings);
+             r->nmappings * sizeof *r->mappings + addrcache_bytes(&r->answers) +
+             strtab_bytes(&r->strings);
   }
   return bytes;
 }
