@@ -18,7 +18,9 @@
 #define _GNU_SOURCE
 #include "pipeline.h"
 
+#include <dlfcn.h>
 #include <errno.h>
+#include <link.h>
 #include <pthread.h>
 #include <semaphore.h>
 #include <stdio.h>
@@ -192,31 +194,16 @@ static const prof_symtab_t *symbolize(prof_symtab_t *st) {
  * to answer or the work cannot be handed over.
  */
 
-/* Whether some bucket holds an address in [low, high). */
-static int sampled_in(uint64_t low, uint64_t high) {
-  bucket_snapshot_t snap;
-  if (bucket_total() == 0 || bucket_snapshot(&pipeline_heap, 0, &snap) != 0)
-    return 0;
-  int found = 0;
-  for (size_t i = 0; i < snap.n && !found; i++) {
-    const bucket_t *b = snap.counts[i].bucket;
-    for (uint32_t f = 0; f < b->nframes && !found; f++)
-      found = b->pcs[f] - 1 >= low && b->pcs[f] - 1 < high;
-  }
-  bucket_snapshot_free(&pipeline_heap, &snap);
-  return found;
-}
-
 /* The sampled addresses (inside call instructions) in [low, high), from
- * every bucket; *n of them, in memory from pipeline_heap (NULL when none
- * or out of memory). */
+ * every bucket, `max` at most; *n of them, in memory from pipeline_heap
+ * (NULL when none or out of memory). */
 static uint64_t *addrs_in(const bucket_snapshot_t *snap, uint64_t low,
-                          uint64_t high, size_t *n, size_t *cap) {
+                          uint64_t high, size_t max, size_t *n, size_t *cap) {
   uint64_t *v = NULL;
   *n = *cap = 0;
-  for (size_t i = 0; i < snap->n; i++) {
+  for (size_t i = 0; i < snap->n && *n < max; i++) {
     const bucket_t *b = snap->counts[i].bucket;
-    for (uint32_t f = 0; f < b->nframes; f++) {
+    for (uint32_t f = 0; f < b->nframes && *n < max; f++) {
       uint64_t addr = (uint64_t)b->pcs[f] - 1;
       if (addr < low || addr >= high)
         continue;
@@ -233,6 +220,18 @@ static uint64_t *addrs_in(const bucket_snapshot_t *snap, uint64_t low,
     }
   }
   return v;
+}
+
+/* Whether some bucket holds an address in [low, high). */
+static int sampled_in(uint64_t low, uint64_t high) {
+  bucket_snapshot_t snap;
+  if (bucket_total() == 0 || bucket_snapshot(&pipeline_heap, 0, &snap) != 0)
+    return 0;
+  size_t n, cap;
+  uint64_t *one = addrs_in(&snap, low, high, 1, &n, &cap);
+  heap_realloc(NULL, one, cap * sizeof *one, 0);
+  bucket_snapshot_free(&pipeline_heap, &snap);
+  return n > 0;
 }
 
 /* Frees the symbolizer's images of [low, high)'s files; opens nothing. */
@@ -264,7 +263,7 @@ static void keep_library(uint64_t bias, const _Atomic int *abandoned) {
       symbolizer_module_at_bias(symbolizer, bias, &low, &high) == 0) {
     if (bucket_snapshot(&pipeline_heap, 0, &snap) == 0) {
       size_t n, cap;
-      uint64_t *addrs = addrs_in(&snap, low, high, &n, &cap);
+      uint64_t *addrs = addrs_in(&snap, low, high, SIZE_MAX, &n, &cap);
       if (n > 0)
         symbolizer_retire(symbolizer, low, high, addrs, n, serial);
       heap_realloc(NULL, addrs, cap * sizeof *addrs, 0);
@@ -329,14 +328,17 @@ static int hand_over(uint64_t bias) {
   return 0;
 }
 
-void pipeline_unloading(uint64_t bias, int nested) {
-  uint64_t low, high;
-  if (!atomic_load(&started) || atomic_load(&exiting) || bias == 0)
+void pipeline_unloading(void *handle, int nested) {
+  uint64_t bias, low, high;
+  struct link_map *lm = NULL;
+  if (!atomic_load(&started) || atomic_load(&exiting))
     return;
   int saved = errno;
   hp_own_work_t own = hp_own_begin(&hp_self);
-  stack_loader_enter(); /* dl_iterate_phdr: see stack.h */
-  int known = buildid_code_of(bias, &low, &high);
+  /* dlinfo and dl_iterate_phdr: see stack.h for the gate around them. */
+  stack_loader_enter();
+  int known = dlinfo(handle, RTLD_DI_LINKMAP, &lm) == 0 && lm != NULL &&
+              (bias = lm->l_addr) != 0 && buildid_code_of(bias, &low, &high);
   stack_loader_leave();
   /* Nested in another dlclose, the loader's lock is held here: a thread
    * reading the map would wait on it while we waited on the thread. */

@@ -44,8 +44,8 @@ extern const prof_alloc_t pipeline_heap;
 void pipeline_start(const hp_config_t *cfg);
 
 /*
- * A library is about to be unloaded (dlclose, unload.c): the one loaded at
- * load bias `bias`. Before it goes, if samples hold addresses in its code,
+ * A library is about to be unloaded (dlclose, unload.c): the one `handle`
+ * (not NULL) names. Before it goes, if samples hold addresses in its code,
  * a heapprof thread answers and keeps them (symbolizer_retire), so that
  * its frames keep their names, lines and mapping in every later profile;
  * the call waits for that (3 s at most; the thread waits 1 s at most for
@@ -54,7 +54,7 @@ void pipeline_start(const hp_config_t *cfg);
  * kept. Either way, the symbolizer's images of its files are freed: nothing
  * of the library stays mapped. Opens no descriptor in the caller's table.
  */
-void pipeline_unloading(uint64_t bias, int nested);
+void pipeline_unloading(void *handle, int nested);
 
 /* The gzipped profile of `kind` into `fd` (left open). */
 int pipeline_write_fd(heapprof_kind_t kind, int fd);

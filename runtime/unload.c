@@ -22,7 +22,6 @@
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <errno.h>
-#include <link.h>
 #include <stddef.h>
 
 #include "control.h"
@@ -49,18 +48,11 @@ HEAPPROF_EXPORT int dlclose(void *handle) {
     errno = ENOSYS;
     return -1;
   }
-  struct link_map *lm = NULL;
   /* glibc's dlclose(NULL) faults; it must still be glibc's that does (the
    * parameter is declared nonnull, so the check reads it through h). */
   void *volatile h = handle;
-  if (h != NULL && hp_self.busy == 0) {
-    int saved = errno;
-    hp_self.busy++;
-    if (dlinfo(handle, RTLD_DI_LINKMAP, &lm) == 0 && lm != NULL)
-      pipeline_unloading((uint64_t)lm->l_addr, depth > 0);
-    hp_self.busy--;
-    errno = saved;
-  }
+  if (h != NULL && hp_self.busy == 0)
+    pipeline_unloading(handle, depth > 0);
   depth++;
   int rc = next_dlclose(handle);
   depth--;
