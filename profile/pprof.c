@@ -441,7 +441,7 @@ static int64_t intern_bytes(enc_t *e, const char *s) {
 /* A Function per (system name, file): names are made from system names,
  * and a start line belongs to the function. */
 static uint64_t function_id(enc_t *e, const prof_line_t *l) {
-  const char *system_name = l->system_name ? l->system_name : l->name;
+  const char *system_name = prof_line_system_name(l);
   int64_t sn = intern(e, system_name), f = intern(e, l->file);
   int found;
   uint64_t *slot =
@@ -467,7 +467,7 @@ static uint64_t function_id(enc_t *e, const prof_line_t *l) {
  * function holding the code, whatever was inlined into it. */
 static int is_operator_new(const prof_frame_t *fr) {
   const prof_line_t *fn = prof_frame_function(fr);
-  const char *name = fn ? (fn->system_name ? fn->system_name : fn->name) : NULL;
+  const char *name = fn ? prof_line_system_name(fn) : NULL;
   return name != NULL && (strncmp(name, "_Znw", 4) == 0 ||
                           strncmp(name, "_Zna", 4) == 0 ||
                           strncmp(name, "operator new", 12) == 0);

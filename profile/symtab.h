@@ -67,6 +67,12 @@ typedef struct prof_symtab {
   void *ctx;
 } prof_symtab_t;
 
+/* The linker's name of `l`'s function: its system name, or its name when
+ * the two are the same (NULL system name). */
+static inline const char *prof_line_system_name(const prof_line_t *l) {
+  return l->system_name ? l->system_name : l->name;
+}
+
 /* The function that holds the code of `f` (its last line); NULL if none. */
 static inline const prof_line_t *prof_frame_function(const prof_frame_t *f) {
   return f->nlines > 0 ? &f->lines[f->nlines - 1] : NULL;

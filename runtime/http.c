@@ -318,8 +318,7 @@ static void answer_symbols(const prof_symtab_t *syms, void *ctx) {
     /* The linker's name of the function holding the code, as Go's
      * handler names it: pprof demangles it as its user asked. */
     const prof_line_t *fn = prof_frame_function(&fr);
-    const char *name = fn ? (fn->system_name ? fn->system_name : fn->name)
-                          : NULL;
+    const char *name = fn ? prof_line_system_name(fn) : NULL;
     if (name == NULL || a->len + strlen(name) + 24 > a->cap)
       continue;
     a->len += (size_t)snprintf(a->out + a->len, a->cap - a->len, "%#llx %s\n",

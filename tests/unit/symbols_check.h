@@ -70,8 +70,7 @@ typedef struct flat_frame {
 __attribute__((unused)) static void flatten(const prof_frame_t *fr,
                                             flat_frame_t *out) {
   const prof_line_t *fn = prof_frame_function(fr);
-  *out = (flat_frame_t){fn ? (fn->system_name ? fn->system_name : fn->name)
-                           : NULL,
+  *out = (flat_frame_t){fn ? prof_line_system_name(fn) : NULL,
                         fn ? fn->file : NULL, fn ? fn->line : 0, fr->mapping};
 }
 
