@@ -298,9 +298,9 @@ static void *unload_worker(void *arg) {
   return NULL;
 }
 
-/* Runs keep_library(bias) on a heapprof thread and waits for it, 3 s at
- * most (it waits 1 s at most for a profile being written); -1 if no
- * thread could be started. */
+/* Runs keep_library(bias) on a heapprof thread and waits for it, and for
+ * the thread to be gone, 3 s at most (it waits 1 s at most for a profile
+ * being written); -1 if no thread could be started. */
 static int hand_over(uint64_t bias) {
   unload_job_t *job = alloc_next.malloc(sizeof *job);
   if (job == NULL || sem_init(&job->done, 0, 0) != 0) {
@@ -310,7 +310,8 @@ static int hand_over(uint64_t bias) {
   job->bias = bias;
   atomic_store(&job->holders, 2);
   atomic_store(&job->abandoned, 0);
-  if (spawn_thread("heapprof-unload", unload_worker, job, NULL) != 0) {
+  spawned_t worker;
+  if (spawn_thread("heapprof-unload", unload_worker, job, &worker) != 0) {
     sem_destroy(&job->done);
     alloc_next.free(job);
     return -1;
@@ -325,6 +326,14 @@ static int hand_over(uint64_t bias) {
   if (rc != 0)
     atomic_store(&job->abandoned, 1);
   job_drop(job);
+  /* A program single-threaded but for this moment must be so again when
+   * its dlclose returns (unshare(CLONE_NEWUSER) refuses a threaded
+   * process): the worker is waited for until the kernel lets it go. One
+   * that is still working (abandoned) ends on its own. */
+  if (rc == 0)
+    spawn_join(&worker);
+  else
+    pthread_detach(worker.handle);
   return 0;
 }
 

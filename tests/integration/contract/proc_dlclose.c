@@ -51,6 +51,19 @@ static int mapped(const char *name) {
   return found;
 }
 
+/* The process's thread count, from /proc/self/status. */
+static int threads(void) {
+  FILE *f = fopen("/proc/self/status", "r");
+  char line[256];
+  int n = -1;
+  while (f != NULL && fgets(line, sizeof line, f) != NULL)
+    if (strncmp(line, "Threads:", 8) == 0)
+      n = atoi(line + 8);
+  if (f != NULL)
+    fclose(f);
+  return n;
+}
+
 static void report(const char *what, int rc, int err) {
   const char *msg = dlerror();
   printf("%s: rc %d, errno %d, dlerror %s, log [%s]\n", what, rc, err,
@@ -115,6 +128,19 @@ static int child(const char *inner, const char *outer) {
   rc = dlclose(b);
   report("second of two", rc, errno);
   printf("mapped after the second: %d\n", mapped("proc_dlclose_inner"));
+
+  /* dlclose leaves the process with the threads it had (heapprof's worker
+   * is gone when it returns: a program single-threaded but for heapprof's
+   * own threads, which unshare() ends, must not meet an extra one). */
+  int extra = 0;
+  for (int i = 0; i < 50; i++) {
+    void *h = open_lib(inner, RTLD_NOW);
+    int before = threads();
+    dlclose(h);
+    logbuf[0] = '\0';
+    extra += threads() != before;
+  }
+  printf("closes after which the process had another thread: %d\n", extra);
 
   /* RTLD_NODELETE: closed once, then once too often. */
   void *c = open_lib(inner, RTLD_NOW | RTLD_NODELETE);
