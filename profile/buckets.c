@@ -1,5 +1,5 @@
 /*
- * buckets — the (stack, size) → counters map, in the manner of Go's
+ * buckets — the (stack, size, rate, labels) → counters map, in the manner of Go's
  * buckhash: a fixed array of chain heads, chains that only ever grow at
  * their head, and buckets that are never freed.
  *
@@ -35,46 +35,56 @@ static uint64_t mix(uint64_t h, uint64_t v) {
   return h * 0xff51afd7ed558ccdULL;
 }
 
-static uint64_t key_hash(const uintptr_t *pcs, uint32_t n, uint64_t size,
-                         int64_t rate) {
-  uint64_t h = mix(mix(0, size), (uint64_t)rate);
-  for (uint32_t i = 0; i < n; i++)
-    h = mix(h, pcs[i]);
+/* A bucket's key, as the lookups pass it around. */
+typedef struct bucket_key {
+  const uintptr_t *pcs;
+  uint32_t n;
+  uint32_t labels;
+  uint64_t size;
+  int64_t rate;
+  uint64_t hash;
+} bucket_key_t;
+
+/* Mixes the label set in only when there is one: an unlabelled key hashes
+ * as it did before labels existed. */
+static uint64_t key_hash(const bucket_key_t *k) {
+  uint64_t h = mix(mix(0, k->size), (uint64_t)k->rate);
+  if (k->labels != 0)
+    h = mix(h, k->labels);
+  for (uint32_t i = 0; i < k->n; i++)
+    h = mix(h, k->pcs[i]);
   return h ^ (h >> 29);
 }
 
-static int key_equal(const bucket_t *b, uint64_t hash, const uintptr_t *pcs,
-                     uint32_t n, uint64_t size, int64_t rate) {
-  return b->hash == hash && b->size == size && b->rate == rate &&
-         b->nframes == n &&
-         memcmp(b->pcs, pcs, n * sizeof *pcs) == 0;
+static int key_equal(const bucket_t *b, const bucket_key_t *k) {
+  return b->hash == k->hash && b->size == k->size && b->rate == k->rate &&
+         b->nframes == k->n && b->labels == k->labels &&
+         memcmp(b->pcs, k->pcs, k->n * sizeof *k->pcs) == 0;
 }
 
-static bucket_t *find(bucket_t *b, uint64_t hash, const uintptr_t *pcs,
-                      uint32_t n, uint64_t size, int64_t rate) {
+static bucket_t *find(bucket_t *b, const bucket_key_t *k) {
   for (; b != NULL;
        b = atomic_load_explicit(&b->next_in_chain, memory_order_acquire))
-    if (key_equal(b, hash, pcs, n, size, rate))
+    if (key_equal(b, k))
       return b;
   return NULL;
 }
 
-static bucket_t *insert_locked(bucket_t *_Atomic *head, uint64_t hash,
-                               const uintptr_t *pcs, uint32_t n,
-                               uint64_t size, int64_t rate) {
+static bucket_t *insert_locked(bucket_t *_Atomic *head, const bucket_key_t *k) {
   bucket_t *first = atomic_load_explicit(head, memory_order_relaxed);
-  bucket_t *b = find(first, hash, pcs, n, size, rate);
+  bucket_t *b = find(first, k);
   if (b != NULL)
     return b;
-  b = permanent != NULL ? permanent(sizeof *b + n * sizeof *pcs) : NULL;
+  b = permanent != NULL ? permanent(sizeof *b + k->n * sizeof *k->pcs) : NULL;
   if (b == NULL)
     return NULL;
-  b->hash = hash;
-  b->size = size;
-  b->rate = rate;
-  b->nframes = n;
+  b->hash = k->hash;
+  b->size = k->size;
+  b->rate = k->rate;
+  b->nframes = k->n;
+  b->labels = k->labels;
   b->serial = atomic_load_explicit(&created, memory_order_relaxed);
-  memcpy(b->pcs, pcs, n * sizeof *pcs);
+  memcpy(b->pcs, k->pcs, k->n * sizeof *k->pcs);
   atomic_store_explicit(&b->next_in_chain, first, memory_order_relaxed);
   atomic_store_explicit(&b->next_in_all,
                         atomic_load_explicit(&all_buckets, memory_order_relaxed),
@@ -86,17 +96,16 @@ static bucket_t *insert_locked(bucket_t *_Atomic *head, uint64_t hash,
 }
 
 bucket_t *bucket_get(const uintptr_t *pcs, uint32_t nframes, uint64_t size,
-                     int64_t rate) {
-  if (nframes > BUCKET_MAX_FRAMES)
-    nframes = BUCKET_MAX_FRAMES;
-  uint64_t hash = key_hash(pcs, nframes, size, rate);
-  bucket_t *_Atomic *head = &heads[hash % HASH_HEADS];
-  bucket_t *b = find(atomic_load_explicit(head, memory_order_acquire), hash,
-                     pcs, nframes, size, rate);
+                     int64_t rate, uint32_t labels) {
+  bucket_key_t k = {pcs, nframes < BUCKET_MAX_FRAMES ? nframes : BUCKET_MAX_FRAMES,
+                    labels, size, rate, 0};
+  k.hash = key_hash(&k);
+  bucket_t *_Atomic *head = &heads[k.hash % HASH_HEADS];
+  bucket_t *b = find(atomic_load_explicit(head, memory_order_acquire), &k);
   if (b != NULL)
     return b;
   pthread_mutex_lock(&insert_lock);
-  b = insert_locked(head, hash, pcs, nframes, size, rate);
+  b = insert_locked(head, &k);
   pthread_mutex_unlock(&insert_lock);
   if (b == NULL)
     atomic_fetch_add_explicit(&dropped, 1, memory_order_relaxed);

@@ -1,8 +1,9 @@
 /*
- * buckets — per-(stack, size) allocation counters, kept forever.
+ * buckets — per-(stack, size, labels) allocation counters, kept forever.
  *
  * A bucket is created the first time a sampled allocation has its stack,
- * requested size and sampling rate, and every later sample with the same key updates it. A
+ * requested size, sampling rate and label set (labels.h), and every later
+ * sample with the same key updates it. A
  * bucket, once published, never changes its key and is never freed; its
  * counters only grow. In-use = allocs - frees.
  */
@@ -25,6 +26,7 @@ typedef struct bucket {
   uint64_t size; /* requested bytes of each object */
   int64_t rate;  /* the sampling rate its samples were taken at (≥ 1) */
   uint32_t nframes;
+  uint32_t labels; /* the label set in force at the allocation (0: none) */
   uint64_t serial; /* creation number: buckets created before it (0, 1, …) */
   _Atomic uint64_t allocs; /* sampled allocations */
   _Atomic uint64_t frees;  /* frees of those */
@@ -50,7 +52,7 @@ typedef struct bucket_count {
 void bucket_set_memory(void *(*alloc_permanent)(size_t bytes));
 
 /*
- * The bucket for (pcs, size, rate), created if needed. The rate is part of
+ * The bucket for (pcs, size, rate, labels), created if needed. The rate is part of
  * the key so that every sample keeps the weight it was taken with: a later
  * heapprof_set_rate() never re-weights history (tcmalloc keeps each
  * sample's period for the same reason). NULL only when profiler
@@ -58,7 +60,7 @@ void bucket_set_memory(void *(*alloc_permanent)(size_t bytes));
  * found without taking a lock.
  */
 bucket_t *bucket_get(const uintptr_t *pcs, uint32_t nframes, uint64_t size,
-                     int64_t rate);
+                     int64_t rate, uint32_t labels);
 
 static inline void bucket_note_alloc(bucket_t *b) {
   atomic_fetch_add_explicit(&b->allocs, 1, memory_order_relaxed);

@@ -43,6 +43,8 @@
 #include <string.h>
 #include <zlib.h>
 
+#include "labels.h"
+
 /* Go's builder hands its buffer to gzip every 4 KiB too. */
 #define IN_CHUNK 4096
 #define OUT_CHUNK 8192
@@ -56,7 +58,7 @@ enum {
   PROFILE_DEFAULT_SAMPLE_TYPE = 14,
   VALUE_TYPE_TYPE = 1, VALUE_TYPE_UNIT = 2,
   SAMPLE_LOCATION_ID = 1, SAMPLE_VALUE = 2, SAMPLE_LABEL = 3,
-  LABEL_KEY = 1, LABEL_NUM = 3,
+  LABEL_KEY = 1, LABEL_STR = 2, LABEL_NUM = 3,
   MAPPING_ID = 1, MAPPING_MEMORY_START = 2, MAPPING_MEMORY_LIMIT = 3,
   MAPPING_FILE_OFFSET = 4, MAPPING_FILENAME = 5, MAPPING_BUILD_ID = 6,
   MAPPING_HAS_FUNCTIONS = 7, MAPPING_HAS_FILENAMES = 8,
@@ -597,10 +599,17 @@ static int sample_values(const bucket_count_t *c, const bucket_count_t *base,
   return v[0] || v[1] || v[2] || v[3];
 }
 
+/* A string label's encoding at most: key and length, then two string
+ * indexes (field key and varint of at most 5 bytes: under 2^32 strings). */
+#define STR_LABEL_BYTES (2 + 2 * 6)
+
 /* Room for a sample of `nframes` frames: its location ids, and its
  * encoding — packed ids (10 bytes each at most, behind a key and a
- * length), four packed values and the label, under 80 bytes together. */
-static size_t sample_cap(size_t nframes) { return 10 * nframes + 128; }
+ * length), four packed values and the bytes label, under 80 bytes
+ * together, and the string labels. */
+static size_t sample_cap(size_t nframes) {
+  return 10 * nframes + 128 + LABELS_PER_SET * STR_LABEL_BYTES;
+}
 
 static int reserve_sample(enc_t *e, size_t nframes) {
   size_t n = nframes < 64 ? 64 : nframes;
@@ -615,6 +624,19 @@ static int reserve_sample(enc_t *e, size_t nframes) {
     e->cap_scratch = sample_cap(n);
   }
   return 0;
+}
+
+/* A labelled bucket's labels, as Go writes a CPU sample's: Label{key,
+ * str}, in the set's order (by key), after the numeric "bytes". Their
+ * strings are interned by address after the first sample. */
+static void add_string_labels(enc_t *e, pb_t *s, const label_set_t *set) {
+  for (uint32_t i = 0; set != NULL && i < set->n; i++) {
+    uint8_t buf[STR_LABEL_BYTES];
+    pb_t label = {buf, 0, sizeof buf};
+    pb_int(&label, LABEL_KEY, intern(e, set->kv[2 * i]));
+    pb_int(&label, LABEL_STR, intern(e, set->kv[2 * i + 1]));
+    pb_sub(s, SAMPLE_LABEL, &label);
+  }
 }
 
 static void add_sample(enc_t *e, const bucket_t *bk, const int64_t v[4],
@@ -641,6 +663,7 @@ static void add_sample(enc_t *e, const bucket_t *bk, const int64_t v[4],
   pb_packed(&s, SAMPLE_LOCATION_ID, e->ids, nids);
   pb_packed(&s, SAMPLE_VALUE, vals, 4); /* all four, even zeros */
   pb_sub(&s, SAMPLE_LABEL, &label);
+  add_string_labels(e, &s, labels_set(bk->labels));
   emit_field(e, PROFILE_SAMPLE, &s);
 }
 
@@ -1038,6 +1061,38 @@ static void put_frame(text_t *t, const prof_symtab_t *syms, uint64_t addr,
   }
 }
 
+/* `s` as Go's %q writes it, for the characters a label may hold
+ * (labels.h: no control characters, so only quotes and backslashes). */
+static void put_quoted(text_t *t, const char *s) {
+  put_str(t, "\"");
+  for (const char *run = s;; s++)
+    if (*s == '"' || *s == '\\' || *s == '\0') {
+      put_mem(t, run, (size_t)(s - run));
+      if (*s == '\0')
+        break;
+      put_str(t, *s == '"' ? "\\\"" : "\\\\");
+      run = s + 1;
+    }
+  put_str(t, "\"");
+}
+
+/* A labelled bucket's labels, on the line after its counts, as Go's
+ * goroutine profile writes them at debug=1: `# labels: {"k":"v", …}`.
+ * pprof's parser of the text form skips it as a comment. */
+static void put_labels(text_t *t, const label_set_t *set) {
+  if (set == NULL)
+    return;
+  put_str(t, "# labels: {");
+  for (uint32_t i = 0; i < set->n; i++) {
+    if (i > 0)
+      put_str(t, ", ");
+    put_quoted(t, set->kv[2 * i]);
+    put_str(t, ":");
+    put_quoted(t, set->kv[2 * i + 1]);
+  }
+  put_str(t, "}\n");
+}
+
 static void put_bucket(text_t *t, const bucket_count_t *c,
                        const prof_symtab_t *syms,
                        int64_t rate) {
@@ -1053,6 +1108,7 @@ static void put_bucket(text_t *t, const bucket_count_t *c,
     put_hex(t, bk->pcs[f]);
   }
   put_str(t, "\n");
+  put_labels(t, labels_set(bk->labels));
   for (uint32_t f = 0; f < bk->nframes && syms != NULL && t->err == 0; f++)
     put_frame(t, syms, (uint64_t)bk->pcs[f] - 1, bk->serial);
   put_str(t, "\n");

@@ -2,7 +2,8 @@
  * pprof — turns bucket counters into a pprof profile shaped exactly like
  * Go's heap profile: sample types alloc_objects/count, alloc_space/bytes,
  * inuse_objects/count, inuse_space/bytes; period type space/bytes; one
- * sample per bucket with a numeric label "bytes". The profile is streamed
+ * sample per bucket with a numeric label "bytes", and a labelled bucket's
+ * labels (labels.h) as string labels. The profile is streamed
  * into a sink (sink.h) as it is made, gzipped, in chunks of a few KiB: the
  * encoder's memory grows with the distinct locations, functions and
  * strings, never with the number of buckets.

@@ -32,6 +32,7 @@
 #include "buckets.h"
 #include "control.h"
 #include "inuse.h"
+#include "labels.h"
 #include "triggers.h"
 #include "sampled.h"
 #include "sampler.h"
@@ -146,7 +147,8 @@ static void note_free(bucket_t *b) {
  * the unwinder steps through (stack.h). */
 #define UNWOUND static inline __attribute__((always_inline))
 
-/* The bucket for a sampled allocation of `size` bytes made here.
+/* The bucket for a sampled allocation of `size` bytes made here, under
+ * the thread's labels.
  * Cancellation is held off while libunwind works: its memory validation
  * calls read and write, which are cancellation points, and a pending
  * cancellation must never act inside malloc (POSIX does not make malloc
@@ -157,7 +159,9 @@ UNWOUND bucket_t *bucket_here(size_t size, int64_t rate) {
   pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &cancel);
   int nframes = stack_capture(pcs, control_depth);
   pthread_setcancelstate(cancel, NULL);
-  return bucket_get(pcs, (uint32_t)nframes, size, rate);
+  const label_node_t *labels = hp_self.labels;
+  return bucket_get(pcs, (uint32_t)nframes, size, rate,
+                    labels != NULL ? labels->set_id : 0);
 }
 
 /* Marks `raw` + `align` as a sampled block of `b`; NULL (nothing marked)

@@ -6,7 +6,7 @@
  *
  * Lock order, outermost first, as fork's prepare handler takes them:
  *   peak_lock (inuse.c) → reg_lock (stats.c) → insert_lock (buckets.c)
- *   → the arena's lock (arena.c)
+ *   → the label tables' lock (labels.c) → the arena's lock (arena.c)
  * Each is held for a few instructions and never across a call into
  * another module that takes one of them in reverse. dump_lock
  * (pipeline.c) is outside this order: it is taken with none of them held,
@@ -30,6 +30,7 @@
 #include "fdtable.h"
 #include "http.h"
 #include "inuse.h"
+#include "labels.h"
 #include "pipeline.h"
 #include "sampler.h"
 #include "spawn.h"
@@ -89,12 +90,14 @@ static void fork_prepare(void) {
   inuse_fork_prepare();
   stats_fork_prepare();
   bucket_fork_prepare();
+  labels_fork_prepare();
   arena_fork_prepare();
   forks++;
 }
 
 static void fork_parent(void) {
   arena_fork_parent();
+  labels_fork_parent();
   bucket_fork_parent();
   stats_fork_parent();
   inuse_fork_parent();
@@ -105,6 +108,7 @@ static void fork_parent(void) {
 static void fork_child(void) {
   stack_fork_child();
   arena_fork_child();
+  labels_fork_child();
   bucket_fork_child();
   stats_fork_child();
   inuse_fork_child();
@@ -184,6 +188,7 @@ __attribute__((constructor)) static void control_start(void) {
   control_seed = cfg.seed_set ? cfg.seed : random_seed();
   arena_set_cap(cfg.max_mem);
   bucket_set_memory(arena_alloc);
+  labels_set_memory(arena_alloc);
   stats_init();
   if (cfg.rate > 0)
     stack_init();

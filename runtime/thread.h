@@ -39,6 +39,11 @@ typedef struct hp_thread {
    * with no line that every sampling thread writes. */
   uint64_t marked, unmarked;
   sampler_rng_t rng;
+  /* The thread's labels (heapprof_label_push): a node of labels.h, which
+   * is immortal, so nothing needs undoing when the thread exits. Read
+   * only when an allocation is sampled; last, so that no field of the
+   * allocation fast path moved when it was added. */
+  const struct label_node *labels;
 } hp_thread_t;
 
 extern __thread hp_thread_t hp_self __attribute__((tls_model("initial-exec")));

@@ -27,7 +27,7 @@ static void *hammer(void *arg) {
   for (int round = 0; round < 3; round++) {
     for (int k = 0; k < KEYS; k++) {
       fake_stack(pcs, k, &n);
-      bucket_t *b = bucket_get(pcs, n, 100 + (uint64_t)(k % 3), 1);
+      bucket_t *b = bucket_get(pcs, n, 100 + (uint64_t)(k % 3), 1, 0);
       CHECK(b != NULL, "bucket_get failed for key %d", k);
       bucket_note_alloc(b);
       if (round == 2)
@@ -41,14 +41,14 @@ int main(void) {
   uintptr_t pcs[16];
   uint32_t n;
   fake_stack(pcs, 7, &n);
-  CHECK(bucket_get(pcs, n, 64, 1) == NULL && bucket_dropped() == 1,
+  CHECK(bucket_get(pcs, n, 64, 1, 0) == NULL && bucket_dropped() == 1,
         "without memory handed in, a bucket is a drop");
   bucket_set_memory(unit_permanent);
-  bucket_t *a = bucket_get(pcs, n, 64, 1), *b = bucket_get(pcs, n, 64, 1);
+  bucket_t *a = bucket_get(pcs, n, 64, 1, 0), *b = bucket_get(pcs, n, 64, 1, 0);
   CHECK(a == b, "same key gave two buckets");
-  CHECK(bucket_get(pcs, n, 65, 1) != a, "a different size must be a new bucket");
-  CHECK(bucket_get(pcs, n - 1, 64, 1) != a, "a shorter stack must be a new bucket");
-  CHECK(bucket_get(pcs, n, 64, 4096) != a, "a different rate must be a new bucket");
+  CHECK(bucket_get(pcs, n, 65, 1, 0) != a, "a different size must be a new bucket");
+  CHECK(bucket_get(pcs, n - 1, 64, 1, 0) != a, "a shorter stack must be a new bucket");
+  CHECK(bucket_get(pcs, n, 64, 4096, 0) != a, "a different rate must be a new bucket");
   CHECK(a->nframes == n && a->size == 64 && a->pcs[0] == pcs[0],
         "bucket key not stored");
   uint64_t before = bucket_total();
