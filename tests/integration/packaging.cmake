@@ -13,6 +13,7 @@ foreach(mode install cmake pkgconfig)
       -DVERSION=${PROJECT_VERSION} -DWORK=${PKG_TMP}/${mode}
       -DSOURCE=${CMAKE_CURRENT_SOURCE_DIR}/packaging/consumer
       -DGENERATOR=${CMAKE_GENERATOR} -DCC=${CMAKE_C_COMPILER}
+      -DCXX=${CMAKE_CXX_COMPILER}
       -DPKG_CONFIG=${PKG_CONFIG_EXECUTABLE} -DGO=${GO_EXECUTABLE}
       -P ${CMAKE_CURRENT_SOURCE_DIR}/packaging/check.cmake)
   set_tests_properties(packaging_${mode} PROPERTIES LABELS packaging

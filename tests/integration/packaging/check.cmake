@@ -5,7 +5,8 @@
 #   pkgconfig  compiles SOURCE/main.c with CC and the flags of
 #              `pkg-config --cflags --libs heapprof` (PKG_CONFIG_PATH)
 # Both consumers must run with PREFIX's libheapprof.so and no other, and
-# write a profile in which `go tool pprof -raw` finds their allocation.
+# write a profile in which `go tool pprof -raw` finds their allocation,
+# with its label. The installed C++ header must compile on its own.
 # Every missing prerequisite fails the test with what to install.
 
 # step(WHAT COMMAND...): runs COMMAND; fails the test, with its output,
@@ -42,9 +43,9 @@ function(run_consumer app)
   endforeach()
   step("go tool pprof -raw" ${GO} tool pprof -raw ${profile})
   if(NOT step_out MATCHES "consumer_alloc" OR
-     NOT step_out MATCHES "bytes:\\[123457\\]")
-    message(FATAL_ERROR "${profile} lacks consumer_alloc's 123457 bytes:\n"
-                        "${step_out}")
+     NOT step_out MATCHES "side:\\[consumer\\][ \n\t]+bytes:\\[123457\\]")
+    message(FATAL_ERROR "${profile} lacks consumer_alloc's 123457 bytes "
+                        "labelled side=consumer:\n${step_out}")
   endif()
   list(GET maps 0 first)
   message(STATUS "ok: ${first}; pprof reads consumer_alloc's 123457 bytes")
@@ -66,6 +67,12 @@ if(MODE STREQUAL install)
   file(REMOVE_RECURSE ${PREFIX})
   step("cmake --install" ${CMAKE_COMMAND} --install ${BUILD} --prefix ${PREFIX})
   message("${step_out}")
+  file(WRITE ${PREFIX}/labels_check.cpp
+       "#include <heapprof_labels.hpp>\n"
+       "int f() { heapprof::label_scope s(\"k\", \"v\"); return s.error(); }\n")
+  step("compiling the installed heapprof_labels.hpp"
+       ${CXX} -std=c++11 -Wall -Wextra -Werror -fsyntax-only
+       -I${PREFIX}/include ${PREFIX}/labels_check.cpp)
 
 elseif(MODE STREQUAL cmake)
   file(REMOVE_RECURSE ${WORK})

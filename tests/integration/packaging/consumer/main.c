@@ -1,7 +1,7 @@
 /*
  * A program built against an installed heapprof (by the packaging tests,
- * with CMake and with pkg-config): it profiles one allocation of its own
- * through the API, writes the profile to argv[1], and prints the path of
+ * with CMake and with pkg-config): it profiles one allocation of its own,
+ * labelled, through the API, writes the profile to argv[1], and prints the path of
  * every libheapprof mapped into it, one "mapped PATH" line each.
  */
 #include <heapprof.h>
@@ -28,7 +28,11 @@ int main(int argc, char **argv) {
   int err = heapprof_set_rate(1);
   if (err != 0)
     return fail("heapprof_set_rate(1)", err);
+  err = heapprof_label_push("side", "consumer");
+  if (err != 0)
+    return fail("heapprof_label_push", err);
   consumer_alloc();
+  heapprof_label_pop();
   err = heapprof_write_profile(argv[1], HEAPPROF_HEAP);
   if (err != 0)
     return fail("heapprof_write_profile", err);
