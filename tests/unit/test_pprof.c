@@ -16,6 +16,15 @@
  * - The text form (?debug=1), read by pprof: raw counts for buckets at the
  *   header's rate, converted counts for the others (read back as the same
  *   estimate), the memory map.
+ * - Labels (labels.h): a labelled bucket's sample has, after the numeric
+ *   bytes label, one Label{key, str} per pair in key order, each string
+ *   once in the table (a value equal to a key, or to "bytes", shares its
+ *   index); an unlabelled one only the bytes label; 16 labels of the
+ *   longest keys and values on 256 frames, with long varints for string
+ *   indexes and location ids, encode. The text form has Go's debug=1
+ *   `# labels: {"k":"v", ...}` line (%q quoting) right after each
+ *   labelled bucket's @ line and nowhere else, and pprof reads it, with
+ *   the same totals as the proto.
  * - A sink that fails at its k-th write, for every k up to the last: -1
  *   with the sink's errno and nothing left allocated; the same for an
  *   allocator that fails at its k-th allocation (ENOMEM).
@@ -37,6 +46,7 @@
 #include <zlib.h>
 
 #include "buckets.h"
+#include "labels.h"
 #include "pprof.h"
 #include "profile.pb-c.h"
 #include "sink.h"
@@ -46,6 +56,7 @@
 
 typedef Perftools__Profiles__Profile Profile;
 typedef Perftools__Profiles__Sample Sample;
+typedef Perftools__Profiles__Label Label;
 
 #define RATE 524288
 
@@ -188,8 +199,17 @@ static void check_shape(const Profile *p, int64_t period, int allocs_view) {
   for (size_t i = 0; i < p->n_sample; i++) {
     const Sample *s = p->sample[i];
     CHECK(s->n_value == 4, "sample %zu has %zu values", i, s->n_value);
-    CHECK(s->n_label == 1 && strcmp(str(p, s->label[0]->key), "bytes") == 0,
-          "sample %zu lacks the bytes label", i);
+    CHECK(s->n_label >= 1 && strcmp(str(p, s->label[0]->key), "bytes") == 0 &&
+              s->label[0]->str == 0,
+          "sample %zu does not start with the numeric bytes label", i);
+    /* Then its string labels, if any: one per key, in key order. */
+    for (size_t j = 1; j < s->n_label; j++) {
+      const Label *l = s->label[j];
+      CHECK(l->key != 0 && l->str != 0 && l->num == 0 && l->num_unit == 0,
+            "sample %zu label %zu is not a string label", i, j);
+      CHECK(j == 1 || strcmp(str(p, s->label[j - 1]->key), str(p, l->key)) < 0,
+            "sample %zu: labels %zu and %zu out of key order", i, j - 1, j);
+    }
     for (size_t j = 0; j < s->n_location_id; j++)
       CHECK(s->location_id[j] >= 1 && s->location_id[j] <= p->n_location,
             "dangling location id");
@@ -310,6 +330,8 @@ static void check_samples(const Profile *p, const bucket_count_t *base,
               k, (long long)sm->value[k], (long long)v[k]);
       CHECK(sm->n_location_id == table[i]->nframes, "bucket %d: %zu frames",
             i, sm->n_location_id);
+      CHECK(sm->n_label == 1, "unlabelled bucket %d: %zu labels, want only "
+            "bytes", i, sm->n_label);
       for (size_t f = 0; f < sm->n_location_id; f++)
         CHECK(p->location[sm->location_id[f] - 1]->address ==
                   table[i]->pcs[f] - 1,
@@ -698,6 +720,270 @@ static void text_test(void) {
   pprof_membuf_free(&m);
 }
 
+/* ---- labels (labels.h) ---- */
+
+static const label_node_t *lpush(const label_node_t *at, const char *key,
+                                 const char *value) {
+  const label_node_t *n = NULL;
+  CHECK(labels_push(at, key, value, 1, &n) == 0, "push %s=%s: %d", key, value,
+        errno);
+  return n;
+}
+
+/* The index of string `s` in the table, and that it is there once. */
+static int64_t str_index(const Profile *p, const char *s) {
+  int64_t at = -1;
+  for (size_t i = 0; i < p->n_string_table; i++)
+    if (strcmp(p->string_table[i], s) == 0) {
+      CHECK(at < 0, "\"%s\" twice in the string table", s);
+      at = (int64_t)i;
+    }
+  CHECK(at > 0, "\"%s\" not in the string table", s);
+  return at;
+}
+
+/* A count's first value in the profile: its un-sampled allocations. */
+static int64_t alloc_objects(const bucket_count_t *c) {
+  int64_t o, b;
+  pprof_unsample(c->allocs, c->bucket->size, c->bucket->rate, &o, &b);
+  return o;
+}
+
+/* The sample whose first value is `allocs` (unique in each table here). */
+static const Sample *sample_with(const Profile *p, int64_t allocs) {
+  const Sample *found = NULL;
+  for (size_t i = 0; i < p->n_sample; i++)
+    if (p->sample[i]->value[0] == allocs) {
+      CHECK(found == NULL, "two samples with %lld allocations",
+            (long long)allocs);
+      found = p->sample[i];
+    }
+  CHECK(found != NULL, "no sample with %lld allocations", (long long)allocs);
+  return found;
+}
+
+/* The sample says exactly the bucket's size and set, in the set's order:
+ * after the numeric bytes label, one Label{key, str} per pair. */
+static void check_labels(const Profile *p, const Sample *s, const bucket_t *b,
+                         const char *what) {
+  const label_set_t *set = labels_set(b->labels);
+  size_t n = set ? set->n : 0;
+  CHECK(s->n_label == 1 + n, "%s: %zu labels, want bytes and %zu", what,
+        s->n_label, n);
+  CHECK(s->label[0]->key == str_index(p, "bytes") &&
+            s->label[0]->num == (int64_t)b->size && s->label[0]->str == 0,
+        "%s: the bytes label first", what);
+  for (size_t i = 0; i < n && 1 + i < s->n_label; i++) {
+    const Label *l = s->label[1 + i];
+    CHECK(l->key == str_index(p, set->kv[2 * i]) &&
+              l->str == str_index(p, set->kv[2 * i + 1]) && l->num == 0 &&
+              l->num_unit == 0,
+          "%s: label %zu is %s=%s, want %s=%s", what, i, str(p, l->key),
+          str(p, l->str), set->kv[2 * i], set->kv[2 * i + 1]);
+  }
+}
+
+/* The text form: the line after each bucket's `@` line is its labels as
+ * Go's goroutine profile writes them at debug=1, or no labels line. */
+static void check_text_labels(const pprof_membuf_t *m,
+                              const bucket_count_t *c, size_t n,
+                              const char *const *want) {
+  char *text = strndup((const char *)m->data, m->len);
+  size_t bucket = 0, seen = 0;
+  int after_at = 0;
+  for (char *save, *line = strtok_r(text, "\n", &save); line != NULL;
+       line = strtok_r(NULL, "\n", &save)) {
+    int is_labels = strncmp(line, "# labels:", 9) == 0;
+    if (after_at) {
+      const char *w = want[bucket - 1];
+      CHECK(w == NULL ? !is_labels : strcmp(line, w) == 0,
+            "bucket %zu: the line after its @ line is\n  %s\nwant\n  %s",
+            bucket - 1, line, w ? w : "(no labels line)");
+      seen += is_labels;
+    } else {
+      CHECK(!is_labels, "a labels line not after an @ line: %s", line);
+    }
+    after_at = strstr(line, "] @") != NULL && strncmp(line, "heap", 4) != 0;
+    bucket += after_at;
+  }
+  CHECK(bucket == n, "%zu buckets in the text, want %zu", bucket, n);
+  size_t labelled = 0;
+  for (size_t i = 0; i < n; i++)
+    labelled += c[i].bucket->labels != 0;
+  CHECK(seen == labelled, "%zu labels lines for %zu labelled buckets", seen,
+        labelled);
+  free(text);
+}
+
+/* `go tool pprof -raw`'s totals of a profile file: the four values summed. */
+static size_t pprof_totals(const char *path, int64_t v[4], char **raw) {
+  tl_profile_t tp;
+  tl_read_profile(path, &tp);
+  v[0] = v[1] = v[2] = v[3] = 0;
+  for (size_t s = 0; s < tp.nsamples; s++)
+    for (int k = 0; k < 4; k++)
+      v[k] += tp.samples[s].v[k];
+  size_t n = tp.nsamples;
+  *raw = strdup(tp.raw);
+  tl_free_profile(&tp);
+  return n;
+}
+
+#define FILLERS 80 /* buckets of 256 new frames before the big one */
+
+static void labels_test(void) {
+  static const uintptr_t st[] = {0x411001, 0x412001, 0x413001};
+  static const uintptr_t st2[] = {0x414001, 0x413001};
+  /* Pushed unsorted; a value equal to a key ("app") and one equal to the
+   * numeric label's key ("bytes"); Go's %q escapes for '"' and '\'. */
+  const label_node_t *l1 =
+      lpush(lpush(lpush(NULL, "zone", "app"), "tenant", "a\"b\\c"), "app",
+            "bytes");
+  const label_node_t *l2 = lpush(NULL, "app", "web");
+  const label_node_t *l4 = lpush(NULL, "city", "caf\xc3\xa9 \xe2\x82\xac\xf0\x9f\x98\x80");
+  /* Every label a set can hold, each key and value as long as allowed. */
+  const label_node_t *l5 = NULL;
+  char keys[LABELS_PER_SET][LABEL_KEY_MAX + 1];
+  char values[LABELS_PER_SET][LABEL_VALUE_MAX + 1];
+  for (int i = LABELS_PER_SET - 1; i >= 0; i--) {
+    memset(keys[i], 'k', LABEL_KEY_MAX);
+    keys[i][LABEL_KEY_MAX] = '\0';
+    keys[i][1] = (char)('a' + i);
+    memset(values[i], '0' + i % 10, LABEL_VALUE_MAX);
+    values[i][LABEL_VALUE_MAX] = '\0';
+    l5 = lpush(l5, keys[i], values[i]);
+  }
+  CHECK(labels_set(l5->set_id)->n == LABELS_PER_SET, "the full set");
+
+  uintptr_t deep[BUCKET_MAX_FRAMES];
+  for (int f = 0; f < BUCKET_MAX_FRAMES; f++)
+    deep[f] = 0x600001 + 16 * (uintptr_t)f;
+  enum { NL = 5 };
+  bucket_t *b[NL] = {
+      fake(st, 3, 4096, RATE), /* labelled */
+      fake(st, 3, 4096, RATE), /* the same stack and size, other labels */
+      fake(st, 3, 4096, RATE), /* the same again, no labels */
+      fake(st2, 2, 100, RATE),
+      fake(deep, BUCKET_MAX_FRAMES, 64, RATE),
+  };
+  b[0]->labels = l1->set_id;
+  b[1]->labels = l2->set_id;
+  b[3]->labels = l4->set_id;
+  b[4]->labels = l5->set_id;
+  bucket_count_t c[NL] = {{b[0], 3, 1}, {b[1], 5, 0}, {b[2], 7, 2},
+                          {b[3], 2, 0}, {b[4], 1, 0}};
+
+  /* The proto, with string indexes and location ids made large (so their
+   * varints are long): 20,000 comments come first in the string table,
+   * and FILLERS buckets of 256 new frames each before the big one. */
+  enum { NCOMMENTS = 20000 };
+  char(*ctext)[16] = malloc(NCOMMENTS * sizeof *ctext);
+  const char **comments = malloc(NCOMMENTS * sizeof *comments);
+  bucket_count_t *all = calloc(FILLERS + NL, sizeof *all);
+  bucket_t *fill[FILLERS];
+  CHECK(ctext && comments && all, "memory");
+  for (int i = 0; i < NCOMMENTS; i++) {
+    snprintf(ctext[i], sizeof ctext[i], "comment %d", i);
+    comments[i] = ctext[i];
+  }
+  for (int i = 0; i < FILLERS; i++) {
+    uintptr_t pcs[BUCKET_MAX_FRAMES];
+    for (int f = 0; f < BUCKET_MAX_FRAMES; f++)
+      pcs[f] = 0x700001 + 16 * (uintptr_t)(i * BUCKET_MAX_FRAMES + f);
+    fill[i] = fake(pcs, BUCKET_MAX_FRAMES, 32, RATE);
+    all[i] = (bucket_count_t){fill[i], 1000 + (uint64_t)i, 0};
+  }
+  memcpy(all + FILLERS, c, sizeof c);
+  pprof_options_t opt = {.rate = RATE, .time_nanos = 1, .alloc = &unit_heap,
+                         .comments = comments, .ncomments = NCOMMENTS};
+  pprof_membuf_t m = {.alloc = &unit_heap};
+  pprof_sink_t sink = pprof_sink_mem(&m);
+  errno = 0;
+  CHECK(pprof_write_gzip(all, FILLERS + NL, NULL, &opt, &sink) == 0,
+        "encoding 16 labels and 256 frames: errno %d", errno);
+  Profile *p = decode(&m);
+  check_shape(p, RATE, 0);
+  const char *names[] = {"labelled", "other labels", "unlabelled", "UTF-8",
+                         "16 labels, 256 frames"};
+  for (int i = 0; i < NL; i++)
+    check_labels(p, sample_with(p, alloc_objects(&c[i])), b[i], names[i]);
+  /* Shared strings: one index however many places use them. */
+  const Sample *s0 = sample_with(p, alloc_objects(&c[0]));
+  CHECK(s0->label[3]->str == s0->label[1]->key &&
+            s0->label[1]->str == s0->label[0]->key,
+        "zone=app's value must be the key app's index, app=bytes's the "
+        "numeric label's key's");
+  const Sample *s4 = sample_with(p, alloc_objects(&c[4]));
+  CHECK(s4->n_location_id == BUCKET_MAX_FRAMES &&
+            s4->location_id[0] > (uint64_t)FILLERS * BUCKET_MAX_FRAMES &&
+            s4->label[1]->key > NCOMMENTS,
+        "the big sample: %zu frames, first location %llu, first key index "
+        "%lld (want ids past %d and %d)", s4->n_location_id,
+        (unsigned long long)(s4->n_location_id ? s4->location_id[0] : 0),
+        (long long)s4->label[1]->key, FILLERS * BUCKET_MAX_FRAMES, NCOMMENTS);
+  printf("labels: the 16-label, 256-frame sample is %zu bytes encoded\n",
+         perftools__profiles__sample__get_packed_size(s4));
+  perftools__profiles__profile__free_unpacked(p, NULL);
+  pprof_membuf_free(&m);
+
+  /* The text form: a labels line after each labelled bucket's @ line. */
+  static char full[LABELS_PER_SET * (LABEL_KEY_MAX + LABEL_VALUE_MAX + 8) + 16];
+  size_t at = (size_t)snprintf(full, sizeof full, "# labels: {");
+  const label_set_t *fs = labels_set(l5->set_id);
+  for (uint32_t i = 0; i < fs->n; i++)
+    at += (size_t)snprintf(full + at, sizeof full - at, "%s\"%s\":\"%s\"",
+                           i ? ", " : "", fs->kv[2 * i], fs->kv[2 * i + 1]);
+  snprintf(full + at, sizeof full - at, "}");
+  CHECK(strncmp(full, "# labels: {\"kakkk", 17) == 0, "%s", full);
+  const char *want[NL] = {
+      "# labels: {\"app\":\"bytes\", \"tenant\":\"a\\\"b\\\\c\", \"zone\":\"app\"}",
+      "# labels: {\"app\":\"web\"}",
+      NULL,
+      "# labels: {\"city\":\"caf\xc3\xa9 \xe2\x82\xac\xf0\x9f\x98\x80\"}",
+      full,
+  };
+  m = (pprof_membuf_t){.alloc = &unit_heap};
+  sink = pprof_sink_mem(&m);
+  CHECK(pprof_write_text(c, NL, NULL, RATE, &sink) == 0, "text: %d", errno);
+  check_text_labels(&m, c, NL, want);
+  pprof_membuf_free(&m);
+
+  /* pprof reads both forms, and they add up to the same. */
+  char gz[512], txt[512], *raw_gz, *raw_txt;
+  snprintf(gz, sizeof gz, "%s/labels.pb.gz", tl_tmpdir());
+  snprintf(txt, sizeof txt, "%s/labels.heap.txt", tl_tmpdir());
+  opt.comments = NULL;
+  opt.ncomments = 0;
+  to_file(gz, 1, c, NL, NULL, &opt);
+  to_file(txt, 0, c, NL, NULL, &opt);
+  int64_t vg[4], vt[4];
+  size_t ng = pprof_totals(gz, vg, &raw_gz), nt = pprof_totals(txt, vt, &raw_txt);
+  /* pprof's text parser reads no labels, and adds up the lines with the
+   * same stack and size: the three 4 KiB buckets become one sample. */
+  CHECK(ng == NL && nt == NL - 2, "pprof sees %zu samples in the proto, %zu "
+        "in the text, want %d and %d:\n%s\n%s", ng, nt, NL, NL - 2, raw_gz,
+        raw_txt);
+  for (int k = 0; k < 4; k++)
+    CHECK(vg[k] == vt[k], "value %d: the proto's total %lld, the text's %lld:"
+          "\n%s\n%s", k, (long long)vg[k], (long long)vt[k], raw_gz, raw_txt);
+  CHECK(strstr(raw_gz, "app:[bytes] tenant:[a\"b\\c] zone:[app]") != NULL &&
+            strstr(raw_gz, "app:[web]") != NULL,
+        "pprof does not show the labels:\n%s", raw_gz);
+  printf("labels: string labels after bytes in key order, shared strings, "
+         "16 labels × 256 frames fit; text labels lines; pprof totals "
+         "%lld/%lld in use (proto = text)\n", (long long)vg[2],
+         (long long)vg[3]);
+  free(raw_gz);
+  free(raw_txt);
+  for (int i = 0; i < FILLERS; i++)
+    free(fill[i]);
+  for (int i = 0; i < NL; i++)
+    free(b[i]);
+  free(all);
+  free(comments);
+  free(ctext);
+}
+
 /* ---- failures ---- */
 
 typedef struct failing {
@@ -912,6 +1198,7 @@ int main(int argc, char **argv) {
     return 0;
   }
   CHECK(argc == 1, "usage: test_pprof [memory N]");
+  labels_set_memory(unit_permanent);
   unsample_test();
   make_table();
   table_test();
@@ -919,6 +1206,7 @@ int main(int argc, char **argv) {
   symtab_test();
   inline_space_test();
   text_test();
+  labels_test();
   failure_test();
   memory_test(100000);
   for (int i = 0; i < NTABLE; i++)
