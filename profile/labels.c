@@ -125,90 +125,130 @@ static uint64_t node_hash(const label_node_t *at, const char *key,
   return mix(mix(mix(0, (uintptr_t)at), fnv(key)), fnv(value));
 }
 
-/* ---- making things (lock held) ---- */
+/* ---- making things (lock held) ----
+ *
+ * A new node is planned before anything is stored: its strings looked up,
+ * its set composed and looked up, every cap checked and the pool made big
+ * enough for all its pieces. Only then is anything made, and nothing can
+ * fail from there, so a refused push leaves the tables as they were. */
 
-/* `bytes` of zeroed, pointer-aligned memory from the pool; NULL with
- * errno ENOMEM. */
-static void *carve_locked(size_t bytes) {
-  bytes = (bytes + 7) & ~(size_t)7;
-  if (bytes > pool_left) {
-    void *(*get)(size_t) = atomic_load_explicit(&permanent, memory_order_relaxed);
-    char *p = get != NULL ? get(POOL_BYTES) : NULL;
-    if (p == NULL) {
-      errno = ENOMEM;
-      return NULL;
-    }
-    pool = p, pool_left = POOL_BYTES;
+static size_t piece(size_t bytes) { return (bytes + 7) & ~(size_t)7; }
+
+/* Makes room for `bytes` of pieces in the pool: 0, or -1 with errno
+ * ENOMEM. What is left of the old pool is abandoned. */
+static int reserve_locked(size_t bytes) {
+  if (bytes <= pool_left)
+    return 0;
+  void *(*get)(size_t) = atomic_load_explicit(&permanent, memory_order_relaxed);
+  char *p = get != NULL ? get(POOL_BYTES) : NULL;
+  if (p == NULL) {
+    errno = ENOMEM;
+    return -1;
   }
+  pool = p, pool_left = POOL_BYTES;
+  return 0;
+}
+
+/* A piece of zeroed memory reserved before. */
+static void *carve_locked(size_t bytes) {
   void *p = pool;
-  pool += bytes, pool_left -= bytes;
+  pool += piece(bytes), pool_left -= piece(bytes);
   return p;
 }
 
-/* The one copy of `s`; NULL with errno ENOSPC (the string budget is
- * spent) or ENOMEM. */
-static const char *intern_locked(const char *s) {
-  uint64_t h = fnv(s);
-  label_str_t **head = &str_heads[h % STR_HEADS];
-  for (label_str_t *e = *head; e != NULL; e = e->next)
+static const char *find_str_locked(const char *s, uint64_t h) {
+  for (label_str_t *e = str_heads[h % STR_HEADS]; e != NULL; e = e->next)
     if (e->hash == h && strcmp(e->s, s) == 0)
       return e->s;
+  return NULL;
+}
+
+/* The one copy of `s` (fnv hash `h`), made if it is new. */
+static const char *intern_locked(const char *s, uint64_t h) {
+  const char *found = find_str_locked(s, h);
+  if (found != NULL)
+    return found;
   size_t len = strlen(s) + 1;
-  size_t used = atomic_load_explicit(&string_bytes, memory_order_relaxed);
-  if (used + len > LABEL_STRING_BYTES) {
-    errno = ENOSPC;
-    return NULL;
-  }
   label_str_t *e = carve_locked(sizeof *e + len);
-  if (e == NULL)
-    return NULL;
   e->hash = h;
   memcpy(e->s, s, len);
-  e->next = *head;
-  *head = e;
-  atomic_store_explicit(&string_bytes, used + len, memory_order_relaxed);
+  e->next = str_heads[h % STR_HEADS];
+  str_heads[h % STR_HEADS] = e;
+  atomic_store_explicit(&string_bytes, string_bytes + len, memory_order_relaxed);
   return e->s;
 }
 
-/* The set `base` (NULL: none) with `key` set to `value` (both interned);
- * NULL with errno ENOSPC (too many labels or sets) or ENOMEM. */
-static const label_set_t *set_with_locked(const label_set_t *base,
-                                          const char *key, const char *value) {
-  const char *kv[2 * (LABELS_PER_SET + 1)];
+/* The pairs of `base` (NULL: none) with `key` set to `value`, sorted by
+ * key, into kv: how many (LABELS_PER_SET + 1 at most). */
+static uint32_t compose(const label_set_t *base, const char *key,
+                        const char *value, const char **kv) {
   uint32_t n = 0, from = base != NULL ? base->n : 0, i = 0;
   for (; i < from && strcmp(base->kv[2 * i], key) < 0; i++, n++)
     kv[2 * n] = base->kv[2 * i], kv[2 * n + 1] = base->kv[2 * i + 1];
   kv[2 * n] = key, kv[2 * n + 1] = value, n++;
-  if (i < from && base->kv[2 * i] == key)
+  if (i < from && strcmp(base->kv[2 * i], key) == 0)
     i++; /* replaced */
   for (; i < from; i++, n++)
     kv[2 * n] = base->kv[2 * i], kv[2 * n + 1] = base->kv[2 * i + 1];
-  if (n > LABELS_PER_SET) {
-    errno = ENOSPC;
-    return NULL;
-  }
+  return n;
+}
+
+/* Sets are compared by their interned strings' addresses. */
+static uint64_t set_hash(const char *const *kv, uint32_t n) {
   uint64_t h = n;
   for (uint32_t j = 0; j < 2 * n; j++)
     h = mix(h, (uintptr_t)kv[j]);
-  label_set_t **head = &set_heads[h % SET_HEADS];
-  for (label_set_t *s = *head; s != NULL; s = s->next)
+  return h;
+}
+
+static const label_set_t *find_set_locked(const char *const *kv, uint32_t n) {
+  uint64_t h = set_hash(kv, n);
+  for (label_set_t *s = set_heads[h % SET_HEADS]; s != NULL; s = s->next)
     if (s->hash == h && s->n == n && memcmp(s->kv, kv, 2 * n * sizeof *kv) == 0)
       return s;
+  return NULL;
+}
+
+/* A new set of the `n` interned pairs in kv, room reserved. */
+static const label_set_t *add_set_locked(const char *const *kv, uint32_t n) {
   uint32_t id = atomic_load_explicit(&nsets, memory_order_relaxed) + 1;
-  if (id > LABEL_SETS_MAX) {
-    errno = ENOSPC;
-    return NULL;
-  }
   label_set_t *s = carve_locked(sizeof *s + 2 * n * sizeof *kv);
-  if (s == NULL)
-    return NULL;
-  s->hash = h, s->id = id, s->n = n;
+  s->hash = set_hash(kv, n), s->id = id, s->n = n;
   memcpy(s->kv, kv, 2 * n * sizeof *kv);
-  s->next = *head;
-  *head = s;
+  s->next = set_heads[s->hash % SET_HEADS];
+  set_heads[s->hash % SET_HEADS] = s;
   atomic_store_explicit(&set_by_id[id], s, memory_order_release);
   atomic_store_explicit(&nsets, id, memory_order_relaxed);
   return s;
+}
+
+/* What making the node (at, key, value) needs: 0 with the pool's room
+ * reserved and *set the existing set (NULL: one is to be made), or -1
+ * with errno ENOSPC (a cap) or ENOMEM. Nothing is stored. */
+static int plan_locked(const label_node_t *at, const char *key,
+                       const char *value, const label_set_t **set) {
+  uint64_t hk = fnv(key), hv = fnv(value);
+  const char *k = find_str_locked(key, hk), *v = find_str_locked(value, hv);
+  size_t klen = strlen(key) + 1, vlen = strlen(value) + 1;
+  int new_v = v == NULL && strcmp(key, value) != 0; /* else shares key's */
+  size_t strings = (k ? 0 : klen) + (new_v ? vlen : 0);
+  size_t pieces = piece(sizeof(label_node_t)) +
+                  (k ? 0 : piece(sizeof(label_str_t) + klen)) +
+                  (new_v ? piece(sizeof(label_str_t) + vlen) : 0);
+  const char *kv[2 * (LABELS_PER_SET + 1)];
+  uint32_t n = compose(at ? labels_set(at->set_id) : NULL, k ? k : key,
+                       v ? v : value, kv);
+  *set = k && v ? find_set_locked(kv, n) : NULL; /* else a new string's */
+  if (*set == NULL)
+    pieces += piece(sizeof(label_set_t) + 2 * n * sizeof *kv);
+  if (atomic_load_explicit(&nnodes, memory_order_relaxed) >= LABEL_NODES_MAX ||
+      string_bytes + strings > LABEL_STRING_BYTES || n > LABELS_PER_SET ||
+      (*set == NULL &&
+       atomic_load_explicit(&nsets, memory_order_relaxed) >= LABEL_SETS_MAX)) {
+    errno = ENOSPC;
+    return -1;
+  }
+  return reserve_locked(pieces);
 }
 
 static const label_node_t *find_node(const label_node_t *n,
@@ -227,19 +267,18 @@ static const label_node_t *insert_locked(label_node_t *_Atomic *head,
                                          const char *key, const char *value) {
   label_node_t *first = atomic_load_explicit(head, memory_order_relaxed);
   const label_node_t *found = find_node(first, at, hash, key, value);
-  if (found != NULL)
+  const label_set_t *set;
+  if (found != NULL || plan_locked(at, key, value, &set) != 0)
     return found;
-  uint32_t id = atomic_load_explicit(&nnodes, memory_order_relaxed) + 1;
-  if (id > LABEL_NODES_MAX) {
-    errno = ENOSPC;
-    return NULL;
+  /* Nothing fails from here. */
+  const char *k = intern_locked(key, fnv(key));
+  const char *v = intern_locked(value, fnv(value));
+  if (set == NULL) {
+    const char *kv[2 * (LABELS_PER_SET + 1)];
+    set = add_set_locked(kv, compose(at ? labels_set(at->set_id) : NULL, k, v, kv));
   }
-  const char *k = intern_locked(key), *v = k ? intern_locked(value) : NULL;
-  const label_set_t *set =
-      v ? set_with_locked(at ? labels_set(at->set_id) : NULL, k, v) : NULL;
-  label_node_t *n = set ? carve_locked(sizeof *n) : NULL;
-  if (n == NULL)
-    return NULL;
+  uint32_t id = atomic_load_explicit(&nnodes, memory_order_relaxed) + 1;
+  label_node_t *n = carve_locked(sizeof *n);
   n->parent = at, n->key = k, n->value = v, n->hash = hash;
   n->set_id = set->id, n->id = id, n->depth = at ? at->depth + 1 : 1;
   atomic_store_explicit(&n->next, first, memory_order_relaxed);

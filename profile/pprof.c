@@ -1061,8 +1061,11 @@ static void put_frame(text_t *t, const prof_symtab_t *syms, uint64_t addr,
   }
 }
 
-/* `s` as Go's %q writes it, for the characters a label may hold
- * (labels.h: no control characters, so only quotes and backslashes). */
+/* `s` quoted as Go's %q does for what a label may hold (labels.h: no
+ * control characters): quotes and backslashes escaped. Go's %q also
+ * writes a \u escape for the few characters Unicode deems unprintable
+ * (U+00A0, U+2028, U+FEFF, …); they are written raw here, which a reader
+ * of the line takes the same. */
 static void put_quoted(text_t *t, const char *s) {
   put_str(t, "\"");
   for (const char *run = s;; s++)
