@@ -1,17 +1,35 @@
 /*
- * leaky_service — a small loopback server with a memory leak to find.
+ * leaky_service — a small loopback server whose memory grows for one of
+ * its tenants, and a profile that can say which.
  *
  *   leaky_service [HOST:PORT]                 serve (default 127.0.0.1:7070)
  *   leaky_service --load HOST:PORT SECONDS    send requests for SECONDS
  *
- * The protocol is one line per request, "GET <key>\n", answered with one
- * line. Each answer is rendered into a temporary buffer (freed: no leak)
- * and remembered in a response cache that nothing ever evicts (the leak:
- * it grows with every new key). The load generator asks for ever new keys,
- * so the service's memory grows steadily, as a real one's would.
+ * The protocol is one line per request, "GET <tenant> /<endpoint>/<id>\n",
+ * answered with one line. The service hosts four tenants. Each answer is
+ * rendered into a temporary buffer (freed: no leak) and remembered in its
+ * tenant's response cache, which evicts its oldest answers once it holds
+ * the tenant's configured limit. globex's limit is 0, which the cache reads
+ * as "unlimited": a configuration mistake, and globex's cache grows with
+ * every new key while the others stay flat. The load generator asks every
+ * tenant in turn for ever new keys, so the service's memory grows
+ * steadily, as a real one's would.
+ *
+ * Every tenant's answers are cached by the same code, so a profile of
+ * stacks alone says only "cache_remember holds it", never whose it is.
+ * handle_request therefore labels each request's work with its tenant and
+ * endpoint (heapprof_label_push/pop): heapprof samples the allocations
+ * under those labels, and `go tool pprof -tags`, `-tagfocus=tenant=…` or
+ * `-tagroot=tenant` break the heap down by tenant.
+ *
+ * The label functions are declared weak: the service neither links
+ * libheapprof nor needs it. Run alone, the functions are NULL and nothing
+ * is labelled; under `heapprof run` (LD_PRELOAD) they resolve to the
+ * preloaded library's.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
+#include <heapprof.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,21 +38,48 @@
 #include <time.h>
 #include <unistd.h>
 
+/* Only the two calls this program makes; NULL when heapprof is absent. */
+#pragma weak heapprof_label_push
+#pragma weak heapprof_label_pop
+
 #define NOINLINE __attribute__((noinline, noclone))
+#define BUCKETS 4096
 
 typedef struct entry {
-  struct entry *next;
+  struct entry *next;  /* in its hash chain */
+  struct entry *newer; /* the eviction order: oldest first */
   char *key;
   char *response;
 } entry_t;
 
-static entry_t *cache[4096]; /* the response cache: it only ever grows */
+typedef struct tenant {
+  const char *name;
+  unsigned limit; /* answers kept in the cache; 0 = unlimited */
+  unsigned entries;
+  entry_t *oldest, *newest;
+  entry_t *bucket[BUCKETS];
+} tenant_t;
+
+/* The service's configuration. Names are labels, so they are words: a
+ * value that looks like a number is a range to `go tool pprof -tagfocus`. */
+static tenant_t tenants[] = {
+    {.name = "acme", .limit = 2000},
+    {.name = "globex", .limit = 0}, /* meant to be 2000 */
+    {.name = "initech", .limit = 2000},
+    {.name = "umbrella", .limit = 2000},
+};
+#define NTENANTS (sizeof tenants / sizeof tenants[0])
+
+/* The endpoints; a label takes only these values, whatever a client
+ * sends, so that the number of label sets stays small. */
+static const char *const endpoints[] = {"users", "orders"};
+#define NENDPOINTS (sizeof endpoints / sizeof endpoints[0])
 
 static unsigned hash(const char *s) {
   unsigned h = 2166136261u;
   for (; *s; s++)
     h = (h ^ (unsigned char)*s) * 16777619u;
-  return h % 4096;
+  return h % BUCKETS;
 }
 
 /* Renders the answer for `key` into a fresh buffer. */
@@ -45,37 +90,100 @@ static NOINLINE char *render_response(const char *key) {
   return r;
 }
 
-/* Remembers an answer forever: the leak. */
-static NOINLINE void cache_remember(const char *key, const char *response) {
+static void cache_evict_oldest(tenant_t *t) {
+  entry_t *e = t->oldest, **p = &t->bucket[hash(e->key)];
+  while (*p != e)
+    p = &(*p)->next;
+  *p = e->next;
+  t->oldest = e->newer;
+  if (t->oldest == NULL)
+    t->newest = NULL;
+  t->entries--;
+  free(e->key);
+  free(e->response);
+  free(e);
+}
+
+/* Remembers an answer in the tenant's cache, evicting the oldest past
+ * the tenant's limit (a limit of 0 never evicts). */
+static NOINLINE void cache_remember(tenant_t *t, const char *key, const char *response) {
   entry_t *e = malloc(sizeof *e);
   if (e == NULL)
     return;
   e->key = strdup(key);
   e->response = strdup(response);
+  if (e->key == NULL || e->response == NULL) {
+    free(e->key);
+    free(e->response);
+    free(e);
+    return;
+  }
   unsigned h = hash(key);
-  e->next = cache[h];
-  cache[h] = e;
+  e->next = t->bucket[h];
+  t->bucket[h] = e;
+  e->newer = NULL;
+  if (t->newest != NULL)
+    t->newest->newer = e;
+  else
+    t->oldest = e;
+  t->newest = e;
+  t->entries++;
+  while (t->limit != 0 && t->entries > t->limit)
+    cache_evict_oldest(t);
 }
 
-static const char *cache_lookup(const char *key) {
-  for (entry_t *e = cache[hash(key)]; e != NULL; e = e->next)
+static const char *cache_lookup(const tenant_t *t, const char *key) {
+  for (const entry_t *e = t->bucket[hash(key)]; e != NULL; e = e->next)
     if (strcmp(e->key, key) == 0)
       return e->response;
   return NULL;
 }
 
-static NOINLINE void handle_request(int fd, const char *key) {
-  const char *hit = cache_lookup(key);
+static NOINLINE void handle_request(int fd, tenant_t *t, const char *endpoint,
+                                    const char *key) {
+  /* Whose work this is: until the pops, every allocation of this thread
+   * is sampled under these labels, and keeps them until it is freed.
+   * Pop only what was pushed (a push can fail at a limit). */
+  int pushed = 0;
+  if (heapprof_label_push != NULL) {
+    pushed += heapprof_label_push("tenant", t->name) == 0;
+    pushed += heapprof_label_push("endpoint", endpoint) == 0;
+  }
+  const char *hit = cache_lookup(t, key);
   if (hit != NULL) {
     send(fd, hit, strlen(hit), MSG_NOSIGNAL);
-    return;
+  } else {
+    char *r = render_response(key);
+    if (r != NULL) {
+      cache_remember(t, key, r);
+      send(fd, r, strlen(r), MSG_NOSIGNAL);
+      free(r);
+    }
   }
-  char *r = render_response(key);
-  if (r == NULL)
-    return;
-  cache_remember(key, r);
-  send(fd, r, strlen(r), MSG_NOSIGNAL);
-  free(r);
+  while (pushed-- > 0)
+    heapprof_label_pop();
+}
+
+/* "GET <tenant> /<endpoint>/<id>": a known tenant and endpoint, or an
+ * error line. */
+static void dispatch(int fd, char *req) {
+  static const char bad[] = "ERR unknown tenant or endpoint\n";
+  char *tenant = req, *key = strchr(req, ' ');
+  if (key != NULL) {
+    *key++ = '\0';
+    for (size_t i = 0; i < NTENANTS; i++) {
+      if (strcmp(tenant, tenants[i].name) != 0)
+        continue;
+      for (size_t j = 0; j < NENDPOINTS; j++) {
+        size_t n = strlen(endpoints[j]);
+        if (key[0] == '/' && strncmp(key + 1, endpoints[j], n) == 0 && key[1 + n] == '/') {
+          handle_request(fd, &tenants[i], endpoints[j], key);
+          return;
+        }
+      }
+    }
+  }
+  send(fd, bad, sizeof bad - 1, MSG_NOSIGNAL);
 }
 
 static void serve_client(int fd) {
@@ -91,7 +199,7 @@ static void serve_client(int fd) {
     while ((nl = strchr(line, '\n')) != NULL) {
       *nl = '\0';
       if (strncmp(line, "GET ", 4) == 0)
-        handle_request(fd, line + 4);
+        dispatch(fd, line + 4);
       have -= (size_t)(nl + 1 - line);
       memmove(line, nl + 1, have + 1);
     }
@@ -133,6 +241,7 @@ static int serve(const char *addr) {
   }
 }
 
+/* Every tenant in turn, each endpoint in turn, a new id each time. */
 static int load(const char *addr, int seconds) {
   struct sockaddr_in a;
   if (parse_addr(addr, &a) != 0 || seconds < 1 || seconds > 3600) {
@@ -145,10 +254,12 @@ static int load(const char *addr, int seconds) {
     return 1;
   }
   time_t end = time(NULL) + seconds;
-  char req[64], reply[4096];
+  char req[96], reply[4096];
   long n = 0;
   while (time(NULL) < end) {
-    int len = snprintf(req, sizeof req, "GET user-%ld\n", n++);
+    int len = snprintf(req, sizeof req, "GET %s /%s/%ld\n", tenants[n % NTENANTS].name,
+                       endpoints[n / NTENANTS % NENDPOINTS], n);
+    n++;
     if (send(fd, req, (size_t)len, MSG_NOSIGNAL) != len ||
         recv(fd, reply, sizeof reply, 0) <= 0)
       break;
