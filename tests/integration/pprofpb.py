@@ -8,6 +8,11 @@ both) into plain Python data; every field of proto/profile.proto that
 heapprof writes or a reader may look at is kept, with the field numbers
 given at each message. Strings stay indexes into string_table (bytes);
 string_at(p, i) reads one. Unknown fields are skipped, as protobuf does.
+
+A sample's labels (Label{key 1, str 2, num 3, num_unit 4}) stay in the
+order stored; labels(p, s) resolves their strings, string_labels(p, s)
+and label_set(p, s) give the string labels alone (issue 14's tests:
+tests/integration/labels).
 """
 
 import gzip
@@ -160,11 +165,7 @@ def decode_profile(raw):
 def load(path):
     """The decoded profile in a file, gzipped (as heapprof writes it) or
     not."""
-    with open(path, "rb") as f:
-        raw = f.read()
-    if raw[:2] == b"\x1f\x8b":
-        raw = gzip.decompress(raw)
-    return decode_profile(raw)
+    return decode_profile(load_raw(path))
 
 
 def strings(p):
@@ -174,6 +175,39 @@ def strings(p):
 def string_at(p, i):
     st = strings(p)
     return st[i].decode("utf-8", "replace") if 0 <= i < len(st) else None
+
+
+def labels(p, sample):
+    """A sample's labels as stored, in order: [(key, str, num, num_unit)]
+    with the strings resolved; str and num_unit are None where the index
+    is 0 (proto3's "not set": string_table[0] is "")."""
+    out = []
+    for lab in sample["label"]:
+        out.append((string_at(p, lab["key"]),
+                    string_at(p, lab["str"]) if lab["str"] else None,
+                    lab["num"],
+                    string_at(p, lab["num_unit"]) if lab["num_unit"] else None))
+    return out
+
+
+def string_labels(p, sample):
+    """[(key, value)] of a sample's string labels (Label.str set), in the
+    order stored."""
+    return [(k, v) for k, v, _, _ in labels(p, sample) if v is not None]
+
+
+def label_set(p, sample):
+    """A sample's string labels as a hashable set: a tuple of (key, value)
+    sorted by key; () for a sample with none."""
+    return tuple(sorted(string_labels(p, sample)))
+
+
+def load_raw(path):
+    """The Profile message in a file, gunzipped if it is gzipped: bytes,
+    for tests that look at the encoding itself (with fields())."""
+    with open(path, "rb") as f:
+        raw = f.read()
+    return gzip.decompress(raw) if raw[:2] == b"\x1f\x8b" else raw
 
 
 def value_index(p):
