@@ -5,17 +5,18 @@ heapprof_dump, the dump signal, the exit — writes the labels of its moment.
   lab_files.py --lib LIBHEAPPROF --go GO --binary LAB_TENANTS
 
 lab_tenants runs at HEAPPROF_RATE=1 with HEAPPROF_OUT=<work>/f.%n.pb.gz
-and HEAPPROF_SIGNAL=USR2, and allocates from one call site:
-  {tenant=a}                  50 x 1000 B
-  {endpoint=put, tenant=b}    30 x 3000 B
+and HEAPPROF_SIGNAL=USR2, and allocates blocks of 1000 B from one call
+site (only the labels tell the sets apart):
+  {tenant=a}                  50 blocks
+  {endpoint=put, tenant=b}    30 blocks
   M: 16 labels (the most a set may have), k00..k15, values of 1 to 255
-     bytes                     4 x  640 B
-  no labels                    3 x  128 B
+     bytes                     4 blocks
+  no labels                    3 blocks
 then:
   heapprof_write_profile(HEAPPROF_HEAP) and (HEAPPROF_ALLOCS)
-  heapprof_dump                                 -> f.1.pb.gz
-  {tenant=c} 20 x 500 B, then SIGUSR2           -> f.2.pb.gz
-  {tenant=d} 10 x 800 B, {tenant=a} freed, exit -> f.3.pb.gz
+  heapprof_dump                                  -> f.1.pb.gz
+  {tenant=c} 20 blocks, then SIGUSR2             -> f.2.pb.gz
+  {tenant=d} 10 blocks, {tenant=a} freed, exit   -> f.3.pb.gz
 
 Checked, each file decoded (pprofpb) and read by `go tool pprof -raw`,
 which must agree with the decoder set by set: exactly the sets of its
@@ -61,11 +62,11 @@ def body(args, work):
     f = lambda n: os.path.join(work, f"f.{n}.pb.gz")  # noqa: E731
     try:
         prog.alloc(0, 50, 1000, A)
-        prog.alloc(1, 30, 3000, B)
-        prog.alloc(2, 4, 640, M)
-        prog.alloc(3, 3, 128, NONE)
-        first = {A: [50, 50000, 50, 50000], B: [30, 90000, 30, 90000],
-                 M: [4, 2560, 4, 2560], NONE: [3, 384, 3, 384]}
+        prog.alloc(1, 30, 1000, B)
+        prog.alloc(2, 4, 1000, M)
+        prog.alloc(3, 3, 1000, NONE)
+        first = {A: [50, 50000, 50, 50000], B: [30, 30000, 30, 30000],
+                 M: [4, 4000, 4, 4000], NONE: [3, 3000, 3, 3000]}
         check(args, prog.write(os.path.join(work, "api.heap.pb.gz"), "heap"), first,
               "heapprof_write_profile(HEAPPROF_HEAP)")
         allocs = check(args, prog.write(os.path.join(work, "api.allocs.pb.gz"), "allocs"),
@@ -77,21 +78,21 @@ def body(args, work):
         expect(dumped == f(1), f"heapprof_dump wrote {dumped}, expected {f(1)}")
         check(args, dumped, first, "heapprof_dump")
 
-        prog.alloc(4, 20, 500, C)
+        prog.alloc(4, 20, 1000, C)
         prog.signal(signal.SIGUSR2)
         second = dict(first)
-        second[C] = [20, 10000, 20, 10000]
+        second[C] = [20, 20000, 20, 20000]
         check(args, lablib.wait_for_file(f(2), "the dump signal"), second,
               "the dump signal's profile")
 
-        prog.alloc(5, 10, 800, D)
+        prog.alloc(5, 10, 1000, D)
         prog.free(0)
         prog.finish()
     finally:
         prog.kill()
     third = dict(second)
     third[A] = [50, 50000, 0, 0]
-    third[D] = [10, 8000, 10, 8000]
+    third[D] = [10, 10000, 10, 10000]
     if not os.path.exists(f(3)):
         raise Fatal(f"no exit profile {f(3)}: {sorted(os.listdir(work))}")
     check(args, f(3), third, "the exit profile")

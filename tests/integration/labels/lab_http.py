@@ -5,11 +5,12 @@ labels of the allocations it counts.
   lab_http.py --lib LIBHEAPPROF --go GO --binary LAB_TENANTS
 
 lab_tenants runs at HEAPPROF_RATE=1 with HEAPPROF_HTTP=127.0.0.1:0 and
-makes, from one call site (so only the labels tell them apart):
+makes, from one call site and all of one size (so that only the
+labels tell them apart: a bucket that ignored them would merge them):
   {endpoint=get, tenant=a}  100 x 1000 B, kept
-  {tenant=b}                 40 x 2500 B, freed
-  {tenant=q"x\\y}            10 x  700 B, kept (a value Go's %q escapes)
-  no labels                   5 x  100 B, kept
+  {tenant=b}                 40 x 1000 B, freed
+  {tenant=q"x\\y}            10 x 1000 B, kept (a value Go's %q escapes)
+  no labels                   5 x 1000 B, kept
 
 Checked, each profile decoded (pprofpb) and read by `go tool pprof -raw`,
 which must agree with the decoder set by set:
@@ -24,16 +25,17 @@ which must agree with the decoder set by set:
     totals are the proto's; `go tool pprof` reads the text and its
     totals (in-use objects and bytes) are the proto's;
   - /heap?seconds=2 and /allocs?seconds=2 windows during which only
-    {tenant=w} allocates (30 x 1500 B): the only set with any nonzero
-    value in either is {tenant=w}, exactly 30 objects / 45000 B allocated
+    {tenant=w} allocates (30 x 1000 B): the only set with any nonzero
+    value in either is {tenant=w}, exactly 30 objects / 30000 B allocated
     and in use. The allocations are placed inside the windows by their
     clock readings against the window's time_nanos - duration_nanos (a
     window that opened late is tried again, at most 3 times);
   - /debug/pprof/delta_heap twice: the first has every set's allocations
-    since start; then {tenant=d} allocates 20 x 1200 B, and the second has
+    since start; then {tenant=d} allocates 20 x 1000 B, and the second has
     alloc values for {tenant=d} alone, and the in-use of every live set.
 """
 
+import http.client
 import os
 import re
 import sys
@@ -50,6 +52,7 @@ W = ls("tenant", "w")
 D = ls("tenant", "d")
 NONE = ()
 WINDOW_S = 2
+SIZE = 1000
 
 
 def check_default(p, want, what):
@@ -85,13 +88,9 @@ def check_text(args, work, text, proto):
                         f"{ {show(k): v for k, v in got.items()} }, the proto's "
                         f"{ {show(k): v for k, v in ours.items()} }")
     for r in recs:
-        if r["line"] is None:
-            continue
-        i = text.splitlines().index(r["line"])
-        after = text.splitlines()[i + 1] if i + 1 < len(text.splitlines()) else ""
-        expect(after.startswith("#\t0x"),
-               f"{what}: the labels line {r['line']!r} is followed by {after!r}, "
-               "expected the record's first frame row")
+        expect(r["next"].startswith("#\t0x"),
+               f"{what}: record {r['counts']} {r['line'] or '(no labels line)'} is "
+               f"followed by {r['next']!r}, expected its first frame row")
     wanted_lines = {lablib.go_labels_line(s) for s in ours if s}
     expect({r["line"] for r in recs if r["line"]} == wanted_lines,
            f"{what}: labels lines {sorted({r['line'] for r in recs if r['line']})}, "
@@ -133,11 +132,23 @@ def check_text(args, work, text, proto):
 
 
 def get_async(prog, path, out):
+    """Sends GET path now (connected and sent when this returns); its
+    answer is read by a thread, into out["body"] (or out["error"])."""
+    c = http.client.HTTPConnection("127.0.0.1", prog.port, timeout=lablib.ANSWER_S)
+    c.request("GET", path)
+
     def run():
         try:
-            out["body"] = prog.get(path)
-        except Fatal as e:
-            out["error"] = str(e)
+            r = c.getresponse()
+            body = r.read()
+            if r.status == 200:
+                out["body"] = body
+            else:
+                out["error"] = f"{r.status} {body[:200]!r}"
+        except OSError as e:
+            out["error"] = f"{type(e).__name__}: {e}"
+        finally:
+            c.close()
     t = threading.Thread(target=run, daemon=True)
     t.start()
     return t
@@ -150,8 +161,11 @@ def check_windows(args, work, prog):
         answers = {"heap": {}, "allocs": {}}
         threads = [get_async(prog, f"/debug/pprof/{k}?seconds={WINDOW_S}", answers[k])
                    for k in answers]
-        prog.get("/debug/pprof/heap")  # behind the windows' requests, on the one server thread
-        t0, t1 = prog.alloc(4, 30, 1500, W)
+        # heapprof's one server thread reads the windows' requests (sent on
+        # connections it has accepted) before it accepts this one: once
+        # answered, both windows are open
+        prog.get("/debug/pprof/heap")
+        t0, t1 = prog.alloc(4, 30, SIZE, W)
         for t in threads:
             t.join(lablib.ANSWER_S)
         placed = True
@@ -176,7 +190,7 @@ def check_windows(args, work, prog):
     for kind, a in answers.items():
         what = f"/debug/pprof/{kind}?seconds={WINDOW_S}"
         lablib.check_shape(a["p"], what)
-        lablib.check_sets(a["p"], {W: [30, 45000, 30, 45000]}, what)
+        lablib.check_sets(a["p"], {W: [30, 30000, 30, 30000]}, what)
         expect(a["p"]["duration_nanos"] >= WINDOW_S * 10**9,
                f"{what}: duration_nanos {a['p']['duration_nanos']}")
         lablib.check_pprof_raw(args.go, a["path"], a["p"], what)
@@ -192,12 +206,12 @@ def check_delta_heap(args, work, prog, since_start, live):
            f"first delta_heap: alloc [objects, bytes] per set "
            f"{ {show(k): v for k, v in allocs.items()} }, expected everything "
            f"since start { {show(k): v for k, v in since_start.items()} }")
-    prog.alloc(5, 20, 1200, D)
+    prog.alloc(5, 20, SIZE, D)
     second = lablib.save(work, "delta_heap-2.pb.gz", prog.get("/debug/pprof/delta_heap"))
     p = lablib.load(second)
     lablib.check_shape(p, "second delta_heap")
     want = {k: [0, 0] + v for k, v in live.items()}
-    want[D] = [20, 24000, 20, 24000]
+    want[D] = [20, 20000, 20, 20000]
     lablib.check_sets(p, want, "second delta_heap (alloc since the first, in use now)")
     lablib.check_pprof_raw(args.go, second, p, "second delta_heap")
 
@@ -205,23 +219,23 @@ def check_delta_heap(args, work, prog, since_start, live):
 def body(args, work):
     prog = lablib.Program(args, work, http=True)
     try:
-        prog.alloc(0, 100, 1000, A)
-        prog.alloc(1, 40, 2500, B)
+        prog.alloc(0, 100, SIZE, A)
+        prog.alloc(1, 40, SIZE, B)
         prog.free(1)
-        prog.alloc(2, 10, 700, Q)
-        prog.alloc(3, 5, 100, NONE)
+        prog.alloc(2, 10, SIZE, Q)
+        prog.alloc(3, 5, SIZE, NONE)
         check_cumulative(args, work, prog, {
-            A: [100, 100000, 100, 100000], B: [40, 100000, 0, 0],
-            Q: [10, 7000, 10, 7000], NONE: [5, 500, 5, 500]})
+            A: [100, 100000, 100, 100000], B: [40, 40000, 0, 0],
+            Q: [10, 10000, 10, 10000], NONE: [5, 5000, 5, 5000]})
         check_windows(args, work, prog)
         w = lablib.by_set(lablib.load(lablib.save(work, "heap-after-windows.pb.gz",
                                                    prog.get("/debug/pprof/heap"))))
         if W not in w:
             raise Fatal(f"{show(W)} is not in /debug/pprof/heap after the windows")
         check_delta_heap(args, work, prog,
-                         since_start={A: [100, 100000], B: [40, 100000], Q: [10, 7000],
-                                      NONE: [5, 500], W: w[W][:2]},
-                         live={A: [100, 100000], Q: [10, 7000], NONE: [5, 500],
+                         since_start={A: [100, 100000], B: [40, 40000], Q: [10, 10000],
+                                      NONE: [5, 5000], W: w[W][:2]},
+                         live={A: [100, 100000], Q: [10, 10000], NONE: [5, 5000],
                                W: w[W][2:]})
         prog.finish()
     finally:

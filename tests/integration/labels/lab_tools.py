@@ -4,14 +4,15 @@
 
   lab_tools.py --lib LIBHEAPPROF --go GO --binary LAB_TENANTS
 
-lab_tenants runs at HEAPPROF_RATE=1 and allocates from one call site (so
-no stack tells the tenants apart), then writes its exit profile:
-  {tenant=t1}                 40 x 1000 B, 10 of them freed
-  {tenant=t2}                 20 x 2000 B
-  {tenant=42}                  7 x 3000 B (a value that looks numeric)
-  {endpoint=get, tenant=t3}   10 x  500 B
-  no labels                    5 x  100 B
-In use: t1 30000, t2 40000, 42 21000, t3 5000, unlabelled 500 (96500 B).
+lab_tenants runs at HEAPPROF_RATE=1 and allocates blocks of 1000 B from
+one call site (so that neither stack nor size tells the tenants apart),
+then writes its exit profile:
+  {tenant=t1}                 40 blocks, 10 of them freed
+  {tenant=t2}                 40 blocks
+  {tenant=42}                 21 blocks (a value that looks numeric)
+  {endpoint=get, tenant=t3}    5 blocks
+  no labels                    2 blocks
+In use: t1 30000, t2 40000, 42 21000, t3 5000, unlabelled 2000 (98000 B).
 
 Checked (-unit=B, so that pprof prints exact bytes):
   - -tags -sample_index=inuse_space: a `tenant:` block whose Total is the
@@ -20,8 +21,8 @@ Checked (-unit=B, so that pprof prints exact bytes):
     of that Total as pprof formats it; an `endpoint:` block with get
     alone; with -sample_index=alloc_space, t1's line has its 40000 B;
   - -top -tagfocus=tenant=t1 -sample_index=inuse_space: "Showing nodes
-    accounting for 30000B … of 96500B total"; -tagignore=tenant=t1: the
-    other 66500B;
+    accounting for 30000B … of 98000B total"; -tagignore=tenant=t1: the
+    other 68000B;
   - -tagroot=tenant -traces: every tenant's samples have a root
     pseudo-frame named by the tenant (pprof 1.19 names the frame by the
     value; -raw shows its file is the key, "t1 tenant:0"), their values
@@ -41,7 +42,7 @@ import lablib  # noqa: E402
 from lablib import Fatal, expect, ls, note  # noqa: E402
 
 INUSE = {"t1": 30000, "t2": 40000, "42": 21000, "t3": 5000}
-UNLABELLED = 500
+UNLABELLED = 2000
 TOTAL = sum(INUSE.values()) + UNLABELLED
 
 
@@ -188,10 +189,10 @@ def body(args, work):
         prog.alloc(0, 30, 1000, ls("tenant", "t1"))
         prog.alloc(1, 10, 1000, ls("tenant", "t1"))
         prog.free(1)
-        prog.alloc(2, 20, 2000, ls("tenant", "t2"))
-        prog.alloc(3, 7, 3000, ls("tenant", "42"))
-        prog.alloc(4, 10, 500, ls("endpoint", "get", "tenant", "t3"))
-        prog.alloc(5, 5, 100)
+        prog.alloc(2, 40, 1000, ls("tenant", "t2"))
+        prog.alloc(3, 21, 1000, ls("tenant", "42"))
+        prog.alloc(4, 5, 1000, ls("endpoint", "get", "tenant", "t3"))
+        prog.alloc(5, 2, 1000)
         prog.finish()
     finally:
         prog.kill()
@@ -199,12 +200,13 @@ def body(args, work):
     if not os.path.exists(path):
         raise Fatal(f"no exit profile {path}: {sorted(os.listdir(work))}")
     p = lablib.load(path)
+    lablib.check_shape(p, "the exit profile")
     # the profile is what the checks below assume (else their failures mislead)
     lablib.check_sets(p, {ls("tenant", "t1"): [40, 40000, 30, 30000],
-                          ls("tenant", "t2"): [20, 40000, 20, 40000],
-                          ls("tenant", "42"): [7, 21000, 7, 21000],
-                          ls("endpoint", "get", "tenant", "t3"): [10, 5000, 10, 5000],
-                          (): [5, 500, 5, 500]}, "the exit profile")
+                          ls("tenant", "t2"): [40, 40000, 40, 40000],
+                          ls("tenant", "42"): [21, 21000, 21, 21000],
+                          ls("endpoint", "get", "tenant", "t3"): [5, 5000, 5, 5000],
+                          (): [2, 2000, 2, 2000]}, "the exit profile")
     check_tags(args, path)
     check_focus(args, path)
     check_tagroot(args, path)

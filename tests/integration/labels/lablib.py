@@ -362,7 +362,8 @@ def unquote(s):
 def text_records(text, what):
     """The records of a debug=1 heap text: [{counts: [inuse objects,
     inuse bytes, alloc objects, alloc bytes], labels: set, line: the
-    labels line or None, next: the line after the record line}]."""
+    labels line or None, next: the line after the record's own lines
+    (record and labels): its first frame row, or the blank line}]."""
     lines = text.splitlines()
     out = []
     for i, line in enumerate(lines):
@@ -377,6 +378,7 @@ def text_records(text, what):
         lm = LABELS_LINE.match(rec["next"])
         if lm:
             rec["line"] = rec["next"]
+            rec["next"] = lines[i + 2] if i + 2 < len(lines) else ""
             pairs = PAIR.findall(lm.group(1))
             rec["labels"] = tuple((unquote(k), unquote(v)) for k, v in pairs)
             if go_labels_line(rec["labels"]) != rec["line"]:
