@@ -51,6 +51,10 @@ the exit status is 1):
     (tolerances in Checker.delta_sums);
   - heap?seconds=10 answers after its window; go tool pprof succeeds and
     names cache_remember; our decoder agrees with go tool pprof;
+  - the example's story holds in the last heap profile: every sample
+    under cache_remember carries a tenant and an endpoint label, all four
+    tenants are there, and globex (its cache has no limit) holds more
+    in-use bytes than the other three together;
   - no slowloris connection outlives 30 s; heapprof says nothing on
     stderr but its serving line; the service, its load and heapprof's
     server are alive at the end, and the service dies of the SIGTERM sent.
@@ -83,8 +87,8 @@ import time
 # The profile decoder is shared with the other Python tests
 # (tests/integration/pprofpb.py).
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from pprofpb import (DecodeError, decode_profile, string_at,  # noqa: E402
-                     strings, value_index)
+from pprofpb import (DecodeError, decode_profile, label_set,  # noqa: E402
+                     string_at, strings, value_index)
 
 HOST = "127.0.0.1"
 PARCA_UA = "conprof/v0.22.0"
@@ -864,6 +868,43 @@ class Checker:
                 self.fail(f"go tool pprof -raw of /debug/pprof/heap does not name "
                           f"{fn}:\n{r['stdout'][-2000:]}")
 
+    def tenants(self):
+        """leaky_service labels each request (tenant, endpoint); the
+        tenant whose cache has no limit must stand out in the live heap."""
+        heaps = [s for s in self.shots if s["endpoint"] == "heap"
+                 and s.get("profile") is not None and s["rules_ok"]]
+        if not heaps:
+            return self.fail("no heap profile passed the rules: no tenant to look at")
+        p = max(heaps, key=lambda s: s["send_mono"])["profile"]
+        inuse = sample_type_index(p, "inuse_space/bytes")
+        by_tenant, unlabelled = {}, 0
+        for smp in p["sample"]:
+            names = {string_at(p, fn["name"]) for loc_id in smp["location_id"]
+                     for line in p["location"][loc_id - 1]["line"]
+                     for fn in [p["function"][line["function_id"] - 1]]}
+            labels = dict(label_set(p, smp))
+            if "cache_remember" not in names:
+                continue
+            if "tenant" not in labels or "endpoint" not in labels:
+                unlabelled += 1
+                continue
+            t = labels["tenant"]
+            by_tenant[t] = by_tenant.get(t, 0) + smp["value"][inuse]
+        self.notes.append("last heap, inuse_space under cache_remember by tenant: " +
+                          ", ".join(f"{t} {b / 2**20:.1f} MiB"
+                                    for t, b in sorted(by_tenant.items())))
+        if unlabelled:
+            self.fail(f"{unlabelled} samples under cache_remember lack a tenant or "
+                      f"endpoint label")
+        want = {"acme", "globex", "initech", "umbrella"}
+        if set(by_tenant) != want:
+            self.fail(f"tenants in the last heap profile: {sorted(by_tenant)}, "
+                      f"want {sorted(want)}")
+        others = sum(b for t, b in by_tenant.items() if t != "globex")
+        if by_tenant.get("globex", 0) <= others:
+            self.fail(f"globex holds {by_tenant.get('globex', 0)} B in use, not more "
+                      f"than the other tenants' {others} B")
+
     def decoder(self):
         """Our decoder must read a profile as go tool pprof reads it: the
         sums of every value column, for the last allocs profile."""
@@ -955,6 +996,12 @@ def zero_biggest_alloc(p):
     max(p["sample"], key=lambda s: s["value"][i])["value"][i] = 0
 
 
+def drop_label(p, key):
+    for smp in p["sample"]:
+        smp["label"] = [lab for lab in smp["label"]
+                        if string_at(p, lab["key"]) != key]
+
+
 def truncate_body(s):
     raw = gzip.decompress(s["body"])
     s["body"] = gzip.compress(raw[:len(raw) * 2 // 3])
@@ -994,6 +1041,7 @@ CORRUPTIONS = {
     "late": ("answer", "allocs", lambda s: s.update(done_mono=s["send_mono"] + 14)),
     "pprof_names": ("run", None, lambda r: r["pprof"].update(
         stdout=r["pprof"]["stdout"].replace("cache_remember", "x"))),
+    "tenant": ("profile", "heap#-1", lambda s: drop_label(s["profile"], "tenant")),
     "crash": ("run", None, lambda r: r["service"].update(status=-signal.SIGSEGV)),
     "stderr": ("run", None, lambda r: r["service"]["stderr"].append(
         "heapprof: cannot write profile")),
@@ -1045,6 +1093,7 @@ def check(run, go, work, mode):
     ck.delta_heap()
     ck.human()
     ck.pprof()
+    ck.tenants()
     ck.decoder()
     ck.idle()
     ck.service()
