@@ -147,6 +147,47 @@ static int parse_location(char *line, loc_t *l) {
   return 1;
 }
 
+/* Whether `q` starts a `key:[` of pprof's label lines: the key runs to
+ * the first ':' and holds no space. */
+static int label_start(const char *q) {
+  size_t k = strcspn(q, ": ");
+  return k > 0 && q[k] == ':' && q[k + 1] == '[';
+}
+
+/* The ']' that closes the value starting at `v`: the first one followed by
+ * the end of the line or by a space and the next `key:[` (a value may
+ * itself hold spaces and brackets). */
+static const char *value_end(const char *v) {
+  for (const char *e = strchr(v, ']'); e != NULL; e = strchr(e + 1, ']'))
+    if (e[1] == '\0' || (e[1] == ' ' && label_start(e + 1 + strspn(e + 1, " "))))
+      return e;
+  return v + strlen(v);
+}
+
+/* A label line under sample `s` ("                tenant:[acme] zone:[eu]"
+ * for its string labels, "                bytes:[1000]" for the numeric
+ * one): its labels go to `s`. 0 if `line` is not one. */
+static int parse_labels(const char *line, tl_sample_t *s) {
+  const char *q = line + strspn(line, " ");
+  if (q == line || !label_start(q))
+    return 0;
+  while (label_start(q)) {
+    size_t klen = strcspn(q, ":");
+    const char *v = q + klen + 2, *end = value_end(v);
+    if (klen == 5 && strncmp(q, "bytes", 5) == 0) {
+      s->bytes = atoll(v);
+    } else {
+      s->labels = realloc(s->labels, (2 * s->nlabels + 2) * sizeof *s->labels);
+      s->labels[2 * s->nlabels] = strndup(q, klen);
+      s->labels[2 * s->nlabels + 1] = strndup(v, (size_t)(end - v));
+      s->nlabels++;
+    }
+    q = *end != '\0' ? end + 1 : end;
+    q += strspn(q, " ");
+  }
+  return 1;
+}
+
 void tl_read_profile(const char *path, tl_profile_t *p) {
   char *argv[] = {"go", "tool", "pprof", "-raw", (char *)path, NULL};
   memset(p, 0, sizeof *p);
@@ -170,11 +211,8 @@ void tl_read_profile(const char *path, tl_profile_t *p) {
     if (strcmp(line, "Locations") == 0) { section = LOCATIONS; continue; }
     if (strcmp(line, "Mappings") == 0) { section = OTHER; continue; }
     if (section == SAMPLES) {
-      char *b = strstr(line, "bytes:[");
-      if (b != NULL && npend > 0) {
-        pend[npend - 1].s.bytes = atoll(b + 7);
+      if (npend > 0 && parse_labels(line, &pend[npend - 1].s))
         continue;
-      }
       pending_t pe;
       memset(&pe, 0, sizeof pe);
       pe.s.bytes = -1;
@@ -259,9 +297,39 @@ size_t tl_site_any(const tl_profile_t *p, const char *func, int64_t v[4]) {
   return n;
 }
 
+const char *tl_sample_label(const tl_sample_t *s, const char *key) {
+  for (size_t i = 0; i < s->nlabels; i++)
+    if (strcmp(s->labels[2 * i], key) == 0)
+      return s->labels[2 * i + 1];
+  return NULL;
+}
+
+size_t tl_site_label(const tl_profile_t *p, const char *func, const char *key,
+                     const char *value, int64_t v[4]) {
+  size_t n = 0;
+  memset(v, 0, 4 * sizeof *v);
+  for (size_t i = 0; i < p->nsamples; i++) {
+    const tl_sample_t *s = &p->samples[i];
+    const char *has = tl_sample_label(s, key);
+    if (func != NULL && (s->nlocs == 0 || strcmp(s->funcs[0], func) != 0))
+      continue;
+    if (value == NULL ? has != NULL : has == NULL || strcmp(has, value) != 0)
+      continue;
+    for (int j = 0; j < 4; j++)
+      v[j] += s->v[j];
+    n++;
+  }
+  return n;
+}
+
 void tl_free_profile(tl_profile_t *p) {
-  for (size_t i = 0; i < p->nsamples; i++)
-    free(p->samples[i].funcs);
+  for (size_t i = 0; i < p->nsamples; i++) {
+    tl_sample_t *s = &p->samples[i];
+    free(s->funcs);
+    for (size_t j = 0; j < 2 * s->nlabels; j++)
+      free(s->labels[j]);
+    free(s->labels);
+  }
   free(p->samples);
   free(p->raw);
   for (size_t i = 0; i < p->nnames; i++)

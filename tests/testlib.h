@@ -37,6 +37,9 @@ typedef struct tl_sample {
   size_t nlocs;
   const char **funcs;   /* function per location, leaf first ("" if none):
                            the one holding the code, not one inlined there */
+  size_t nlabels;       /* string labels (pprof prints them as
+                           `key:[value]` under the sample) */
+  char **labels;        /* key, value, key, value…: 2·nlabels strings */
 } tl_sample_t;
 
 typedef struct tl_profile {
@@ -57,6 +60,17 @@ size_t tl_site(const tl_profile_t *p, const char *func, int64_t v[4]);
 
 /* Sums every sample whose stack contains `func` anywhere. */
 size_t tl_site_any(const tl_profile_t *p, const char *func, int64_t v[4]);
+
+/* The value of string label `key` on sample `s`, or NULL if it has none
+ * (a key with several values gives them as pprof prints them: joined by
+ * spaces). */
+const char *tl_sample_label(const tl_sample_t *s, const char *key);
+
+/* Sums the values of every sample whose leaf function is `func` (NULL:
+ * any sample) and whose string label `key` is `value` (value NULL: that
+ * has no label `key`); returns the number of such samples. */
+size_t tl_site_label(const tl_profile_t *p, const char *func, const char *key,
+                     const char *value, int64_t v[4]);
 
 void tl_free_profile(tl_profile_t *p);
 
