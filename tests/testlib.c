@@ -159,7 +159,8 @@ static int label_start(const char *q) {
  * itself hold spaces and brackets). */
 static const char *value_end(const char *v) {
   for (const char *e = strchr(v, ']'); e != NULL; e = strchr(e + 1, ']'))
-    if (e[1] == '\0' || (e[1] == ' ' && label_start(e + 1 + strspn(e + 1, " "))))
+    if (e[1] == '\0' ||
+        (e[1] == ' ' && label_start(e + 1 + strspn(e + 1, " "))))
       return e;
   return v + strlen(v);
 }

@@ -17,6 +17,8 @@
  *              error texts; push and pop never call malloc.
  *   sets       ELIMIT at the 4097th distinct set, then 100,000 new values:
  *              no crash, ELIMIT each time, bounded memory.
+ *   refused    pushes refused at the 16-label limit spend none of the
+ *              label budget that later sets need.
  *   fork       the child keeps the forking thread's labels; a thread that
  *              makes new labels (taking the label lock) while main forks
  *              200 times never leaves a child deadlocked.
@@ -453,7 +455,8 @@ static int mode_unbiased(char *self) {
             t[i].tenant, prof.raw);
       for (int k = 0; k < 2; k++) {
         int64_t n = k == 0 ? t[i].n : t[i].live;
-        sd[i][k] = (double)t[i].size / p[i] * sqrt((double)n * p[i] * (1 - p[i]));
+        sd[i][k] = (double)t[i].size / p[i] *
+                   sqrt((double)n * p[i] * (1 - p[i]));
         char what[64];
         snprintf(what, sizeof what, "tenant=%s %s", t[i].tenant,
                  k == 0 ? "alloc_space" : "inuse_space");
@@ -648,7 +651,8 @@ static int mode_outlive(void) {
     int rc = heapprof_label_restore(bogus[i], &prev);
     CHECK(rc == HEAPPROF_EINVAL, "restore(%u): %d, want HEAPPROF_EINVAL",
           (unsigned)bogus[i], rc);
-    CHECK(prev == 777, "restore(%u) failed but wrote *prev", (unsigned)bogus[i]);
+    CHECK(prev == 777, "restore(%u) failed but wrote *prev",
+          (unsigned)bogus[i]);
     expect_labels("x=1", "after restoring a bogus token");
     CHECK(heapprof_label_save() == before, "a failed restore moved the labels");
   }
@@ -767,7 +771,8 @@ static int mode_limits(void) {
     push_ok("depth", value);
   }
   push_fails("depth", "d65", HEAPPROF_ELIMIT, "a 65th push");
-  push_fails("depth", "d64", HEAPPROF_ELIMIT, "a 65th push of the value in force");
+  push_fails("depth", "d64", HEAPPROF_ELIMIT,
+             "a 65th push of the value in force");
   expect_get("depth", "d64");
   for (int i = 2; i <= HEAPPROF_LABEL_DEPTH_MAX; i++)
     pop_ok();
@@ -876,6 +881,45 @@ static int mode_sets(void) {
   expect_labels("base=1", "after 100000 refused pushes");
   pop_ok();
   printf("ok: ELIMIT at set %d, memory bounded\n", HEAPPROF_LABEL_SETS_MAX + 1);
+  return 0;
+}
+
+/* ---- refused: a push refused at a limit spends nothing ---- */
+
+/*
+ * A push refused with HEAPPROF_ELIMIT changes nothing (heapprof.h), the
+ * process's label budgets included: a thread that keeps trying a 17th
+ * label with new values (6000 of 200 bytes: more than the 1 MiB of label
+ * strings) must leave room for the sets that other code makes later,
+ * with only ~20 of the 4096 sets made.
+ */
+static int mode_refused(void) {
+  char key[16], value[256];
+  for (int i = 0; i < HEAPPROF_LABELS_MAX; i++) {
+    snprintf(key, sizeof key, "k%02d", i);
+    push_ok(key, "v");
+  }
+  int refused = 0;
+  for (int i = 0; i < 6000; i++) {
+    snprintf(value, sizeof value, "%0200d", i);
+    refused += heapprof_label_push("k99", value) == HEAPPROF_ELIMIT;
+  }
+  CHECK(refused == 6000, "only %d of 6000 17th labels refused", refused);
+  for (int i = 0; i < HEAPPROF_LABELS_MAX; i++)
+    pop_ok();
+  int made = 0, rc = 0;
+  for (; made < 100; made++) {
+    snprintf(value, sizeof value, "later-%d", made);
+    if ((rc = heapprof_label_push("later", value)) != 0)
+      break;
+    pop_ok();
+  }
+  printf("after 6000 refused 17th labels: %d of 100 new sets made\n", made);
+  CHECK(made == 100,
+        "push of new set %d after 6000 refused pushes: %d (%s): the refused "
+        "pushes spent the label budget",
+        made + 1, rc, heapprof_strerror(rc));
+  printf("ok: refused pushes spend no budget\n");
   return 0;
 }
 
@@ -989,8 +1033,8 @@ static int mode_fork(void) {
     CHECK(waitpid(pid, &status, 0) == pid, "waitpid");
     CHECK(WIFEXITED(status) &&
               (WEXITSTATUS(status) == 0 || WEXITSTATUS(status) == 10),
-          "child %d: %s (exit 11: a push neither 0 nor ELIMIT; SIGALRM: it hung)", f,
-          describe(status));
+          "child %d: %s (exit 11: a push neither 0 nor ELIMIT; SIGALRM: "
+          "it hung)", f, describe(status));
     limited += WEXITSTATUS(status) == 10;
   }
   atomic_store(&stop_churn, 1);
@@ -1162,7 +1206,8 @@ static void exercise(const host_t *h, const char *tag) {
   CALL(h, "push (new)", heapprof_label_push("ck", tag), 0);
   CALL(h, "pop", heapprof_label_pop(), 0);
   CALL(h, "push (seen)", heapprof_label_push("ck", tag), 0);
-  CALL(h, "push (bad key)", heapprof_label_push("bad-key", "v"), HEAPPROF_EINVAL);
+  CALL(h, "push (bad key)", heapprof_label_push("bad-key", "v"),
+       HEAPPROF_EINVAL);
   CALL(h, "push (empty value)", heapprof_label_push("ck", ""), HEAPPROF_EINVAL);
   CALL(h, "push (NULL key)", heapprof_label_push(NULL, "v"), HEAPPROF_EINVAL);
   CALL(h, "get", heapprof_label_get("ck", &v), 0);
@@ -1182,7 +1227,8 @@ static void exercise(const host_t *h, const char *tag) {
     snprintf(value, sizeof value, "%s-d%d", tag, i);
     CALL(h, "push (deep)", heapprof_label_push("deep", value), 0);
   }
-  CALL(h, "push (65 deep)", heapprof_label_push("deep", "more"), HEAPPROF_ELIMIT);
+  CALL(h, "push (65 deep)", heapprof_label_push("deep", "more"),
+       HEAPPROF_ELIMIT);
   for (int i = 2; i <= HEAPPROF_LABEL_DEPTH_MAX; i++)
     CALL(h, "pop (deep)", heapprof_label_pop(), 0);
   for (int i = 0; i < 400; i++) {
@@ -1266,6 +1312,8 @@ int main(int argc, char **argv) {
     return mode_limits();
   if (strcmp(mode, "sets") == 0)
     return mode_sets();
+  if (strcmp(mode, "refused") == 0)
+    return mode_refused();
   if (strcmp(mode, "fork") == 0)
     return mode_fork();
   if (strcmp(mode, "ebusy") == 0)
@@ -1277,5 +1325,5 @@ int main(int argc, char **argv) {
     return 0;
   }
   CHECK(0, "usage: test_labels exact|unbiased|nested|outlive|limits|sets|"
-           "fork|ebusy|contract (not '%s')", mode);
+           "refused|fork|ebusy|contract (not '%s')", mode);
 }
