@@ -158,7 +158,8 @@ HEAPPROF_EXPORT const char *heapprof_strerror(int err) {
   case HEAPPROF_EINVAL: return "invalid argument";
   case HEAPPROF_ENOMEM: return "out of memory for the profile";
   case HEAPPROF_EIO: return "cannot write the profile";
-  case HEAPPROF_EBUSY: return "the profiler is not started in this process";
+  case HEAPPROF_EBUSY:
+    return "the profiler is not started in this process, or busy on this thread";
   case HEAPPROF_EOFF: return "profiling (or peak tracking) is off";
   case HEAPPROF_ELIMIT: return "a label limit is reached (labels, depth, label sets or bytes)";
   case HEAPPROF_ENOENT: return "no such label, or no label pushed";
