@@ -3,6 +3,7 @@
 # too), builds, runs bench/suite.py and writes docs/BENCHMARKS.md.
 #
 # usage: bench/run.sh [--rounds N] [--only WORKLOAD,...] [--no-write]
+#        bench/run.sh --counted-only [--no-write]   (the callgrind table alone)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
@@ -15,5 +16,5 @@ if ! dpkg-query -W -f='${Status}\n' libgoogle-perftools4 heaptrack valgrind 2>/d
 fi
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build build -j "$(nproc)" --target heapprof alloc_bench map_bench \
-  sampled_cost write_cost memory_cost forward >/dev/null
+  sampled_cost write_cost memory_cost label_cost forward >/dev/null
 exec python3 bench/suite.py "$@"

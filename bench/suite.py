@@ -6,6 +6,8 @@ its baseline measured in the same run, and peak RSS; then the C harnesses'
 micro-figures. Writes the table to docs/BENCHMARKS.md.
 
 usage: bench/suite.py [--rounds N] [--only WORKLOAD,...] [--no-write]
+       bench/suite.py --counted-only [--no-write]
+         (only the callgrind table, replaced in place in docs/BENCHMARKS.md)
 """
 import argparse
 import os
@@ -90,7 +92,8 @@ def workloads(tmp):
 
 def environ_for(config, tmp):
     env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("HEAPPROF_", "MALLOC_CONF", "TCMALLOC_", "HEAP"))
+           if not k.startswith(("HEAPPROF_", "MALLOC_CONF", "TCMALLOC_", "HEAP",
+                             "ALLOC_BENCH_"))
            and k != "LD_PRELOAD"}
     env["HEAPPROF_SIGNAL"] = "none"
     extra, prefix, _ = CONFIGS[config]
@@ -249,11 +252,44 @@ def targets(names, results):
 COUNTED = [("plain", {}), ("forward-only", {"LD_PRELOAD": FORWARD}),
            ("heapprof rate 0 (wrapper alone)", {"LD_PRELOAD": LIB, "HEAPPROF_RATE": "0"}),
            ("heapprof-default", {"LD_PRELOAD": LIB}),
-           ("heapprof-4096", {"LD_PRELOAD": LIB, "HEAPPROF_RATE": "4096"})]
+           ("heapprof-4096", {"LD_PRELOAD": LIB, "HEAPPROF_RATE": "4096"}),
+           # Issue 14: the same with 4 labels pushed before the loop: what
+           # labels cost every allocation (nothing) and each sample.
+           ("heapprof-default, 4 labels", {"LD_PRELOAD": LIB, "ALLOC_BENCH_LABELS": "4"}),
+           ("heapprof-4096, 4 labels", {"LD_PRELOAD": LIB, "HEAPPROF_RATE": "4096",
+                                        "ALLOC_BENCH_LABELS": "4"})]
 COUNTED_PAIRS = 1000000
 
 
-def counted(tmp):
+def count_pairs(env, tmp, pairs=COUNTED_PAIRS, alloc_bench=None, keep=None):
+    """Callgrind's event totals inside alloc_bench's run() (one thread,
+    `pairs` pairs) under `env`: instructions and D1 misses per pair. The
+    callgrind output is kept as `keep` if given (callgrind_annotate reads
+    it), else deleted."""
+    out = os.path.join(tmp, "callgrind.out")
+    cmd = alloc(pairs, 1)
+    if alloc_bench is not None:
+        cmd[0] = alloc_bench
+    subprocess.run(["valgrind", "--tool=callgrind", "--cache-sim=yes",
+                    "--toggle-collect=run", "--callgrind-out-file=" + out, *cmd],
+                   env=env, check=True, stdout=subprocess.DEVNULL,
+                   stderr=subprocess.DEVNULL)
+    with open(out) as f:
+        text = f.read()
+    if keep is not None:
+        shutil.move(out, keep)
+    else:
+        os.unlink(out)
+    events = re.search(r"^events: (.*)$", text, re.M).group(1).split()
+    totals = dict(zip(events, map(int, re.search(r"^totals: (.*)$", text,
+                                                   re.M).group(1).split())))
+    if totals["Ir"] == 0:
+        sys.exit("suite: callgrind counted nothing in alloc_bench's run(): "
+                 "was it built with LTO or stripped?")
+    return totals["Ir"] / pairs, (totals["D1mr"] + totals["D1mw"]) / pairs
+
+
+def counted(tmp, note=""):
     """Instructions and D1 misses per malloc/free pair of alloc-1t's loop,
     by callgrind's cache simulator, counted only inside alloc_bench's run()
     (start-up and exit left out): figures the neighbours cannot move."""
@@ -261,29 +297,15 @@ def counted(tmp):
     for name, extra in COUNTED:
         env, _ = environ_for("plain", tmp)
         env.update(extra)
-        out = os.path.join(tmp, "callgrind.out")
-        subprocess.run(["valgrind", "--tool=callgrind", "--cache-sim=yes",
-                        "--toggle-collect=run", "--callgrind-out-file=" + out,
-                        *alloc(COUNTED_PAIRS, 1)], env=env, check=True,
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        with open(out) as f:
-            text = f.read()
-        os.unlink(out)
-        events = re.search(r"^events: (.*)$", text, re.M).group(1).split()
-        totals = dict(zip(events, map(int, re.search(r"^totals: (.*)$", text,
-                                                       re.M).group(1).split())))
-        if totals["Ir"] == 0:
-            sys.exit("suite: callgrind counted nothing in alloc_bench's run(): "
-                     "was it built with LTO or stripped?")
-        ir = totals["Ir"] / COUNTED_PAIRS
-        d1 = (totals["D1mr"] + totals["D1mw"]) / COUNTED_PAIRS
+        ir, d1 = count_pairs(env, tmp)
         if base is None:
             base = (ir, d1)
         rows.append(f"| {name} | {ir:.1f} | {ir - base[0]:+.1f} ({ir / base[0]:.3f}×) "
                     f"| {d1:.3f} | {d1 - base[1]:+.3f} ({d1 / base[1]:.3f}×) |")
     return (f"Instructions and cache misses (alloc-1t's loop, {COUNTED_PAIRS:,} "
             "pairs, under callgrind's cache simulator: deterministic, unlike the "
-            "times):\n\n| configuration | instructions / pair | vs plain | "
+            "times; the label rows push 4 labels before the loop, "
+            f"`ALLOC_BENCH_LABELS=4`){note}:\n\n| configuration | instructions / pair | vs plain | "
             "D1 misses / pair | vs plain |\n|---|---|---|---|---|\n" +
             "\n".join(rows) + "\n\n")
 
@@ -292,6 +314,8 @@ def micro():
     env = dict(os.environ, HEAPPROF_SIGNAL="none")
     cost = subprocess.run([os.path.join(BIN, "sampled_cost")], env=env,
                           capture_output=True, text=True, check=True).stdout
+    labels = subprocess.run([os.path.join(BIN, "label_cost")], env=env,
+                            capture_output=True, text=True, check=True).stdout
     env["HEAPPROF_RATE"] = "1"
     write = subprocess.run([os.path.join(BIN, "write_cost")], env=env,
                            capture_output=True, text=True, check=True).stdout
@@ -301,7 +325,7 @@ def micro():
         memory += subprocess.run([os.path.join(BIN, "memory_cost")], env=env,
                                  capture_output=True, text=True,
                                  check=True).stdout
-    return cost, write, memory
+    return cost, labels, write, memory
 
 
 def machine():
@@ -317,12 +341,48 @@ def machine():
             f"{libc}; a shared machine, so only ratios within one run mean much")
 
 
+COUNTED_START = "Instructions and cache misses (alloc-1t's loop"
+
+
+def counted_only(write):
+    """The callgrind table alone, put in place of the one in
+    docs/BENCHMARKS.md (the rest of the file is left as it was)."""
+    for f in (LIB, FORWARD, os.path.join(BIN, "alloc_bench")):
+        if not os.path.exists(f):
+            sys.exit(f"suite: {f} is missing: build first (bench/run.sh builds)")
+    if shutil.which("valgrind") is None:
+        sys.exit("suite: valgrind is missing: run bench/run.sh once")
+    commit = subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"],
+                            capture_output=True, text=True).stdout.strip() or "?"
+    note = (f"; counted {time.strftime('%Y-%m-%d')} at {commit} by "
+            "`bench/suite.py --counted-only`, later than the times above")
+    with tempfile.TemporaryDirectory() as tmp:
+        counts = counted(tmp, note)
+    print(counts)
+    if not write:
+        return
+    path = os.path.join(ROOT, "docs", "BENCHMARKS.md")
+    with open(path) as f:
+        doc = f.read()
+    start = doc.find(COUNTED_START)
+    rule = doc.find("\n|---|", start)
+    end = doc.find("\n\n", rule)
+    if start < 0 or rule < 0 or end < 0:
+        sys.exit(f"suite: no callgrind table in {path} to replace")
+    with open(path, "w") as f:
+        f.write(doc[:start] + counts + doc[end + 2:])
+    print(f"written to {path}", file=sys.stderr)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--only", default="")
     ap.add_argument("--no-write", action="store_true")
+    ap.add_argument("--counted-only", action="store_true")
     args = ap.parse_args()
+    if args.counted_only:
+        return counted_only(not args.no_write)
     for tool in ("redis-server", "redis-benchmark", "heaptrack", "sqlite3", "valgrind"):
         if shutil.which(tool) is None:
             sys.exit(f"suite: {tool} is missing: run scripts/setup.sh")
@@ -336,11 +396,13 @@ def main():
         body = table(names, loads, results, rss)
         goals = targets(names, results)
         counts = counted(tmp) if not only or "alloc-1t" in only else ""
-    cost, write, memory = micro()
+    cost, labels, write, memory = micro()
     report = (f"{body}\n\n({args.rounds} rounds, interleaved; medians)\n\n"
               f"{goals}\n"
               f"{counts}"
-              f"Sampled-path cost (bench/sampled_cost, median of 9):\n\n```\n{cost}```\n\n"
+              f"Sampled-path cost (bench/sampled_cost, median of 9; 'label "
+              f"cost' is what 4 labels add to each sample):\n\n```\n{cost}```\n\n"
+              f"Label calls (bench/label_cost):\n\n```\n{labels}```\n\n"
               f"Profile writes (bench/write_cost, median of 5; a wait longer "
               f"than 100 µs counts as 'not preempted' only if the thread kept "
               f"its CPU throughout, and 'slept' counts the allocating thread's "
