@@ -259,6 +259,7 @@ COUNTED = [("plain", {}), ("forward-only", {"LD_PRELOAD": FORWARD}),
            ("heapprof-4096, 4 labels", {"LD_PRELOAD": LIB, "HEAPPROF_RATE": "4096",
                                         "ALLOC_BENCH_LABELS": "4"})]
 COUNTED_PAIRS = 1000000
+COUNTED_SEED = "1"
 
 
 def count_pairs(env, tmp, pairs=COUNTED_PAIRS, alloc_bench=None, keep=None):
@@ -296,6 +297,9 @@ def counted(tmp, note=""):
     rows, base = [], None
     for name, extra in COUNTED:
         env, _ = environ_for("plain", tmp)
+        # One seed for every row: each samples the same allocations, so a
+        # row differs from another only by what its configuration does.
+        env["HEAPPROF_SEED"] = COUNTED_SEED
         env.update(extra)
         ir, d1 = count_pairs(env, tmp)
         if base is None:
@@ -304,7 +308,7 @@ def counted(tmp, note=""):
                     f"| {d1:.3f} | {d1 - base[1]:+.3f} ({d1 / base[1]:.3f}×) |")
     return (f"Instructions and cache misses (alloc-1t's loop, {COUNTED_PAIRS:,} "
             "pairs, under callgrind's cache simulator: deterministic, unlike the "
-            "times; the label rows push 4 labels before the loop, "
+            f"times; HEAPPROF_SEED={COUNTED_SEED}; the label rows push 4 labels before the loop, "
             f"`ALLOC_BENCH_LABELS=4`){note}:\n\n| configuration | instructions / pair | vs plain | "
             "D1 misses / pair | vs plain |\n|---|---|---|---|---|\n" +
             "\n".join(rows) + "\n\n")
@@ -414,9 +418,19 @@ def main():
     print(report)
     if not args.no_write:
         path = os.path.join(ROOT, "docs", "BENCHMARKS.md")
+        # The sections written by hand after the footer (each issue's
+        # measurements) are kept as they are.
+        kept = ""
+        if os.path.exists(path):
+            with open(path) as f:
+                old = f.read()
+            at = old.find(FOOTER.strip())
+            if at >= 0:
+                kept = old[at + len(FOOTER.strip()):].lstrip("\n")
+                kept = "\n" + kept if kept else ""
         with open(path, "w") as f:
             f.write(HEADER.format(machine=machine(), date=time.strftime("%Y-%m-%d"),
-                                  rounds=args.rounds) + report + FOOTER)
+                                  rounds=args.rounds) + report + FOOTER + kept)
         print(f"written to {path}", file=sys.stderr)
 
 
