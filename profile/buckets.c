@@ -45,12 +45,11 @@ typedef struct bucket_key {
   uint64_t hash;
 } bucket_key_t;
 
-/* Mixes the label set in only when there is one: an unlabelled key hashes
- * as it did before labels existed. */
+/* The label set shares the rate's mix (a rate is far below 2^32): an
+ * unlabelled key hashes as it did before labels existed, and a labelled
+ * one costs no extra mix. */
 static uint64_t key_hash(const bucket_key_t *k) {
-  uint64_t h = mix(mix(0, k->size), (uint64_t)k->rate);
-  if (k->labels != 0)
-    h = mix(h, k->labels);
+  uint64_t h = mix(mix(0, k->size), (uint64_t)k->rate ^ (uint64_t)k->labels << 32);
   for (uint32_t i = 0; i < k->n; i++)
     h = mix(h, k->pcs[i]);
   return h ^ (h >> 29);
@@ -58,8 +57,9 @@ static uint64_t key_hash(const bucket_key_t *k) {
 
 static int key_equal(const bucket_t *b, const bucket_key_t *k) {
   return b->hash == k->hash && b->size == k->size && b->rate == k->rate &&
-         b->nframes == k->n && b->labels == k->labels &&
-         memcmp(b->pcs, k->pcs, k->n * sizeof *k->pcs) == 0;
+         b->nframes == k->n &&
+         memcmp(b->pcs, k->pcs, k->n * sizeof *k->pcs) == 0 &&
+         b->labels == k->labels;
 }
 
 static bucket_t *find(bucket_t *b, const bucket_key_t *k) {

@@ -290,14 +290,12 @@ static const label_node_t *insert_locked(label_node_t *_Atomic *head,
 
 /* ---- the interface ---- */
 
+/* A push that finds its node needs no check: a node exists only for a
+ * key and value that passed them, under a parent short of the depth cap. */
 int labels_push(const label_node_t *at, const char *key, const char *value,
                 int may_insert, const label_node_t **out) {
-  if (!labels_key_ok(key) || !labels_value_ok(value)) {
+  if (key == NULL || value == NULL) {
     errno = EINVAL;
-    return -1;
-  }
-  if (at != NULL && at->depth >= LABEL_DEPTH_MAX) {
-    errno = ENOSPC;
     return -1;
   }
   uint64_t hash = node_hash(at, key, value);
@@ -305,6 +303,14 @@ int labels_push(const label_node_t *at, const char *key, const char *value,
   const label_node_t *n =
       find_node(atomic_load_explicit(head, memory_order_acquire), at, hash,
                 key, value);
+  if (n == NULL && (!labels_key_ok(key) || !labels_value_ok(value))) {
+    errno = EINVAL;
+    return -1;
+  }
+  if (n == NULL && at != NULL && at->depth >= LABEL_DEPTH_MAX) {
+    errno = ENOSPC;
+    return -1;
+  }
   if (n == NULL && !may_insert) {
     errno = EAGAIN;
     return -1;
