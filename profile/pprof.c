@@ -114,6 +114,15 @@ typedef struct enc {
   uint64_t nlocs, nfns;
   uint8_t *mapping_flags; /* per mapping: MAPPING_FLAG_* */
   size_t nmappings;
+  /* Each label set's Sample.label fields, encoded at the set's first
+   * sample and copied into every later one: by set id, a span of
+   * set_bytes (len 0: not encoded yet). Memory per set, not per bucket. */
+  struct span {
+    uint32_t off, len;
+  } *set_spans;
+  size_t cap_spans;
+  uint8_t *set_bytes;
+  size_t nset_bytes, cap_set_bytes;
   uint64_t *ids;    /* one sample's location ids */
   uint8_t *scratch; /* one sample, encoded */
   size_t cap_ids, cap_scratch;
@@ -626,17 +635,47 @@ static int reserve_sample(enc_t *e, size_t nframes) {
   return 0;
 }
 
-/* A labelled bucket's labels, as Go writes a CPU sample's: Label{key,
- * str}, in the set's order (by key), after the numeric "bytes". Their
- * strings are interned by address after the first sample. */
-static void add_string_labels(enc_t *e, pb_t *s, const label_set_t *set) {
-  for (uint32_t i = 0; set != NULL && i < set->n; i++) {
+/* The Sample.label fields of label set `id`, as Go writes a CPU
+ * sample's labels: Label{key, str} in the set's order (by key). Encoded
+ * (and their strings interned) at the set's first sample; NULL if there
+ * is no such set or no memory. */
+static const struct span *set_labels(enc_t *e, uint32_t id) {
+  const label_set_t *set = labels_set(id);
+  if (set == NULL)
+    return NULL;
+  if (id >= e->cap_spans) {
+    size_t old = e->cap_spans;
+    if (reserve(e, (void **)&e->set_spans, &e->cap_spans, id + 1,
+                sizeof *e->set_spans))
+      return NULL;
+    memset(e->set_spans + old, 0, (e->cap_spans - old) * sizeof *e->set_spans);
+  }
+  struct span *sp = &e->set_spans[id];
+  size_t room = set->n * STR_LABEL_BYTES;
+  if (sp->len != 0 || reserve(e, (void **)&e->set_bytes, &e->cap_set_bytes,
+                              e->nset_bytes + room, 1))
+    return sp->len != 0 ? sp : NULL;
+  pb_t out = {e->set_bytes + e->nset_bytes, 0, room};
+  for (uint32_t i = 0; i < set->n; i++) {
     uint8_t buf[STR_LABEL_BYTES];
     pb_t label = {buf, 0, sizeof buf};
     pb_int(&label, LABEL_KEY, intern(e, set->kv[2 * i]));
     pb_int(&label, LABEL_STR, intern(e, set->kv[2 * i + 1]));
-    pb_sub(s, SAMPLE_LABEL, &label);
+    pb_sub(&out, SAMPLE_LABEL, &label);
   }
+  *sp = (struct span){(uint32_t)e->nset_bytes, (uint32_t)out.len};
+  e->nset_bytes += out.len;
+  return sp;
+}
+
+/* A labelled bucket's labels, after the numeric "bytes". */
+static void add_string_labels(enc_t *e, pb_t *s, uint32_t id) {
+  const struct span *sp = id != 0 ? set_labels(e, id) : NULL;
+  if (sp == NULL)
+    return;
+  if (s->len + sp->len <= s->cap)
+    memcpy(s->p + s->len, e->set_bytes + sp->off, sp->len);
+  s->len += sp->len; /* past cap: emit_field reports the overflow */
 }
 
 static void add_sample(enc_t *e, const bucket_t *bk, const int64_t v[4],
@@ -663,7 +702,7 @@ static void add_sample(enc_t *e, const bucket_t *bk, const int64_t v[4],
   pb_packed(&s, SAMPLE_LOCATION_ID, e->ids, nids);
   pb_packed(&s, SAMPLE_VALUE, vals, 4); /* all four, even zeros */
   pb_sub(&s, SAMPLE_LABEL, &label);
-  add_string_labels(e, &s, labels_set(bk->labels));
+  add_string_labels(e, &s, bk->labels);
   emit_field(e, PROFILE_SAMPLE, &s);
 }
 
@@ -874,6 +913,8 @@ static void enc_free(enc_t *e) {
   mem_free(e, e->mapping_flags, e->nmappings + 1);
   mem_free(e, e->ids, e->cap_ids * sizeof *e->ids);
   mem_free(e, e->scratch, e->cap_scratch);
+  mem_free(e, e->set_spans, e->cap_spans * sizeof *e->set_spans);
+  mem_free(e, e->set_bytes, e->cap_set_bytes);
 }
 
 static int write_profile(const bucket_count_t *counts, size_t n,
