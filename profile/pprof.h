@@ -58,7 +58,8 @@ void pprof_inuse_total(const bucket_count_t *counts, size_t n,
  * and 12 KiB of buffers), then 60–100 bytes per distinct location,
  * function and string (a map's slots at most half full, and briefly two
  * maps while one doubles): 680 KiB in all for 4,096 locations, however
- * many buckets. Nothing per bucket, except for a delta whose base is not
+ * many buckets. Nothing per bucket (a label set's encoded labels are kept
+ * once per set), except for a delta whose base is not
  * in the order bucket_snapshot gives (an index of the base). Returns 0,
  * or -1 with errno ENOMEM or the sink's errno; nothing is left allocated
  * either way (the sink may hold part of the profile).
