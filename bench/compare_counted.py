@@ -107,6 +107,13 @@ def main():
         if not os.path.exists(f):
             sys.exit(f"compare_counted: {f} is missing: build it first")
     labelled = [has_labels(lib) for lib in libs]
+    # An alloc_bench older than ALLOC_BENCH_LABELS ignores it, and its
+    # "4 labels" rows would silently be the unlabelled ones.
+    probe = subprocess.run([bench, "1", "1", "1"], capture_output=True,
+                           env=dict(os.environ, ALLOC_BENCH_LABELS="99"))
+    if probe.returncode != 2:
+        sys.exit(f"compare_counted: {bench} does not know ALLOC_BENCH_LABELS: "
+                 f"rebuild it (cmake --build build --target alloc_bench)")
 
     # The machine code first: it takes no time.
     code = [disassembly(lib) for lib in libs]
