@@ -173,44 +173,101 @@ static uint64_t random_seed(void) {
                      (uint64_t)getpid());
 }
 
-__attribute__((constructor)) static void control_start(void) {
-  hp_self.busy++;
+/* Once per process, before the first start: everything heapprof exports
+ * besides the malloc family forwards to the next definition; find each
+ * now, not inside a program's call. */
+static void resolve(void) {
   spawn_resolve();
-  /* Everything heapprof exports besides the malloc family forwards to the
-   * next definition; find each now, not inside a program's call. */
   next_unshare = (ns_call_t)dlsym(RTLD_NEXT, "unshare");
   next_setns = (ns_call_t)dlsym(RTLD_NEXT, "setns");
   unload_resolve();
   stack_resolve();
   triggers_resolve();
-  config_read(&cfg);
-  control_depth = cfg.depth;
-  control_seed = cfg.seed_set ? cfg.seed : random_seed();
-  arena_set_cap(cfg.max_mem);
   bucket_set_memory(arena_alloc);
   labels_set_memory(arena_alloc);
   stats_init();
+  pthread_atfork(fork_prepare, fork_parent, fork_child);
+}
+
+/* Sampling and the triggers as `c` says, from now on. */
+static void begin(const hp_config_t *c) {
+  cfg = *c;
+  control_depth = cfg.depth;
+  control_seed = cfg.seed_set ? cfg.seed : random_seed();
+  arena_set_cap(cfg.max_mem);
   if (cfg.rate > 0)
     stack_init();
-  pthread_atfork(fork_prepare, fork_parent, fork_child);
   pipeline_start(&cfg);
   if (cfg.rate > 0)
     triggers_start(&cfg);
   if (cfg.rate > 0 && cfg.http[0] != '\0')
     http_start(cfg.http, cfg.http_remote, cfg.verbose);
-  atomic_store(&control_rate, cfg.rate);
   atomic_store(&ever_on, cfg.rate > 0);
-  atomic_store_explicit(&control_epoch, 1, memory_order_release);
+  control_set_rate(cfg.rate); /* after a detach: a new epoch, all redraw */
+  uint32_t none = 0; /* the first start: sampling may begin */
+  atomic_compare_exchange_strong_explicit(&control_epoch, &none, 1,
+                                          memory_order_release,
+                                          memory_order_relaxed);
   if (cfg.verbose)
     config_warn("heapprof: rate %lld, profiles to %s", (long long)cfg.rate,
                 cfg.out);
+}
+
+/* Whether heapprof was dlopen'ed (RTLD_LOCAL, as `heapprof attach` loads
+ * it) into a process that runs without it, rather than preloaded or
+ * linked: it is then outside the global scope, so the program's lookups
+ * do not find its API. (Comparing the program's malloc with heapprof's
+ * cannot tell: a non-PIE program that takes malloc's address binds it to
+ * a stub of its own.) Nothing starts until attached. */
+static int loaded_late(void) {
+  int late = dlsym(RTLD_DEFAULT, "heapprof_get_rate") == NULL;
+  if (late)
+    dlerror(); /* the lookup's message is not the program's */
+  return late;
+}
+
+static enum { PRELOADED, LATE, ATTACHED, DETACHED } how;
+
+__attribute__((constructor)) static void control_start(void) {
+  hp_self.busy++;
+  if (loaded_late()) {
+    how = LATE; /* no handler, thread, file or environment read: attach */
+  } else {
+    resolve();
+    config_read(&cfg);
+    begin(&cfg);
+  }
   hp_self.busy--;
+}
+
+int control_attach(const hp_config_t *c) {
+  if (how != LATE && how != DETACHED) {
+    errno = EBUSY;
+    return -1;
+  }
+  if (how == LATE)
+    resolve();
+  begin(c);
+  how = ATTACHED;
+  return 0;
+}
+
+int control_detach(void) {
+  if (how != ATTACHED) {
+    errno = EBUSY;
+    return -1;
+  }
+  control_set_rate(0);
+  http_stop();
+  triggers_detach();
+  how = DETACHED;
+  return 0;
 }
 
 __attribute__((destructor)) static void control_stop(void) {
   /* HEAPPROF_RATE=0 is a pure pass-through: no file unless the program
-   * turned sampling on itself. */
-  if (atomic_load(&control_epoch) == 0 || !ever_on)
+   * turned sampling on itself; a detached process writes none either. */
+  if (atomic_load(&control_epoch) == 0 || !ever_on || how == DETACHED)
     return;
   pipeline_exiting();
   if (cfg.out_set)

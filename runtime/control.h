@@ -22,6 +22,16 @@ extern uint64_t control_seed;
  * every other thread at its next sample. 0, or -1 with errno EINVAL. */
 int control_set_rate(long rate);
 
+/* In a process heapprof was dlopen'ed into (heapprof attach): starts
+ * sampling and the triggers as `c` says (again after a detach). 0, or -1
+ * with errno EBUSY (preloaded or linked, or attached already). */
+struct hp_config;
+int control_attach(const struct hp_config *c);
+
+/* Sampling off, the HTTP server and dump thread stopped, the dump signal
+ * given back: 0, or -1 with errno EBUSY (not attached). */
+int control_detach(void);
+
 /* Samples that could not be recorded (profiler memory exhausted). */
 void control_count_drop(void);
 uint64_t control_drops(void);

@@ -388,6 +388,19 @@ int triggers_stop_thread(void) {
   return 1;
 }
 
+void triggers_detach(void) {
+  triggers_stop_thread();
+  atomic_store(&triggers_start_pending, 0);
+  inuse_start(0, 0, 0, on_growth); /* no growth, peak or leak watch */
+  struct sigaction old, dfl;
+  if (cfg.signal == 0 || real_sigaction()(cfg.signal, NULL, &old) != 0 ||
+      (old.sa_flags & SA_SIGINFO) || old.sa_handler != on_signal)
+    return; /* not heapprof's now: the program's own */
+  memset(&dfl, 0, sizeof dfl);
+  dfl.sa_handler = SIG_DFL;
+  sigemptyset(&dfl.sa_mask);
+  real_sigaction()(cfg.signal, &dfl, NULL);
+}
 
 /* The parent's dump thread did not come along: the child starts a thread
  * of its own at its first sample, like the parent did. Until then posts go

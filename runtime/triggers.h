@@ -34,6 +34,11 @@ void triggers_start_thread(void);
  * single-threaded for a moment (control.c's unshare). */
 int triggers_stop_thread(void);
 
+/* heapprof detach: the dump thread ended and not started again, the
+ * growth, peak and leak triggers off, and the dump signal given back to
+ * its default if heapprof's handler still holds it. */
+void triggers_detach(void);
+
 /* The parent's dump thread did not come along: the child starts its own
  * at its first sample. */
 void triggers_fork_child(void);

@@ -437,20 +437,37 @@ static void defaults(hp_config_t *c) {
   c->demangle = DEFAULT_DEMANGLE;
 }
 
-void config_read(hp_config_t *c) {
-  int saved = errno;
+/* Fills `c` from `get`; each value that does not parse is left at its
+ * default and, with `warn`, said on stderr. Returns how many did not. */
+static int read_settings(hp_config_t *c, config_get_t get, void *ctx, int warn) {
+  int saved = errno, bad = 0;
   defaults(c);
   for (size_t i = 0; i < sizeof settings / sizeof *settings; i++) {
     const setting_t *s = &settings[i];
-    const char *v = secure_getenv(s->name);
+    const char *v = get(s->name, ctx);
     char shown[65];
     if (v == NULL || s->parse(v, c) == 0)
+      continue;
+    bad++;
+    if (!warn)
       continue;
     printable(v, shown);
     config_warn("heapprof: %s=\"%s\" is not valid: expected %s; %s", s->name,
                 shown, s->accepts, s->otherwise);
   }
   errno = saved;
+  return bad;
+}
+
+static const char *from_environment(const char *name, void *ctx) {
+  (void)ctx;
+  return secure_getenv(name);
+}
+
+void config_read(hp_config_t *c) { read_settings(c, from_environment, NULL, 1); }
+
+int config_read_with(hp_config_t *c, config_get_t get, void *ctx) {
+  return read_settings(c, get, ctx, 0);
 }
 
 int config_check(const char *name, const char *value, const char **accepts) {

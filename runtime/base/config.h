@@ -50,6 +50,14 @@ typedef struct hp_config {
 /* Fills `c` from the environment, defaults where unset or invalid. */
 void config_read(hp_config_t *c);
 
+/* The value of variable `name` ("HEAPPROF_RATE", …) from a source other
+ * than the environment, or NULL if it has none. */
+typedef const char *(*config_get_t)(const char *name, void *ctx);
+
+/* config_read from `get` (an attach's settings), silently: returns how
+ * many values did not parse (each left at its default). */
+int config_read_with(hp_config_t *c, config_get_t get, void *ctx);
+
 /* Whether config_read would take `value` for the variable `name`
  * ("HEAPPROF_DEPTH", ...), judged by the very parser config_read uses: 0,
  * or -1 with `*accepts` (when not NULL) set to the words config_read's
