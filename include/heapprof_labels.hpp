@@ -6,11 +6,14 @@
 //     ...                                                  // popped at '}'
 //   }
 //
-// A scope pops only what its own push put there: a push that failed
-// (bad key, a limit reached; see error()) leaves the labels as they were
-// and its destructor does nothing. Scopes are pushes on the constructing
-// thread and must end on it, innermost first, which is what C++'s scoping
-// gives; they cannot be copied or moved.
+// A scope's end puts the thread's labels back exactly as they were at its
+// start (a token, heapprof_label_save/restore), so a push that failed
+// (bad key, a limit reached; see error()) changes nothing, and pushes
+// left unpopped inside the scope end with it. Scopes belong to the
+// constructing thread and must end on it, innermost first, which is what
+// C++'s scoping gives; they cannot be copied or moved. Name the object:
+// `heapprof::label_scope("tenant", t);` alone is a temporary that ends at
+// the semicolon (C++20 compilers warn about it).
 //
 // heapprof::label_attach carries labels to another thread: save them
 // where the work is queued, attach them where it runs.
@@ -28,16 +31,20 @@
 
 namespace heapprof {
 
+#if __cplusplus >= 202002L
+#define HEAPPROF_NODISCARD [[nodiscard]]
+#else
+#define HEAPPROF_NODISCARD
+#endif
+
 class label_scope {
  public:
-  label_scope(const char *key, const char *value) noexcept
-      : rc_(heapprof_label_push(key, value)) {}
-  label_scope(const std::string &key, const std::string &value) noexcept
+  HEAPPROF_NODISCARD label_scope(const char *key, const char *value) noexcept
+      : before_(heapprof_label_save()), rc_(heapprof_label_push(key, value)) {}
+  HEAPPROF_NODISCARD label_scope(const std::string &key,
+                                 const std::string &value) noexcept
       : label_scope(key.c_str(), value.c_str()) {}
-  ~label_scope() {
-    if (rc_ == 0)
-      heapprof_label_pop();
-  }
+  ~label_scope() { heapprof_label_restore(before_, nullptr); }
   label_scope(const label_scope &) = delete;
   label_scope &operator=(const label_scope &) = delete;
 
@@ -46,12 +53,13 @@ class label_scope {
   explicit operator bool() const noexcept { return rc_ == 0; }
 
  private:
+  heapprof_label_token_t before_;
   int rc_;
 };
 
 class label_attach {
  public:
-  explicit label_attach(heapprof_label_token_t token) noexcept
+  HEAPPROF_NODISCARD explicit label_attach(heapprof_label_token_t token) noexcept
       : rc_(heapprof_label_restore(token, &prev_)) {}
   ~label_attach() {
     if (rc_ == 0)
@@ -69,5 +77,7 @@ class label_attach {
 };
 
 }  // namespace heapprof
+
+#undef HEAPPROF_NODISCARD
 
 #endif  // HEAPPROF_LABELS_HPP

@@ -139,6 +139,10 @@ static size_t piece(size_t bytes) { return (bytes + 7) & ~(size_t)7; }
 static int reserve_locked(size_t bytes) {
   if (bytes <= pool_left)
     return 0;
+  if (bytes > POOL_BYTES) { /* cannot happen: every piece is capped */
+    errno = ENOMEM;
+    return -1;
+  }
   void *(*get)(size_t) = atomic_load_explicit(&permanent, memory_order_relaxed);
   char *p = get != NULL ? get(POOL_BYTES) : NULL;
   if (p == NULL) {
@@ -290,11 +294,25 @@ static const label_node_t *insert_locked(label_node_t *_Atomic *head,
 
 /* ---- the interface ---- */
 
+/* `s` copied into buf (`size` bytes): 1, or 0 if it does not fit. The
+ * caller's string is read once, here: another thread may be rewriting it,
+ * and every check and copy after this one must see the same bytes. */
+static int take(const char *s, char *buf, size_t size) {
+  size_t n = strnlen(s, size);
+  if (n == size)
+    return 0;
+  memcpy(buf, s, n);
+  buf[n] = '\0';
+  return 1;
+}
+
 /* A push that finds its node needs no check: a node exists only for a
  * key and value that passed them, under a parent short of the depth cap. */
-int labels_push(const label_node_t *at, const char *key, const char *value,
-                int may_insert, const label_node_t **out) {
-  if (key == NULL || value == NULL) {
+int labels_push(const label_node_t *at, const char *key_in,
+                const char *value_in, int may_insert, const label_node_t **out) {
+  char key[LABEL_KEY_MAX + 1], value[LABEL_VALUE_MAX + 1];
+  if (key_in == NULL || value_in == NULL || !take(key_in, key, sizeof key) ||
+      !take(value_in, value, sizeof value)) {
     errno = EINVAL;
     return -1;
   }

@@ -75,7 +75,9 @@ int labels_value_ok(const char *value);
  * 0 and *out, or -1 with errno EINVAL (not a label), ENOSPC (a cap was
  * reached: labels in a set, depth, sets, nodes or string bytes) or ENOMEM
  * (the permanent allocator said no). An existing node is found without a
- * lock; `may_insert` 0 refuses to make one (-1, errno EAGAIN).
+ * lock; `may_insert` 0 refuses to make one (-1, errno EAGAIN). Each
+ * string is read once (copied), so one another thread rewrites meanwhile
+ * is taken whole as it was at that read, or refused.
  */
 int labels_push(const label_node_t *at, const char *key, const char *value,
                 int may_insert, const label_node_t **out);

@@ -1,7 +1,8 @@
 /*
  * test_cxx_labels — heapprof_labels.hpp's scopes: a label_scope pushes
- * and pops with C++'s scoping, a scope whose push failed pops nothing
- * (the outer labels stay), and a label_attach carries a token to a
+ * and puts the labels back with C++'s scoping, a scope whose push failed
+ * takes nothing away (the outer labels stay), a push left unpopped inside
+ * a scope ends with it, and a label_attach carries a token to a
  * std::thread and gives the thread its own labels back at its end. The
  * profile (rate 1, read by go tool pprof) holds each site under exactly
  * the labels in force when it allocated.
@@ -44,6 +45,14 @@ static void scopes(void) {
   } /* bad pops nothing; inner pops back to acme */
   CHECK(label("tenant") == "acme", "after the inner scope: %s",
         label("tenant").c_str());
+  {
+    heapprof::label_scope zone("zone", "eu");
+    CHECK(heapprof_label_push("leftover", "x") == 0, "plain push");
+  } /* the scope's end undoes the push it did not make, too */
+  CHECK(label("leftover") == "-" && label("zone") == "-" &&
+            label("tenant") == "acme",
+        "after a scope with an unpopped push: leftover %s zone %s tenant %s",
+        label("leftover").c_str(), label("zone").c_str(), label("tenant").c_str());
   heapprof_label_token_t token = heapprof_label_save();
   std::thread([token] {
     {
