@@ -28,17 +28,26 @@ void tl_fail(const char *file, int line, const char *cond, const char *fmt,
   exit(1);
 }
 
-static char **clean_env(void) {
+char **tl_env(const char *const *drop, const char *add) {
   size_t n = 0;
   while (environ[n])
     n++;
-  char **env = calloc(n + 1, sizeof *env);
+  char **env = calloc(n + 2, sizeof *env);
   size_t k = 0;
-  for (size_t i = 0; i < n; i++)
-    if (strncmp(environ[i], "LD_PRELOAD=", 11) != 0 &&
-        strncmp(environ[i], "HEAPPROF_", 9) != 0)
+  for (size_t i = 0; i < n; i++) {
+    int keep = 1;
+    for (const char *const *d = drop; keep && *d != NULL; d++)
+      keep = strncmp(environ[i], *d, strlen(*d)) != 0;
+    if (keep)
       env[k++] = environ[i];
+  }
+  if (add != NULL)
+    env[k] = strdup(add);
   return env;
+}
+
+static char **clean_env(void) {
+  return tl_env((const char *const[]){"LD_PRELOAD=", "HEAPPROF_", NULL}, NULL);
 }
 
 /* Reads all of fd into a malloc'd string. */

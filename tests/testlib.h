@@ -31,6 +31,11 @@ int tl_run(char *const argv[], char **out);
  * (malloc'd); returns the exit status or -1. */
 int tl_run_env(char *const argv[], char *const env[], char **out, char **err);
 
+/* A copy of the environment without the entries that start with one of
+ * `drop` (a NULL-ended list of "NAME=" or prefixes), with `add` ("NAME=v",
+ * or NULL) at its end: for tl_run_env. Never freed (tests are short). */
+char **tl_env(const char *const *drop, const char *add);
+
 typedef struct tl_sample {
   int64_t v[4];         /* alloc_objects alloc_space inuse_objects inuse_space */
   int64_t bytes;        /* the "bytes" label, -1 if none */

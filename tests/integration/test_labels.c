@@ -171,18 +171,9 @@ static void deadline(unsigned seconds) {
 
 /* The environment with HEAPPROF_SEED=seed instead of any other seed. */
 static char **env_with_seed(unsigned seed) {
-  size_t n = 0;
-  while (environ[n])
-    n++;
-  char **env = calloc(n + 2, sizeof *env);
-  size_t k = 0;
-  for (size_t i = 0; i < n; i++)
-    if (strncmp(environ[i], "HEAPPROF_SEED=", 14) != 0)
-      env[k++] = environ[i];
-  char *s = malloc(32);
-  snprintf(s, 32, "HEAPPROF_SEED=%u", seed);
-  env[k] = s;
-  return env;
+  char s[32];
+  snprintf(s, sizeof s, "HEAPPROF_SEED=%u", seed);
+  return tl_env((const char *const[]){"HEAPPROF_SEED=", NULL}, s);
 }
 
 /* ---- exact: rate 1, cross-thread frees ---- */

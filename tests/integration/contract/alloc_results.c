@@ -251,24 +251,13 @@ static void build_table(void) {
 
 /* The same program with the same allocator and no heapprof. */
 static char *bare_table(const char *beneath) {
-  extern char **environ;
-  size_t n = 0;
-  while (environ[n])
-    n++;
-  char **env = calloc(n + 2, sizeof *env);
-  size_t k = 0;
-  for (size_t i = 0; i < n; i++)
-    if (strncmp(environ[i], "LD_PRELOAD=", 11) != 0 &&
-        strncmp(environ[i], "HEAPPROF_", 9) != 0)
-      env[k++] = environ[i];
   /* LD_PRELOAD without its first entry, heapprof. */
   const char *pre = getenv("LD_PRELOAD");
   const char *rest = pre ? strchr(pre, ':') : NULL;
   char preload[4096];
-  if (rest != NULL) {
-    snprintf(preload, sizeof preload, "LD_PRELOAD=%s", rest + 1);
-    env[k++] = preload;
-  }
+  snprintf(preload, sizeof preload, "LD_PRELOAD=%s", rest ? rest + 1 : "");
+  char **env = tl_env((const char *const[]){"LD_PRELOAD=", "HEAPPROF_", NULL},
+                      rest != NULL ? preload : NULL);
   char self[4096];
   ssize_t len = readlink("/proc/self/exe", self, sizeof self - 1);
   CHECK(len > 0, "readlink /proc/self/exe");
