@@ -20,6 +20,7 @@
  *   every malloc_usable_size byte of a block, sampled or not, is its own.
  */
 #define _GNU_SOURCE
+#define ALLOC_SLOW_PATH /* alloc_sampled.h's shared slow-path helpers */
 #include "alloc_sampled.h"
 
 #include <errno.h>
@@ -128,41 +129,17 @@ static ALLOC_SLOW int64_t slow_enter(hp_thread_t *t, size_t n) {
   return rate;
 }
 
+/* The same for attach mode's slow paths (alloc_attach.c): a function of
+ * its own, so that the code generated for preload's calls stays as it was
+ * (slow_enter is specialised for hp_self). */
+ALLOC_SLOW int64_t alloc_slow_enter(size_t n) {
+  return slow_enter(&hp_self, n);
+}
+
 /* ---- recording sampled blocks ---- */
 
-/* A sampled block of `b` came (note_alloc) or went (note_free). */
-static void note_alloc(bucket_t *b) {
-  inuse_keep(b);
-  bucket_note_alloc(b);
-  inuse_note(b->size, b->rate, +1);
-}
-
-static void note_free(bucket_t *b) {
-  inuse_keep(b);
-  bucket_note_free(b);
-  inuse_note(b->size, b->rate, -1);
-}
-
-/* Inlined into the slow paths, so that they are the only frame of ours
- * the unwinder steps through (stack.h). */
-#define UNWOUND static inline __attribute__((always_inline))
-
-/* The bucket for a sampled allocation of `size` bytes made here, under
- * the thread's labels.
- * Cancellation is held off while libunwind works: its memory validation
- * calls read and write, which are cancellation points, and a pending
- * cancellation must never act inside malloc (POSIX does not make malloc
- * one; a thread cancelled there leaves the program's mutexes locked). */
-UNWOUND bucket_t *bucket_here(size_t size, int64_t rate) {
-  uintptr_t pcs[BUCKET_MAX_FRAMES];
-  int cancel;
-  pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &cancel);
-  int nframes = stack_capture(pcs, control_depth);
-  pthread_setcancelstate(cancel, NULL);
-  const label_node_t *labels = hp_self.labels;
-  return bucket_get(pcs, (uint32_t)nframes, size, rate,
-                    labels != NULL ? labels->set_id : 0);
-}
+/* (alloc_note_alloc, alloc_note_free and alloc_bucket_here are
+ * alloc_sampled.h's: attach mode's slow paths share them.) */
 
 /* Marks `raw` + `align` as a sampled block of `b`; NULL (nothing marked)
  * if the sampled map has no memory. */
@@ -170,7 +147,7 @@ static void *mark(void *raw, size_t align, bucket_t *b) {
   char *p = (char *)raw + align;
   if (sampled_mark(p, b, (unsigned)__builtin_ctzl(align) - 4) != 0)
     return NULL;
-  note_alloc(b);
+  alloc_note_alloc(b);
   return p;
 }
 
@@ -203,7 +180,7 @@ UNWOUND void *sampled_alloc(size_t size, size_t alloc, size_t align,
   int saved = errno;
   void *p = NULL;
   t->busy++;
-  bucket_t *b = bucket_here(size, rate);
+  bucket_t *b = alloc_bucket_here(size, rate);
   void *raw = b != NULL ? raw_alloc(how, align, total) : NULL;
   if (raw != NULL && (p = mark(raw, align, b)) == NULL) {
     alloc_next.free(raw);
@@ -223,7 +200,7 @@ UNWOUND void *sampled_alloc(size_t size, size_t alloc, size_t align,
 static void sampled_free(void *p) {
   size_t offset;
   bucket_t *b = sampled_unmark(p, &offset);
-  note_free(b);
+  alloc_note_free(b);
   alloc_next.free((char *)p - offset);
 }
 
@@ -300,7 +277,7 @@ static void *realloc_sampled(void *p, size_t n, bucket_t *b) {
     sampled_mark(p, old, 0); /* the region exists: this cannot fail */
     return NULL;
   }
-  note_free(old);
+  alloc_note_free(old);
   void *q = mark(raw, SAMPLED_HEADER, b);
   if (q == NULL) { /* cannot record: hand it out as an ordinary block */
     size_t room = alloc_next.malloc_usable_size(raw) - SAMPLED_HEADER;
@@ -331,7 +308,7 @@ ALLOC_SLOW void *alloc_realloc_slow(void *p, size_t n) {
   void *q = NULL;
   if (rate > 0 && old_sampled && offset == SAMPLED_HEADER) {
     t->busy++;
-    bucket_t *b = bucket_here(n, rate);
+    bucket_t *b = alloc_bucket_here(n, rate);
     t->busy--;
     errno = saved;
     if (b != NULL)
@@ -344,7 +321,7 @@ ALLOC_SLOW void *alloc_realloc_slow(void *p, size_t n) {
   if (!old_sampled)
     return alloc_next.realloc(p, n);
   if (n == 0) { /* the allocator's realloc(p, 0), on the raw block */
-    note_free(sampled_unmark(p, &offset));
+    alloc_note_free(sampled_unmark(p, &offset));
     return alloc_next.realloc((char *)p - offset, 0);
   }
   return move(p, usable(p, 1), alloc_next.malloc(n), 0, 1);

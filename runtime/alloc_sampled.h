@@ -74,4 +74,63 @@ ALLOC_SLOW void *alloc_aligned_slow(size_t align, size_t size, size_t alloc);
 /* malloc_usable_size(p) of a `p` that sampled_maybe. */
 ALLOC_SLOW size_t alloc_usable_slow(void *p);
 
+/* Every allocating slow path, preload's and attach mode's (alloc_attach.h),
+ * comes in here with the `n` bytes that ran the calling thread's countdown
+ * out: the rate the allocation is sampled at, or 0 (always 0 before
+ * start-up and while the thread is inside heapprof: busy). Sets the next
+ * countdown. */
+ALLOC_SLOW int64_t alloc_slow_enter(size_t n);
+
+#ifdef ALLOC_SLOW_PATH
+/*
+ * For the slow paths only (alloc_sampled.c, alloc_attach.c), which define
+ * ALLOC_SLOW_PATH: recording a sample. Kept out of the fast paths' view,
+ * which need none of these headers.
+ */
+#include <pthread.h>
+
+#include "buckets.h"
+#include "control.h"
+#include "inuse.h"
+#include "labels.h"
+#include "stack.h"
+
+/* A sampled block of `b` came (alloc_note_alloc) or went
+ * (alloc_note_free). Lock-free, except that an allocation that makes a new
+ * high-water mark takes peak_lock (inuse.c): call it with busy set. */
+static inline void alloc_note_alloc(bucket_t *b) {
+  inuse_keep(b);
+  bucket_note_alloc(b);
+  inuse_note(b->size, b->rate, +1);
+}
+
+static inline void alloc_note_free(bucket_t *b) {
+  inuse_keep(b);
+  bucket_note_free(b);
+  inuse_note(b->size, b->rate, -1);
+}
+
+/* Inlined into the slow paths, so that they are the only frame of ours
+ * the unwinder steps through (stack.h). */
+#define UNWOUND static inline __attribute__((always_inline))
+
+/* The bucket for a sampled allocation of `size` bytes made here, under
+ * the thread's labels; NULL if there is no memory for it (counted by
+ * buckets.c). Call with busy set.
+ * Cancellation is held off while libunwind works: its memory validation
+ * calls read and write, which are cancellation points, and a pending
+ * cancellation must never act inside malloc (POSIX does not make malloc
+ * one; a thread cancelled there leaves the program's mutexes locked). */
+UNWOUND bucket_t *alloc_bucket_here(size_t size, int64_t rate) {
+  uintptr_t pcs[BUCKET_MAX_FRAMES];
+  int cancel;
+  pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &cancel);
+  int nframes = stack_capture(pcs, control_depth);
+  pthread_setcancelstate(cancel, NULL);
+  const label_node_t *labels = hp_self.labels;
+  return bucket_get(pcs, (uint32_t)nframes, size, rate,
+                    labels != NULL ? labels->set_id : 0);
+}
+#endif /* ALLOC_SLOW_PATH */
+
 #endif /* HEAPPROF_ALLOC_SAMPLED_H */

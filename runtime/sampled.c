@@ -22,15 +22,16 @@
 #include "arena.h"
 #include "thread.h"
 
-#define REGION_SHIFT 27
-#define REGIONS ((size_t)1 << (47 - REGION_SHIFT))
+#define REGION_SHIFT SAMPLED_REGION_SHIFT
+#define REGIONS SAMPLED_REGIONS
 #define GRANULE_SHIFT 3
 #define REGION_BITMAP_BYTES (((size_t)1 << (REGION_SHIFT - GRANULE_SHIFT)) / 8)
 #define LG_MASK ((uintptr_t)63)
 
 uint64_t sampled_key = 0x5d1c2b3a49586776ULL;
 
-static _Atomic(uint64_t *) regions[REGIONS];
+/* Hidden, but not static: sampled_bit (sampled.h) reads it inline. */
+uint64_t *_Atomic sampled_regions[REGIONS];
 /* Marks and unmarks by threads outside stats.c's registry (thread.h). */
 static _Atomic uint64_t stray_marked, stray_unmarked;
 
@@ -63,7 +64,7 @@ static _Atomic uint64_t *bit_word(uint64_t *bits, uintptr_t a, int *shift) {
 static uint64_t *region_of(uintptr_t a) {
   if ((a >> REGION_SHIFT) >= REGIONS)
     return NULL;
-  return atomic_load_explicit(&regions[a >> REGION_SHIFT], memory_order_acquire);
+  return atomic_load_explicit(&sampled_regions[a >> REGION_SHIFT], memory_order_acquire);
 }
 
 /* The region bitmap for `a`, mapped on first use; NULL if out of range or
@@ -77,7 +78,7 @@ static uint64_t *region_get(uintptr_t a) {
   uint64_t *fresh = arena_map(REGION_BITMAP_BYTES);
   if (fresh == NULL)
     return NULL;
-  if (atomic_compare_exchange_strong_explicit(&regions[a >> REGION_SHIFT],
+  if (atomic_compare_exchange_strong_explicit(&sampled_regions[a >> REGION_SHIFT],
                                               &bits, fresh,
                                               memory_order_acq_rel,
                                               memory_order_acquire))
@@ -126,4 +127,35 @@ bucket_t *sampled_unmark(void *p, size_t *offset) {
   ((uint64_t *)p)[-2] = 0;
   count(&hp_self.unmarked, &stray_unmarked);
   return b;
+}
+
+/* ---- bare marks (attach mode: no header) ---- */
+
+int sampled_bare_mark(const void *p) {
+  uintptr_t a = (uintptr_t)p;
+  uint64_t *bits = region_get(a);
+  if (bits == NULL)
+    return -1;
+  int shift;
+  _Atomic uint64_t *w = bit_word(bits, a, &shift);
+  uint64_t was = atomic_fetch_or_explicit(w, (uint64_t)1 << shift,
+                                          memory_order_release);
+  if (!((was >> shift) & 1))
+    count(&hp_self.marked, &stray_marked);
+  return 0;
+}
+
+int sampled_bare_unmark(const void *p) {
+  uintptr_t a = (uintptr_t)p;
+  uint64_t *bits = region_of(a);
+  if (bits == NULL)
+    return 0;
+  int shift;
+  _Atomic uint64_t *w = bit_word(bits, a, &shift);
+  uint64_t was = atomic_fetch_and_explicit(w, ~((uint64_t)1 << shift),
+                                           memory_order_relaxed);
+  if (!((was >> shift) & 1))
+    return 0;
+  count(&hp_self.unmarked, &stray_unmarked);
+  return 1;
 }

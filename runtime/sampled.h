@@ -77,6 +77,47 @@ bucket_t *sampled_unmark(void *p, size_t *offset);
 /* The bucket and offset of live sampled block `p`, leaving it recorded. */
 bucket_t *sampled_peek(const void *p, size_t *offset);
 
+/*
+ * Bare marks: the map bit without a header, for attach mode, where a
+ * sampled block is the next allocator's block unchanged and its bucket
+ * lives in the side table (sidetable.h), which alone sets and clears these
+ * bits. A bare mark is counted in the live count like a headed one.
+ */
+
+/* The region bitmaps, indexed by address >> SAMPLED_REGION_SHIFT (the
+ * layout is sampled.c's; only sampled_bit below reads it from outside). */
+#define SAMPLED_REGION_SHIFT 27
+#define SAMPLED_REGIONS ((size_t)1 << (47 - SAMPLED_REGION_SHIFT))
+extern uint64_t *_Atomic sampled_regions[SAMPLED_REGIONS]
+    __attribute__((visibility("hidden")));
+
+/* The map bit of `p`, lock-free, for attach mode's free fast path: two
+ * dependent loads (the region's bitmap, the word), no call. An address
+ * beyond 47 bits reads the bit of an alias below (the index is masked, not
+ * tested: one instruction fewer), which can only send its free to the slow
+ * path, where the side table, keyed by the exact address, says "not
+ * sampled"; such an address is never marked. */
+static inline int sampled_bit(const void *p) {
+  uintptr_t a = (uintptr_t)p;
+  uint64_t *bits = __atomic_load_n(
+      &sampled_regions[(a >> SAMPLED_REGION_SHIFT) & (SAMPLED_REGIONS - 1)],
+      __ATOMIC_ACQUIRE);
+  /* NULL: no sample ever in this region. Hinted unlikely: once a program
+   * has sampled, its heap's regions have bitmaps. */
+  if (__builtin_expect(bits == NULL, 0))
+    return 0;
+  size_t word = (a >> 9) & ((((uintptr_t)1 << SAMPLED_REGION_SHIFT) >> 9) - 1);
+  return (__atomic_load_n(&bits[word], __ATOMIC_RELAXED) >> ((a >> 3) & 63)) & 1;
+}
+
+/* Sets `p`'s bit: 0, counted as a mark unless it was set already; -1 if
+ * `p` is beyond 47 bits or its region's bitmap cannot be mapped (nothing
+ * set). */
+int sampled_bare_mark(const void *p);
+
+/* Clears `p`'s bit: 1 if it was set (counted as an unmark), else 0. */
+int sampled_bare_unmark(const void *p);
+
 /* The live count is per thread (thread.h's marked and unmarked, summed by
  * stats.c), plus the marks and unmarks of threads outside its registry. */
 uint64_t sampled_stray_marked(void);
