@@ -10,7 +10,7 @@ target_include_directories(test_alloc_attach PRIVATE
   ${PROJECT_SOURCE_DIR}/runtime
   $<TARGET_PROPERTY:heapprof,INTERFACE_INCLUDE_DIRECTORIES>)
 add_dependencies(test_alloc_attach heapprof)
-foreach(mode exact blocks realloc stale forget errno cxx threads)
+foreach(mode exact blocks realloc stale forget errno cxx threads fork)
   heapprof_test_variant(test_alloc_attach_${mode} test_alloc_attach
     ARGS $<TARGET_FILE:heapprof> ${mode} ENV "HEAPPROF_RATE=0")
 endforeach()

@@ -38,6 +38,9 @@
  *   threads  4 threads churn sampled blocks (every kind, realloc, delete)
  *            through a growing side table: every sample's free is found,
  *            the totals are exact, nothing is dropped.
+ *   fork     100 forks while two threads churn sampled blocks: every child
+ *            samples and frees 5,000 blocks and exits (the side table has
+ *            no lock, so fork needs no handler of its own).
  *   maxmem   under HEAPPROF_MAX_MEM=16M, 600,000 live samples do not fit:
  *            drops are counted, nothing crashes, and in-use, the live count
  *            and the side table agree throughout.
@@ -53,6 +56,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <new>
@@ -796,6 +800,60 @@ static void mode_threads(void) {
   tl_free_profile(&pr);
 }
 
+/* ---- fork ---- */
+
+static volatile int forking = 1;
+
+static void *fork_churn(void *arg) {
+  (void)arg;
+  void *slot[64] = {NULL};
+  for (unsigned i = 0; forking; i++) {
+    void **sl = &slot[(i * 2654435761u) % 64];
+    if (*sl != NULL) {
+      *sl = i % 3 ? (h.free(*sl), (void *)NULL) : h.realloc(*sl, 64 + i % 3000);
+    } else {
+      *sl = i % 2 ? h.malloc(16 + i % 5000) : h.nw(24);
+    }
+  }
+  for (int i = 0; i < 64; i++)
+    h.free(slot[i]);
+  return NULL;
+}
+
+/* Forks while two threads churn sampled blocks through the side table,
+ * which has no fork handler: each child samples, frees, grows the table
+ * and exits, within its own alarm. */
+static void mode_fork(void) {
+  pthread_t t[2];
+  for (int i = 0; i < 2; i++)
+    CHECK(pthread_create(&t[i], NULL, fork_churn, NULL) == 0, "pthread_create");
+  for (int k = 0; k < 100; k++) {
+    pid_t pid = fork();
+    CHECK(pid >= 0, "fork");
+    if (pid == 0) {
+      alarm(20);
+      uint64_t live = stats().live_samples;
+      static void *kept[5000];
+      for (int i = 0; i < 5000; i++)
+        kept[i] = h.malloc(40);
+      int ok = stats().live_samples == live + 5000;
+      for (int i = 0; i < 5000; i++)
+        h.free(kept[i]);
+      ok = ok && stats().live_samples == live;
+      _exit(ok ? 0 : 3);
+    }
+    int status;
+    CHECK(waitpid(pid, &status, 0) == pid, "waitpid");
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+          "child %d: %s %d", k, WIFEXITED(status) ? "exit" : "signal",
+          WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status));
+  }
+  forking = 0;
+  for (int i = 0; i < 2; i++)
+    pthread_join(t[i], NULL);
+  expect_live(0);
+}
+
 /* ---- memory cap ---- */
 
 extern "C" NOINLINE void *cap_site(void) { void *p = h.malloc(16); KEEP(); return p; }
@@ -832,6 +890,7 @@ int main(int argc, char **argv) {
   else if (strcmp(m, "cxx") == 0) mode_cxx();
   else if (strcmp(m, "threads") == 0) mode_threads();
   else if (strcmp(m, "maxmem") == 0) mode_maxmem();
+  else if (strcmp(m, "fork") == 0) mode_fork();
   else CHECK(0, "unknown mode %s", m);
   printf("ok %s\n", m);
   return 0;
