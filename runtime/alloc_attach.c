@@ -7,10 +7,11 @@
  * instruction where the block is not looked at: count, charge the
  * countdown, tail-call the next allocator. What differs is how a sampled
  * block is known. Here it is the next allocator's block unchanged, so
- * free cannot read a tag below the pointer; it reads the block's bit in
- * the sampled map instead (sampled_bit: two dependent loads, no call), and
- * only a set bit goes to the slow path, which takes the record out of the
- * side table (sidetable.h) before the allocator sees the free.
+ * free cannot read a tag below the pointer; it reads the page filter in
+ * front of the sampled map instead (sampled_bare_maybe: one load of a
+ * dense 128 KiB table, no call), and only a nonzero slot goes to the slow
+ * path, which asks the block's bit and, if it is set, takes the record out
+ * of the side table (sidetable.h) before the allocator sees the free.
  *
  * Invariants:
  * - Sampling is preload mode's, unchanged: the same countdown and
@@ -78,10 +79,10 @@ void *attach_malloc(size_t n) {
   return malloc_slow(n);
 }
 
-/* free(NULL) is the next allocator's (glibc's does nothing), uncounted:
- * NULL's bit is never set. */
+/* free(NULL) is the next allocator's (glibc's does nothing), uncounted.
+ * Fast path: the page filter's one load (sampled.h), tail-call. */
 void attach_free(void *p) {
-  if (likely(!sampled_bit(p))) {
+  if (likely(!sampled_bare_maybe(p))) {
     hp_self.frees += p != NULL;
     alloc_next.free(p);
     return;
@@ -104,7 +105,7 @@ void *attach_calloc(size_t c, size_t n) {
 void *attach_realloc(void *p, size_t n) {
   hp_thread_t *t = &hp_self;
   void *q;
-  if (likely(!sampled_bit(p) && alloc_try_charge(t, n)))
+  if (likely(!sampled_bare_maybe(p) && alloc_try_charge(t, n)))
     q = alloc_next.realloc(p, n);
   else
     q = realloc_slow(p, n); /* charges (and counts) `n` itself */
@@ -239,10 +240,16 @@ static ALLOC_SLOW void *calloc_slow(size_t c, size_t n) {
   return sample(alloc_next.calloc(c, n), bytes, rate);
 }
 
-/* The record goes before the next free: another thread may be handed the
- * address the moment it returns. A `p` with its bit set and no record (a
- * high address's alias) is simply freed. */
+/* `p`'s page filter slot said "maybe": its bit says whether it is a
+ * sampled block (NULL's never is). If so, the record goes before the next
+ * free: another thread may be handed the address the moment it returns.
+ * A set bit with no record (a high address's alias) is simply freed. */
 static ALLOC_SLOW void free_slow(void *p) {
+  if (!sampled_bit(p)) {
+    hp_self.frees += p != NULL;
+    alloc_next.free(p);
+    return;
+  }
   int saved = errno;
   hp_self.frees++;
   bucket_t *b = sidetable_take(p);

@@ -131,6 +131,22 @@ bucket_t *sampled_unmark(void *p, size_t *offset) {
 
 /* ---- bare marks (attach mode: no header) ---- */
 
+_Atomic uint16_t sampled_filter[(size_t)1 << SAMPLED_FILTER_LG];
+
+/* Moves `a`'s filter slot by `by` (+1, -1), unless it is saturated, which
+ * it then stays (sampled.h). */
+static void filter_move(uintptr_t a, int by) {
+  _Atomic uint16_t *slot =
+      &sampled_filter[(a >> 12) & (((size_t)1 << SAMPLED_FILTER_LG) - 1)];
+  uint16_t n = atomic_load_explicit(slot, memory_order_relaxed);
+  do {
+    if (n == UINT16_MAX)
+      return;
+  } while (!atomic_compare_exchange_weak_explicit(
+      slot, &n, (uint16_t)(n + by), memory_order_release,
+      memory_order_relaxed));
+}
+
 int sampled_bare_mark(const void *p) {
   uintptr_t a = (uintptr_t)p;
   uint64_t *bits = region_get(a);
@@ -138,10 +154,11 @@ int sampled_bare_mark(const void *p) {
     return -1;
   int shift;
   _Atomic uint64_t *w = bit_word(bits, a, &shift);
-  uint64_t was = atomic_fetch_or_explicit(w, (uint64_t)1 << shift,
-                                          memory_order_release);
-  if (!((was >> shift) & 1))
-    count(&hp_self.marked, &stray_marked);
+  if ((atomic_load_explicit(w, memory_order_relaxed) >> shift) & 1)
+    return 0; /* set already (an address is marked by its owner only) */
+  filter_move(a, +1); /* before the bit: the slot is never below its bits */
+  atomic_fetch_or_explicit(w, (uint64_t)1 << shift, memory_order_release);
+  count(&hp_self.marked, &stray_marked);
   return 0;
 }
 
@@ -156,6 +173,7 @@ int sampled_bare_unmark(const void *p) {
                                            memory_order_relaxed);
   if (!((was >> shift) & 1))
     return 0;
+  filter_move(a, -1);
   count(&hp_self.unmarked, &stray_unmarked);
   return 1;
 }
