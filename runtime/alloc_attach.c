@@ -31,10 +31,12 @@
  * The host contract is alloc_api.c's, word for word: no lock, system call
  * or allocation of heapprof's own on a fast path; errno as the next
  * allocator left it (slow paths put it back after heapprof's work); no
- * cancellation point (the unwinder runs with cancellation disabled); a
- * thread inside heapprof (busy), a signal handler or a fork handler is
- * served without sampling, and the side table takes no lock at all, so a
- * free from any of them is recorded like any other.
+ * cancellation point (the unwinder runs with cancellation disabled); an
+ * allocation on a thread inside heapprof (busy: among them a signal
+ * handler that interrupted heapprof's work, and the program's fork
+ * handlers while heapprof's hold its locks) is served without sampling;
+ * and the side table takes no lock at all, so a free from any of them is
+ * recorded like any other.
  */
 #define _GNU_SOURCE
 #define ALLOC_SLOW_PATH /* alloc_sampled.h's shared slow-path helpers */

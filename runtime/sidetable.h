@@ -6,7 +6,8 @@
  * lives here, keyed by the block's address, for sampled blocks only. Each
  * record goes with the block's bare bit in the sampled map (sampled.h),
  * which this module alone sets and clears in attach mode: free asks the
- * bit, lock-free and inline, and only a set bit brings it here.
+ * map (its page filter, then the bit), lock-free and inline, and only a
+ * set bit brings it here.
  *
  * Every operation is lock-free and allocates only from the arena (mmap):
  * a signal handler, fork's handlers and a thread inside heapprof may all
