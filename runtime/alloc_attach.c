@@ -50,6 +50,8 @@
 
 #include "alloc_next.h"
 #include "alloc_sampled.h"
+#include "config.h"
+#include "control.h"
 #include "sampled.h"
 #include "sidetable.h"
 #include "thread.h"
@@ -542,9 +544,22 @@ void alloc_attach_forget(void) { sidetable_forget(forget_one); }
 
 /* ---- test seam: for tests only, not heapprof's API ---- */
 
+static const char *from_env(const char *name, void *ctx) {
+  (void)ctx;
+  return getenv(name);
+}
+
+/* Sampling started as an attach starts it, with the test's HEAPPROF_*
+ * environment as the settings; no slot patched. */
+static int seam_begin(void) {
+  hp_config_t c;
+  config_read_with(&c, from_env, NULL);
+  return control_attach(&c);
+}
+
 HEAPPROF_EXPORT const alloc_attach_seam_t *heapprof__test_attach_seam(void) {
   static const alloc_attach_seam_t seam = {
       alloc_attach_hooks, H_COUNT, alloc_attach_resolve, alloc_attach_forget,
-      attach_malloc_usable_size, sidetable_count};
+      attach_malloc_usable_size, sidetable_count, seam_begin};
   return &seam;
 }

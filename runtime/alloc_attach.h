@@ -93,6 +93,9 @@ typedef struct alloc_attach_seam {
   void (*forget)(void);
   size_t (*usable_size)(void *); /* attach_malloc_usable_size */
   size_t (*records)(void);       /* sidetable_count */
+  int (*begin)(void);            /* sampling on as an attach turns it on,
+                                    settings from the test's environment,
+                                    no slot patched */
 } alloc_attach_seam_t;
 
 #endif /* HEAPPROF_ALLOC_ATTACH_H */

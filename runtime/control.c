@@ -16,6 +16,8 @@
 #include "control.h"
 
 #include <dlfcn.h>
+#include <link.h>
+#include <string.h>
 #include <errno.h>
 #include <sched.h>
 #include <stdlib.h>
@@ -213,17 +215,29 @@ static void begin(const hp_config_t *c) {
                 cfg.out);
 }
 
-/* Whether heapprof was dlopen'ed (RTLD_LOCAL, as `heapprof attach` loads
- * it) into a process that runs without it, rather than preloaded or
- * linked: it is then outside the global scope, so the program's lookups
- * do not find its API. (Comparing the program's malloc with heapprof's
- * cannot tell: a non-PIE program that takes malloc's address binds it to
- * a stub of its own.) Nothing starts until attached. */
+/* dl_iterate_phdr walks objects in load order: whether heapprof (the
+ * object holding `data`) comes before the C library. */
+static int before_libc(struct dl_phdr_info *info, size_t size, void *data) {
+  (void)size;
+  uintptr_t self = (uintptr_t)data;
+  for (int i = 0; i < info->dlpi_phnum; i++) {
+    const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+    uintptr_t at = info->dlpi_addr + ph->p_vaddr;
+    if (ph->p_type == PT_LOAD && self - at < ph->p_memsz)
+      return 1; /* heapprof first */
+  }
+  return strstr(info->dlpi_name, "/libc.so.") != NULL ? 2 : 0;
+}
+
+/* Whether heapprof was dlopen'ed into a process that runs without it
+ * (`heapprof attach`), rather than preloaded or linked: it was then loaded
+ * after the C library, so the program's malloc is not heapprof's. (The
+ * loader's own answers cannot tell: dlsym(RTLD_DEFAULT) from inside
+ * heapprof searches heapprof's scope too, and a non-PIE program that
+ * takes malloc's address binds it to a stub of its own.) Nothing starts
+ * until attached. */
 static int loaded_late(void) {
-  int late = dlsym(RTLD_DEFAULT, "heapprof_get_rate") == NULL;
-  if (late)
-    dlerror(); /* the lookup's message is not the program's */
-  return late;
+  return dl_iterate_phdr(before_libc, (void *)&control_rate) == 2;
 }
 
 static enum { PRELOADED, LATE, ATTACHED, DETACHED } how;

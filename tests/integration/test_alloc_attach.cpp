@@ -6,7 +6,8 @@
  * dlsym(RTLD_DEFAULT) finds glibc's malloc and libstdc++'s operator new
  * (the program's binding) and heapprof stays out of the global scope. It
  * reaches the hidden attach_* functions through the library's test seam
- * (heapprof__test_attach_seam), turns sampling on with heapprof_set_rate(1)
+ * (heapprof__test_attach_seam), turns sampling on as an attach does (the
+ * seam's begin: no slot patched), then heapprof_set_rate(1)
  * and reads profiles back with `go tool pprof -raw`. Each mode is its own
  * process (CTest runs one per mode):
  *
@@ -177,6 +178,7 @@ static void load(const char *path) {
   /* The free family comes first, for got_patch. */
   CHECK(strcmp(seam->hooks[0].name, "free") == 0, "hook 0 is %s",
         seam->hooks[0].name);
+  CHECK(seam->begin() == 0, "starting as an attach does: %s", strerror(errno));
   CHECK(set_rate(1) == 0, "heapprof_set_rate(1)");
 }
 
