@@ -23,17 +23,7 @@
 
 #include <stddef.h>
 
-#if __has_include("got.h")
 #include "got.h"
-#else
-/* got.h's hook type (runtime/got.h, not written yet when this was):
- * declared here identically until it is. */
-typedef struct got_hook {
-  const char *name;
-  void *replacement;
-  void *original;
-} got_hook_t;
-#endif
 
 /*
  * Fills the next-allocator table (alloc_next.h) and every hook's
