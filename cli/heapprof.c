@@ -4,12 +4,17 @@
  *
  *   heapprof run [options] -- CMD [ARGS...]
  *   heapprof dump PID [--timeout SECONDS]
+ *   heapprof attach PID [options]      (attach.c)
+ *   heapprof detach PID                (attach.c)
  *
  * `run` sets LD_PRELOAD (heapprof first) and the HEAPPROF_* variables, says
  * where the profiles will go, and execs CMD: the program keeps its pid.
- * `dump` reads the target's HEAPPROF_OUT and HEAPPROF_SIGNAL from
- * /proc/PID/environ, sends the signal, and prints the path of the first new
- * complete profile (profiles appear by rename, so one that exists is whole).
+ * `dump` takes the target's profile template and dump signal from the
+ * state `attach` recorded for it (state.c: only for the same process, by
+ * start time), else from HEAPPROF_OUT and HEAPPROF_SIGNAL in
+ * /proc/PID/environ; it sends the signal and prints the path of the first
+ * new complete profile (profiles appear by rename, so one that exists is
+ * whole).
  * Option values are judged by the library's own parser for the variable
  * each one sets (config_check, runtime/base/config.c), so the command refuses
  * (status 2) exactly what the library would refuse at start-up.
@@ -26,13 +31,13 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cli.h"
 #include "config.h"
 #include "heapprof.h"
+#include "state.h"
+#include "target.h"
 
-#define DEFAULT_OUT "heapprof.%p.%n.pb.gz"
-
-static void die(int status, const char *fmt, ...) __attribute__((noreturn, format(printf, 2, 3)));
-static void die(int status, const char *fmt, ...) {
+void die(int status, const char *fmt, ...) {
   va_list ap;
   fputs("heapprof: ", stderr);
   va_start(ap, fmt);
@@ -45,8 +50,10 @@ static void die(int status, const char *fmt, ...) {
 static const char usage_main[] =
     "usage: heapprof run [options] -- CMD [ARGS...]   run CMD under the profiler\n"
     "       heapprof dump PID [--timeout SECONDS]      write a profile of PID now\n"
+    "       heapprof attach PID [options]              profile a running PID from now on\n"
+    "       heapprof detach PID                        stop profiling an attached PID\n"
     "       heapprof --version\n"
-    "`heapprof run --help` and `heapprof dump --help` list the options.\n";
+    "`heapprof COMMAND --help` lists a command's options.\n";
 
 static const char usage_run[] =
     "usage: heapprof run [options] -- CMD [ARGS...]\n"
@@ -73,7 +80,7 @@ static const char usage_dump[] =
 
 /* `tmpl` (valid) with %p filled in and the other % sequences kept, for
  * telling the user where profiles will go. */
-static void describe_out(const char *tmpl, pid_t pid, char *out, size_t cap) {
+void describe_out(const char *tmpl, pid_t pid, char *out, size_t cap) {
   size_t at = 0;
   for (const char *c = tmpl; *c && at + 16 < cap; c++) {
     if (c[0] == '%' && c[1] == 'p')
@@ -91,7 +98,7 @@ static void describe_out(const char *tmpl, pid_t pid, char *out, size_t cap) {
  * or in the build tree beside it (bin/../lib), else where it was to be
  * installed. Relative first, so an install moved to another prefix
  * (cmake --install --prefix, DESTDIR) finds its own library. */
-static void find_library(char *out, size_t cap) {
+void find_library(char *out, size_t cap) {
   char self[PATH_MAX];
   ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
   if (n > 0) {
@@ -115,7 +122,7 @@ static void find_library(char *out, size_t cap) {
 
 /* At most 64 bytes of `v` with control bytes shown as '?', so that an
  * error quoting it stays one line. */
-static const char *shown(const char *v, char out[65]) {
+const char *shown(const char *v, char out[65]) {
   size_t i = 0;
   for (; v[i] != '\0' && i < 64; i++)
     out[i] = (unsigned char)v[i] < 0x20 || v[i] == 0x7f ? '?' : v[i];
@@ -134,9 +141,14 @@ static const struct {
     {"--demangle", "HEAPPROF_DEMANGLE"},
 };
 
-/* Sets `var` to `value` once the library's own parser for `var` takes it;
- * `what` names it in the error (the option, or the inherited variable). */
-static void set_checked(const char *what, const char *var, const char *value) {
+const char *option_variable(const char *opt) {
+  for (size_t k = 0; k < sizeof run_options / sizeof *run_options; k++)
+    if (strcmp(opt, run_options[k].opt) == 0)
+      return run_options[k].var;
+  return NULL;
+}
+
+void check_value(const char *what, const char *var, const char *value) {
   const char *accepts;
   char buf[65];
   int bad = config_check(var, value, &accepts);
@@ -145,6 +157,12 @@ static void set_checked(const char *what, const char *var, const char *value) {
   if (bad)
     die(2, "%s \"%s\" is not valid: expected %s", what, shown(value, buf),
         accepts);
+}
+
+/* Sets `var` to `value` once the library's own parser for `var` takes it;
+ * `what` names it in the error (the option, or the inherited variable). */
+static void set_checked(const char *what, const char *var, const char *value) {
+  check_value(what, var, value);
   setenv(var, value, 1);
 }
 
@@ -154,12 +172,10 @@ static void parse_run_option(char **argv, int *i) {
     setenv("HEAPPROF_PEAK", "1", 1);
     return;
   }
-  for (size_t k = 0; k < sizeof run_options / sizeof *run_options; k++)
-    if (strcmp(opt, run_options[k].opt) == 0) {
-      set_checked(opt, run_options[k].var, argv[++*i]);
-      return;
-    }
-  die(2, "unknown option %s for run (see heapprof run --help)", opt);
+  const char *var = option_variable(opt);
+  if (var == NULL)
+    die(2, "unknown option %s for run (see heapprof run --help)", opt);
+  set_checked(opt, var, argv[++*i]);
 }
 
 static int cmd_run(int argc, char **argv) {
@@ -196,32 +212,20 @@ static int cmd_run(int argc, char **argv) {
 /* ---- dump ---- */
 
 /* The value of `name` in PID's environment, or NULL. */
-static char *target_env(pid_t pid, const char *name, char *buf, size_t cap) {
-  char path[64];
-  snprintf(path, sizeof path, "/proc/%d/environ", (int)pid);
-  FILE *f = fopen(path, "re");
-  if (f == NULL)
-    die(1, "cannot read %s: %s", path, strerror(errno));
-  size_t n = fread(buf, 1, cap - 1, f);
-  fclose(f);
-  buf[n] = '\0';
-  size_t len = strlen(name);
-  for (char *v = buf; v < buf + n; v += strlen(v) + 1)
-    if (strncmp(v, name, len) == 0 && v[len] == '=')
-      return v + len + 1;
-  return NULL;
+static const char *environ_value(pid_t pid, const char *name, char *buf, size_t cap) {
+  const char *value;
+  if (target_env(pid, name, buf, cap, &value) < 0)
+    die(1, "cannot read /proc/%d/environ: %s", (int)pid, strerror(errno));
+  return value;
 }
 
-static int has_heapprof(pid_t pid) {
-  char path[64], line[4352];
-  snprintf(path, sizeof path, "/proc/%d/maps", (int)pid);
-  FILE *f = fopen(path, "re");
-  int found = 0;
-  while (f != NULL && !found && fgets(line, sizeof line, f) != NULL)
-    found = strstr(line, "/libheapprof.so") != NULL;
-  if (f != NULL)
-    fclose(f);
-  return found;
+pid_t parse_pid(const char *s) {
+  char *end;
+  errno = 0;
+  long pid = strtol(s, &end, 10);
+  if (errno != 0 || *end != '\0' || end == s || pid <= 0 || pid > INT_MAX)
+    die(2, "%s is not a process id", s);
+  return (pid_t)pid;
 }
 
 /* A glob pattern for PID's profiles: %p the pid, %n and %t any digits. A
@@ -275,25 +279,35 @@ static int cmd_dump(int argc, char **argv) {
   } else if (argc != 1) {
     die(2, "dump needs PID [--timeout SECONDS] (see heapprof dump --help)");
   }
-  char *end;
-  long pid = strtol(argv[0], &end, 10);
-  if (*end != '\0' || pid <= 0 || pid > INT_MAX)
-    die(2, "%s is not a process id", argv[0]);
+  long pid = parse_pid(argv[0]);
   if (kill((pid_t)pid, 0) != 0)
     die(1, "no process %ld: %s", pid, strerror(errno));
-  if (!has_heapprof((pid_t)pid))
+  target_mapping_t lib;
+  if (target_mapping((pid_t)pid, target_is_heapprof, &lib) != 1)
     die(1, "process %ld has no libheapprof.so loaded", pid);
+  /* Attached: what the attach recorded, for this very process. Else what
+   * it was started with. */
   static char envbuf[1 << 20];
-  const char *tmpl = target_env((pid_t)pid, "HEAPPROF_OUT", envbuf, sizeof envbuf);
+  static attach_state_t state;
   char out[CONFIG_PATH_MAX];
-  snprintf(out, sizeof out, "%s", tmpl ? tmpl : DEFAULT_OUT);
-  const char *signame = target_env((pid_t)pid, "HEAPPROF_SIGNAL", envbuf, sizeof envbuf);
   int sig = SIGUSR2;
-  if (signame != NULL && config_parse_signal(signame, &sig) != 0)
-    sig = SIGUSR2;
-  if (sig == 0)
+  const char *signame = NULL;
+  if (state_read((pid_t)pid, &state)) {
+    snprintf(out, sizeof out, "%s", state.out);
+    sig = state.signal;
+  } else {
+    const char *tmpl = environ_value((pid_t)pid, "HEAPPROF_OUT", envbuf, sizeof envbuf);
+    snprintf(out, sizeof out, "%s", tmpl ? tmpl : DEFAULT_OUT);
+    signame = environ_value((pid_t)pid, "HEAPPROF_SIGNAL", envbuf, sizeof envbuf);
+    if (signame != NULL && config_parse_signal(signame, &sig) != 0)
+      sig = SIGUSR2;
+  }
+  if (sig == 0 && signame != NULL)
     die(1, "process %ld has HEAPPROF_SIGNAL=%s: it does not dump on a signal",
         pid, signame);
+  if (sig == 0)
+    die(1, "process %ld was attached with --signal none: it does not dump on a signal",
+        pid);
   char pattern[CONFIG_PATH_MAX + 64];
   pattern_for((pid_t)pid, out, pattern, sizeof pattern);
   glob_t before;
@@ -337,5 +351,9 @@ int main(int argc, char **argv) {
     return cmd_run(argc - 2, argv + 2);
   if (strcmp(argv[1], "dump") == 0)
     return cmd_dump(argc - 2, argv + 2);
-  die(2, "unknown command %s (heapprof run | dump | --help)", argv[1]);
+  if (strcmp(argv[1], "attach") == 0)
+    return cmd_attach(argc - 2, argv + 2);
+  if (strcmp(argv[1], "detach") == 0)
+    return cmd_detach(argc - 2, argv + 2);
+  die(2, "unknown command %s (heapprof run | dump | attach | detach | --help)", argv[1]);
 }

@@ -20,6 +20,7 @@ packages=(
   clang libclang-rt-14-dev             # libFuzzer for the fuzz tests
   rustc                                # Debian's Rust compiler: a Rust program
                                        # whose mangled names the tests read
+  gdb                                  # heapprof attach/detach inject with it
 )
 
 missing=()
@@ -37,6 +38,6 @@ if ((${#missing[@]})); then
   $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" </dev/null
 fi
 
-for tool in cmake cc c++ clang protoc-c go dot; do
+for tool in cmake cc c++ clang protoc-c go dot gdb; do
   command -v "$tool" >/dev/null || { echo "setup: $tool is still missing" >&2; exit 1; }
 done

@@ -1,0 +1,435 @@
+# heapprof attach / detach, run inside gdb by the heapprof command
+# (cli/attach.c): gdb -nx -batch -p PID -x FILE, where FILE is this script
+# with one line before it that defines P:
+#   P = {"mode": "attach" | "detach", "lib": bytes, "settings": bytes,
+#        "start": the process's start time (/proc/PID/stat field 22),
+#        "idle_after": s, "sample": s, "wait": s}
+# It prints exactly one result line, "HEAPPROF-ATTACH <word> [detail]":
+#   ok | rc N | dlerror TEXT | notloaded | nosym | nolibc NAME | timeout |
+#   exited | reused | error TEXT
+# and detaches. The command maps that line to its message.
+#
+# The rule it keeps: a function is called in the target only on a thread at
+# a SAFE POINT, one that holds no allocator or loader lock. A thread is at
+# one when it stands (a) at the first instruction of malloc, free, calloc
+# or realloc as the program binds them, or (b) in a blocking system call
+# (read, poll, epoll_wait, nanosleep, futex wait ...), and in both cases no
+# frame of its whole backtrace is in ld.so, in libheapprof, in a signal
+# handler, or in an allocator or loader function, and the backtrace unwinds
+# to its end. (A call made where a thread was stopped inside malloc holding
+# the arena lock deadlocks the target: issue 15's research, section 0.3.)
+# While the call runs gdb resumes every other thread, so locks the call
+# needs and another thread holds are released.
+#
+# The order: at the attach stop, any idle thread (b) is taken at once.
+# Otherwise breakpoints go on the four allocator entries and the process
+# continues; the first acceptable hit is taken. If none comes within
+# idle_after seconds, the process is stopped again every `sample` seconds
+# (a SIGSTOP gdb swallows: the program never sees it) to look for an idle
+# thread, until `wait` seconds: then "timeout", nothing changed.
+#
+# On the chosen thread: errno is saved (__errno_location), one anonymous
+# page is mapped for the strings (no malloc: which allocator gdb would
+# call is not ours to choose), then dlopen(lib, RTLD_NOW|RTLD_LOCAL),
+# dlerror() if it failed, dlsym(handle, "heapprof_attach_start") and the
+# call with the settings; for detach dlopen(lib, RTLD_NOW|RTLD_NOLOAD),
+# heapprof_attach_stop(), dlclose of that extra reference. Then the page
+# is unmapped and errno put back. Every function called is libc's own
+# (looked up in libc.so.6, never by a name another module may export).
+import os
+import signal
+import threading
+import time
+
+import gdb
+
+RTLD_NOW, RTLD_LOCAL, RTLD_NOLOAD = 2, 0, 4
+PROT_READ_WRITE, MAP_PRIVATE_ANONYMOUS = 3, 0x22
+SI_USER = 0
+
+ALLOCATOR_ENTRIES = ("malloc", "free", "calloc", "realloc")
+
+# x86-64 system calls a thread may be blocked in and be called from: gdb
+# restarts them after the call as the kernel would after a stop.
+BLOCKING_SYSCALLS = {
+    0: "read", 7: "poll", 19: "readv", 23: "select", 34: "pause",
+    35: "nanosleep", 43: "accept", 45: "recvfrom", 47: "recvmsg",
+    61: "wait4", 128: "rt_sigtimedwait", 130: "rt_sigsuspend",
+    202: "futex", 230: "clock_nanosleep", 232: "epoll_wait", 247: "waitid",
+    270: "pselect6", 271: "ppoll", 281: "epoll_pwait", 288: "accept4",
+    299: "recvmmsg", 441: "epoll_pwait2",
+}
+SYS_FUTEX = 202
+FUTEX_WAITS = (0, 9)  # FUTEX_WAIT, FUTEX_WAIT_BITSET (private flag masked)
+
+# A frame in one of these functions means the thread may hold an allocator
+# lock, the loader's lock, the fork or exit locks, or stdio's list lock.
+# Names are compared as given and without glibc's internal prefixes
+# (__GI___libc_malloc → malloc, _IO_flush_all → flush_all).
+REFUSED_FRAMES = {
+    "malloc", "free", "calloc", "realloc", "reallocarray", "memalign",
+    "posix_memalign", "aligned_alloc", "valloc", "pvalloc", "cfree",
+    "malloc_usable_size", "malloc_trim", "malloc_stats", "malloc_info",
+    "mallinfo", "mallinfo2", "mallopt", "mallocx", "rallocx", "xallocx",
+    "sallocx", "dallocx", "sdallocx", "nallocx", "mallctl",
+    "mallctlnametomib", "mallctlbymib", "malloc_stats_print",
+    "dl_iterate_phdr", "dlopen", "dlmopen", "dlclose", "dlsym", "dlvsym",
+    "dladdr", "dladdr1", "dlinfo", "dlerror", "dlopen_mode", "fork", "_Fork",
+    "vfork", "exit", "_exit", "quick_exit", "run_exit_handlers", "freeres",
+    "thread_freeres", "pthread_exit", "flush_all", "flush_all_lockp",
+}
+REFUSED_PREFIXES = ("je_", "tc_", "_Unwind_", "malloc_", "_dl_", "dl_")
+
+
+class Done(Exception):
+    """Ends the script with a result line."""
+
+
+def result(line):
+    print("HEAPPROF-ATTACH " + line, flush=True)
+
+
+def note(text):
+    """What `heapprof attach -v` shows: how the safe point was found."""
+    print("heapprof-attach: " + text, flush=True)
+
+
+def normalized(name):
+    # Debug names carry glibc's internal prefixes: __GI___libc_malloc.
+    for prefix in ("__GI_", "__libc_", "__", "_IO_"):
+        while name.startswith(prefix) and len(name) > len(prefix):
+            name = name[len(prefix):]
+    return name
+
+
+def refused_name(name):
+    if not name:
+        return False
+    if name in REFUSED_FRAMES or name.startswith(REFUSED_PREFIXES):
+        return True
+    plain = normalized(name)
+    return plain in REFUSED_FRAMES or plain.startswith(REFUSED_PREFIXES)
+
+
+def module_of(addr):
+    return os.path.basename(gdb.solib_name(addr) or "")
+
+
+def is_libc(module):
+    return module.startswith("libc.so") or module.startswith("libc-")
+
+
+def refused_module(module):
+    return module.startswith("ld-linux") or module.startswith("libheapprof")
+
+
+def as_int(value):
+    return int(value.cast(gdb.lookup_type("long")))
+
+
+def backtrace_ok(thread, skip_first):
+    """No frame in ld.so, libheapprof, a signal handler or a refused
+    function, and the unwinder reached the end of the stack."""
+    thread.switch()
+    frame, depth = gdb.newest_frame(), 0
+    while True:
+        if depth > 1024 or frame.type() == gdb.SIGTRAMP_FRAME:
+            return False
+        if refused_module(module_of(frame.pc())):
+            return False
+        if not (skip_first and depth == 0) and refused_name(frame.name()):
+            return False
+        older = frame.older()
+        if older is None:
+            return frame.unwind_stop_reason() in (gdb.FRAME_UNWIND_NO_REASON,
+                                                  gdb.FRAME_UNWIND_OUTERMOST)
+        frame, depth = older, depth + 1
+
+
+def idle_ok(thread):
+    """Blocked in a system call it can be called from."""
+    thread.switch()
+    try:
+        nr = as_int(gdb.parse_and_eval("$orig_rax"))
+        op = as_int(gdb.parse_and_eval("$rsi")) & 0x7F
+    except gdb.error:
+        return False
+    if nr not in BLOCKING_SYSCALLS:
+        return False
+    if nr == SYS_FUTEX and op not in FUTEX_WAITS:
+        return False
+    return backtrace_ok(thread, skip_first=False)
+
+
+def live_threads():
+    return [t for t in gdb.selected_inferior().threads() if t.is_valid()]
+
+
+def idle_thread():
+    for thread in live_threads():
+        if idle_ok(thread):
+            nr = as_int(gdb.parse_and_eval("$orig_rax"))
+            note("thread %d blocked in %s" % (thread.num, BLOCKING_SYSCALLS[nr]))
+            return thread
+    return None
+
+
+def at_entry_ok(thread, entries):
+    thread.switch()
+    return gdb.newest_frame().pc() in entries and backtrace_ok(thread, True)
+
+
+def libc_function(name):
+    """The address of libc's own `name`, never another module's."""
+    try:
+        addr = as_int(gdb.parse_and_eval("&" + name))
+        if is_libc(module_of(addr)):
+            return addr
+    except gdb.error:
+        pass
+    listing = gdb.execute("info functions ^%s$" % name, to_string=True)
+    for line in listing.splitlines():
+        words = line.split()
+        if len(words) == 2 and words[1] == name and words[0].startswith("0x"):
+            addr = int(words[0], 16)
+            if is_libc(module_of(addr)):
+                return addr
+    raise Done("nolibc " + name)
+
+
+def bound_function(name):
+    """`name` as the program binds it: gdb searches the executable, then
+    the libraries in load order, which is the dynamic linker's order."""
+    try:
+        return as_int(gdb.parse_and_eval("&" + name))
+    except gdb.error:
+        return None
+
+
+class Events:
+    """The last stop, and whether the process has gone."""
+
+    def __init__(self):
+        self.stop = None
+        self.exited = False
+        gdb.events.stop.connect(self.on_stop)
+        gdb.events.exited.connect(self.on_exit)
+
+    def on_stop(self, event):
+        self.stop = event
+
+    def on_exit(self, event):
+        self.exited = True
+
+
+class Nudge:
+    """Stops the process with a SIGSTOP after a delay, unless disarmed
+    first. `sent` and `seen` count our SIGSTOPs so that none is left
+    pending at the detach (it would stop the process for real)."""
+
+    def __init__(self, pid):
+        self.pid = pid
+        self.lock = threading.Lock()
+        self.timer = None
+        self.sent = 0
+        self.seen = 0
+
+    def arm(self, delay):
+        with self.lock:
+            self.timer = threading.Timer(delay, self.fire)
+            self.timer.daemon = True
+            self.timer.start()
+
+    def fire(self):
+        with self.lock:
+            if self.timer is None:
+                return
+            self.timer = None
+            try:
+                os.kill(self.pid, signal.SIGSTOP)
+                self.sent += 1
+            except OSError:
+                pass
+
+    def disarm(self):
+        with self.lock:
+            timer, self.timer = self.timer, None
+        if timer is not None:
+            timer.cancel()
+            timer.join()
+
+    def outstanding(self):
+        return self.sent > self.seen
+
+
+def our_sigstop(event):
+    if not isinstance(event, gdb.SignalEvent) or event.stop_signal != "SIGSTOP":
+        return False
+    try:
+        code = as_int(gdb.parse_and_eval("$_siginfo.si_code"))
+        sender = as_int(gdb.parse_and_eval("$_siginfo._sifields._kill.si_pid"))
+    except gdb.error:
+        return True
+    return code == SI_USER and sender == os.getpid()
+
+
+def safe_thread(events, pid):
+    thread = idle_thread()
+    if thread is not None:
+        return thread
+    entries = set()
+    for name in ALLOCATOR_ENTRIES:
+        addr = bound_function(name)
+        if addr is not None and not refused_module(module_of(addr)):
+            entries.add(addr)
+    breakpoints = []
+    for addr in sorted(entries):
+        bp = gdb.Breakpoint("*%d" % addr, internal=True)
+        bp.silent = True
+        breakpoints.append(bp)
+    nudge = Nudge(pid)
+    deadline = time.monotonic() + P["wait"]
+    delay = P["idle_after"]
+    try:
+        while True:
+            if not nudge.outstanding():
+                if time.monotonic() >= deadline:
+                    return None
+                nudge.arm(delay)
+                delay = P["sample"]
+            events.stop = None
+            try:
+                gdb.execute("continue", to_string=True)
+            finally:
+                nudge.disarm()
+            if events.exited:
+                raise Done("exited")
+            event = events.stop
+            if our_sigstop(event):
+                if nudge.seen == 0:
+                    note("no allocator call in %.1f s: stopping the process every "
+                         "%.2f s to look for an idle thread" % (P["idle_after"], P["sample"]))
+                nudge.seen += 1
+            chosen = None
+            if isinstance(event, gdb.BreakpointEvent):
+                thread = gdb.selected_thread()
+                if at_entry_ok(thread, entries):
+                    note("thread %d at the entry of %s" %
+                         (thread.num, gdb.newest_frame().name() or "an allocator"))
+                    chosen = thread
+            if chosen is None:
+                chosen = idle_thread()
+            if chosen is not None and not nudge.outstanding():
+                return chosen
+    finally:
+        for bp in breakpoints:
+            if bp.is_valid():
+                bp.delete()
+
+
+def call(addr, ret, params, args):
+    typed = ", ".join("(%s)%d" % (t, a) for t, a in zip(params, args))
+    expr = "((%s (*)(%s))%d)(%s)" % (ret, ", ".join(params) or "void", addr, typed)
+    return as_int(gdb.parse_and_eval(expr))
+
+
+def read_string(inferior, addr, limit=1024):
+    data = bytes(inferior.read_memory(addr, limit))
+    return data.split(b"\0", 1)[0].decode("utf-8", "replace")
+
+
+def inject(thread, libc):
+    """The calls, on `thread`. Returns the result line."""
+    thread.switch()
+    gdb.execute("frame 0", to_string=True)
+    inferior = gdb.selected_inferior()
+    lib, settings = P["lib"], P["settings"]
+    symbol = b"heapprof_attach_start" if P["mode"] == "attach" else b"heapprof_attach_stop"
+    strings = lib + b"\0" + symbol + b"\0" + settings + b"\0"
+    size = (len(strings) + 4095) // 4096 * 4096
+    errno_at = call(libc["__errno_location"], "int *", [], [])
+    saved_errno = bytes(inferior.read_memory(errno_at, 4))
+    page = call(libc["mmap"], "void *",
+                ["void *", "unsigned long", "int", "int", "int", "long"],
+                [0, size, PROT_READ_WRITE, MAP_PRIVATE_ANONYMOUS, -1, 0])
+    if page == -1:
+        inferior.write_memory(errno_at, saved_errno)
+        return "error mmap of %d bytes failed in the target" % size
+    try:
+        inferior.write_memory(page, strings)
+        at_symbol = page + len(lib) + 1
+        at_settings = at_symbol + len(symbol) + 1
+        if P["mode"] == "attach":
+            flags = RTLD_NOW | RTLD_LOCAL
+        else:
+            flags = RTLD_NOW | RTLD_NOLOAD
+        handle = call(libc["dlopen"], "void *", ["const char *", "int"], [page, flags])
+        if handle == 0:
+            text = call(libc["dlerror"], "char *", [], [])
+            if P["mode"] == "detach":
+                return "notloaded"
+            return "dlerror " + (read_string(inferior, text) if text else "")
+        entry = call(libc["dlsym"], "void *", ["void *", "const char *"], [handle, at_symbol])
+        if entry == 0:
+            line = "nosym"
+        elif P["mode"] == "attach":
+            line = "rc %d" % call(entry, "int", ["const char *"], [at_settings])
+        else:
+            line = "rc %d" % call(entry, "int", [], [])
+        if P["mode"] == "detach":
+            call(libc["dlclose"], "int", ["void *"], [handle])
+        return "ok" if line == "rc 0" else line
+    finally:
+        call(libc["munmap"], "int", ["void *", "unsigned long"], [page, size])
+        inferior.write_memory(errno_at, saved_errno)
+
+
+def main():
+    for command in ("set pagination off", "set confirm off", "set width 0",
+                    "set print thread-events off", "set print inferior-events off",
+                    "set unwindonsignal on",
+                    # The program's signals reach it as without gdb...
+                    "handle all nostop noprint pass",
+                    "handle SIGINT nostop noprint pass",
+                    # ...but for our own SIGSTOPs, which gdb swallows.
+                    "handle SIGSTOP stop print nopass"):
+        gdb.execute(command, to_string=True)
+    inferior = gdb.selected_inferior()
+    pid = inferior.pid
+    if pid == 0:
+        raise Done("exited")
+    # The process stopped under gdb is the one the command checked only if
+    # it has the start time the command read: else the pid was reused.
+    with open("/proc/%d/stat" % pid) as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    if int(fields[19]) != P["start"]:
+        raise Done("reused")
+    events = Events()
+    libc = {name: libc_function(name) for name in
+            ("__errno_location", "mmap", "munmap", "dlopen", "dlerror",
+             "dlsym", "dlclose")}
+    thread = safe_thread(events, pid)
+    if thread is None:
+        raise Done("timeout")
+    # No signal may interrupt the calls: a SIGSTOP from someone else is
+    # swallowed rather than stopping them halfway.
+    gdb.execute("handle SIGSTOP nostop noprint nopass", to_string=True)
+    raise Done(inject(thread, libc))
+
+
+def run():
+    line = "error the script ended without a result"
+    try:
+        main()
+    except Done as done:
+        line = str(done)
+    except gdb.error as err:
+        text = str(err)
+        gone = "exited" in text or "No such process" in text or "not being run" in text
+        line = "exited" if gone else "error " + " ".join(text.split())
+    result(line)
+    if line != "exited" and gdb.selected_inferior().pid != 0:
+        gdb.execute("detach", to_string=True)
+
+
+run()
