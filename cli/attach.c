@@ -398,9 +398,13 @@ static void show_transcript(const char *t, int notes_only) {
   }
 }
 
+/* Whether the process the command checked is gone: no such pid, another
+ * process under it, or a zombie (its parent has not reaped it yet). */
 static int process_gone(pid_t pid, unsigned long long start) {
   unsigned long long now;
-  return target_start_time(pid, &now) != 0 || now != start;
+  target_status_t st;
+  return target_start_time(pid, &now) != 0 || now != start || target_status(pid, &st) != 0 ||
+         st.state == 'Z' || st.state == 'X';
 }
 
 /* One line for a result other than success, plus gdb's output where it

@@ -425,7 +425,8 @@ def run():
         line = str(done)
     except gdb.error as err:
         text = str(err)
-        gone = "exited" in text or "No such process" in text or "not being run" in text
+        gone = (gdb.selected_inferior().pid == 0 or "exited" in text or
+                "No such process" in text or "without a process" in text)
         line = "exited" if gone else "error " + " ".join(text.split())
     result(line)
     if line != "exited" and gdb.selected_inferior().pid != 0:

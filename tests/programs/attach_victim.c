@@ -1,0 +1,155 @@
+/*
+ * attach_victim — a process for test_attach_cli to attach to. It prints
+ * "ready" on stdout once it is in the state its mode asks for, then:
+ *
+ *   attach_victim plain [how...]  reads stdin until EOF, then exits 0. Each
+ *       `how` is done first, in order: setuid (real uid 0, effective 65534:
+ *       the Uid fields differ), nobody (every uid and gid 65534), nodump
+ *       (PR_SET_DUMPABLE 0), dump (PR_SET_DUMPABLE 1), usr2 (a SIGUSR2 handler of its own), dlopen=LIB
+ *       (LIB loaded now), hide=DIR (a new mount namespace where DIR is an
+ *       empty tmpfs).
+ *   attach_victim busy  two threads (main and one more) call malloc(100000)
+ *       and free without end, checking a pattern written in each block;
+ *       exits 1 on a mismatch. The case where a naive gdb `call` deadlocks
+ *       (issue 15's research, section 0.3): no thread ever blocks in a
+ *       system call.
+ *   attach_victim spin  computes without end: no allocator call, no system
+ *       call, so no safe point.
+ *   attach_victim idle  main blocks in read(stdin), a thread in epoll_wait
+ *       on stdin, a thread in nanosleep(SECS, default 6 s); when they
+ *       return it prints "read RC BYTE", "epoll RC", "sleep RC ERRNO" and
+ *       exits 0: an attach must not change what they return.
+ */
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <errno.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <time.h>
+#include <unistd.h>
+
+static void ready(void) {
+  fputs("ready\n", stdout);
+  fflush(stdout);
+}
+
+static void on_usr2(int sig) { (void)sig; }
+
+static void prepare(const char *how) {
+  if (strcmp(how, "setuid") == 0 && setresuid(0, 65534, 0) != 0)
+    perror("setresuid"), exit(2);
+  if (strcmp(how, "nobody") == 0 &&
+      (setresgid(65534, 65534, 65534) != 0 || setresuid(65534, 65534, 65534) != 0))
+    perror("nobody"), exit(2);
+  if (strcmp(how, "nodump") == 0 && prctl(PR_SET_DUMPABLE, 0) != 0)
+    perror("prctl"), exit(2);
+  if (strcmp(how, "dump") == 0 && prctl(PR_SET_DUMPABLE, 1) != 0)
+    perror("prctl"), exit(2);
+  if (strcmp(how, "usr2") == 0)
+    signal(SIGUSR2, on_usr2);
+  if (strncmp(how, "dlopen=", 7) == 0 && dlopen(how + 7, RTLD_NOW | RTLD_LOCAL) == NULL)
+    fprintf(stderr, "%s\n", dlerror()), exit(2);
+  if (strncmp(how, "hide=", 5) == 0 &&
+      (unshare(CLONE_NEWNS) != 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0 ||
+       mount("tmpfs", how + 5, "tmpfs", 0, NULL) != 0))
+    perror("hide"), exit(2);
+}
+
+static int plain(int argc, char **argv) {
+  for (int i = 2; i < argc; i++)
+    prepare(argv[i]);
+  ready();
+  char buf[64];
+  while (read(0, buf, sizeof buf) > 0) {
+  }
+  return 0;
+}
+
+static void *hammer(void *arg) {
+  (void)arg;
+  for (unsigned long n = 0;; n++) {
+    unsigned char *volatile p = malloc(100000);
+    if (p == NULL)
+      exit(1);
+    memset(p, (int)(n & 0xff), 100000);
+    if (p[0] != (n & 0xff) || p[99999] != (n & 0xff))
+      exit(1);
+    free(p);
+  }
+  return NULL;
+}
+
+static int busy(void) {
+  pthread_t t;
+  if (pthread_create(&t, NULL, hammer, NULL) != 0)
+    return 2;
+  ready();
+  hammer(NULL);
+  return 0;
+}
+
+static volatile unsigned long spun;
+
+static int spin(void) {
+  ready();
+  for (;;)
+    spun++;
+  return 0;
+}
+
+static long sleep_rc, sleep_errno, epoll_rc;
+
+static void *sleeper(void *arg) {
+  struct timespec t = {(time_t)(long)arg, 0};
+  sleep_rc = nanosleep(&t, NULL);
+  sleep_errno = sleep_rc ? errno : 0;
+  return NULL;
+}
+
+static void *poller(void *arg) {
+  (void)arg;
+  int ep = epoll_create1(EPOLL_CLOEXEC);
+  struct epoll_event ev = {.events = EPOLLIN}, got;
+  epoll_ctl(ep, EPOLL_CTL_ADD, 0, &ev);
+  epoll_rc = epoll_wait(ep, &got, 1, -1);
+  if (epoll_rc < 0)
+    epoll_rc = -errno;
+  return NULL;
+}
+
+static int idle(int argc, char **argv) {
+  long secs = argc > 2 ? atol(argv[2]) : 6;
+  pthread_t s, p;
+  if (pthread_create(&s, NULL, sleeper, (void *)secs) != 0 ||
+      pthread_create(&p, NULL, poller, NULL) != 0)
+    return 2;
+  ready();
+  char byte = 0;
+  ssize_t rc = read(0, &byte, 1);
+  int read_errno = rc < 0 ? errno : 0;
+  pthread_join(p, NULL);
+  pthread_join(s, NULL);
+  printf("read %zd %c %d\nepoll %ld\nsleep %ld %ld\n", rc, byte ? byte : '-', read_errno,
+         epoll_rc, sleep_rc, sleep_errno);
+  return 0;
+}
+
+int main(int argc, char **argv) {
+  if (argc >= 2 && strcmp(argv[1], "plain") == 0)
+    return plain(argc, argv);
+  if (argc == 2 && strcmp(argv[1], "busy") == 0)
+    return busy();
+  if (argc == 2 && strcmp(argv[1], "spin") == 0)
+    return spin();
+  if (argc >= 2 && strcmp(argv[1], "idle") == 0)
+    return idle(argc, argv);
+  fprintf(stderr, "usage: attach_victim plain [how...] | busy | spin | idle [SECS]\n");
+  return 2;
+}
