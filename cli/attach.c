@@ -412,6 +412,8 @@ static int process_gone(pid_t pid, unsigned long long start) {
 static void fail(const request_t *r, const char *res, const gdb_run_t *g, unsigned long long start) {
   int pid = (int)r->pid;
   const char *lib = strrchr(r->lib, '/') + 1;
+  if (res != NULL && strcmp(res, "notattached") == 0)
+    res = NULL; /* gdb's own lines say why */
   if (r->detach && res != NULL && strcmp(res, "rc -4") == 0) {
     char dir[PATH_MAX], why[PATH_MAX + 128];
     int dirfd = state_dir_open(dir, sizeof dir, 0, why, sizeof why);

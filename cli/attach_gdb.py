@@ -6,7 +6,7 @@
 #        "idle_after": s, "sample": s, "wait": s}
 # It prints exactly one result line, "HEAPPROF-ATTACH <word> [detail]":
 #   ok | rc N | dlerror TEXT | notloaded | nosym | nolibc NAME | timeout |
-#   exited | reused | error TEXT
+#   exited | reused | notattached | error TEXT
 # and detaches. The command maps that line to its message.
 #
 # The rule it keeps: a function is called in the target only on a thread at
@@ -396,8 +396,8 @@ def main():
         gdb.execute(command, to_string=True)
     inferior = gdb.selected_inferior()
     pid = inferior.pid
-    if pid == 0:
-        raise Done("exited")
+    if pid == 0:  # gdb could not attach; its own message says why
+        raise Done("notattached")
     # The process stopped under gdb is the one the command checked only if
     # it has the start time the command read: else the pid was reused.
     with open("/proc/%d/stat" % pid) as stat:
@@ -429,7 +429,7 @@ def run():
                 "No such process" in text or "without a process" in text)
         line = "exited" if gone else "error " + " ".join(text.split())
     result(line)
-    if line != "exited" and gdb.selected_inferior().pid != 0:
+    if gdb.selected_inferior().pid != 0:
         gdb.execute("detach", to_string=True)
 
 
