@@ -14,9 +14,9 @@
  * /proc/self/maps); the calls of the test library (libgot_lib: every kind
  * of slot, lazily bound), of this executable and of libc (strdup) must be
  * counted while patched and not after. Then: a second call patches
- * nothing; a library dlopen'ed later (libgot_lib2) is patched by the next
- * call, and patched afresh after it is unloaded and loaded again at the
- * same place; a lazy slot of a malloc of another symbol version
+ * nothing; a library dlopen'ed later (libgot_lib2, whose lazy stubs are
+ * IBT ones, endbr64 first) is patched by the next call, and patched afresh
+ * after it is unloaded and loaded again at the same place; a lazy slot of a malloc of another symbol version
  * (libgot_verref) is patched exactly when glibc would bind it to the
  * hooked malloc; restore skips the slots of a library unloaded since; a
  * patch after a restore patches everything again.
