@@ -37,6 +37,7 @@
 #include "heapprof.h"
 
 #include "alloc_attach.h"
+#include "attach.h"
 #include "config.h"
 #include "control.h"
 #include "got.h"
@@ -143,6 +144,10 @@ static int build_hooks(void) {
   dlclose(me);
   return 0;
 }
+
+void attach_fork_prepare(void) { pthread_mutex_lock(&attach_lock); }
+void attach_fork_parent(void) { pthread_mutex_unlock(&attach_lock); }
+void attach_fork_child(void) { pthread_mutex_init(&attach_lock, NULL); }
 
 /* ---- the entry points ---- */
 

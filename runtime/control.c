@@ -5,7 +5,7 @@
  * be single-threaded (unshare, setns), and exit (the exit profile).
  *
  * Lock order, outermost first, as fork's prepare handler takes them:
- *   peak_lock (inuse.c) → reg_lock (stats.c) → insert_lock (buckets.c)
+ *   attach_lock (attach.c) → got_lock (got.c) → peak_lock (inuse.c) → reg_lock (stats.c) → insert_lock (buckets.c)
  *   → the label tables' lock (labels.c) → the arena's lock (arena.c)
  * Each is held for a few instructions and never across a call into
  * another module that takes one of them in reverse. dump_lock
@@ -27,9 +27,11 @@
 #include "heapprof.h"
 
 #include "arena.h"
+#include "attach.h"
 #include "buckets.h"
 #include "config.h"
 #include "fdtable.h"
+#include "got.h"
 #include "http.h"
 #include "inuse.h"
 #include "labels.h"
@@ -89,6 +91,8 @@ static void fork_prepare(void) {
    * the locks held from here on. */
   hp_self.busy++;
   stack_fork_prepare(); /* first: no lock of ours is held while it waits */
+  attach_fork_prepare();
+  got_fork_prepare();
   inuse_fork_prepare();
   stats_fork_prepare();
   bucket_fork_prepare();
@@ -103,12 +107,16 @@ static void fork_parent(void) {
   bucket_fork_parent();
   stats_fork_parent();
   inuse_fork_parent();
+  got_fork_parent();
+  attach_fork_parent();
   stack_fork_parent();
   hp_self.busy--;
 }
 
 static void fork_child(void) {
   stack_fork_child();
+  attach_fork_child();
+  got_fork_child();
   arena_fork_child();
   labels_fork_child();
   bucket_fork_child();
