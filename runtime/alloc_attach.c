@@ -43,6 +43,8 @@
 #include "alloc_attach.h"
 
 #include <dlfcn.h>
+#include <link.h>
+#include <string.h>
 #include <errno.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -453,7 +455,7 @@ static void attach_ZdaPvSt11align_val_tRKSt9nothrow_t(void *p, size_t a,
 
 /* ---- the hook table ---- */
 
-#define HOOK(i, name, fn) [i] = {name, (void *)(uintptr_t)(fn), NULL}
+#define HOOK(i, name, fn) [i] = {name, (void *)(uintptr_t)(fn), NULL, NULL}
 #define HOOK_CXX(sym) HOOK(H##sym, #sym, attach##sym)
 
 got_hook_t alloc_attach_hooks[H_COUNT] = {
@@ -496,6 +498,61 @@ static void *program_binding(const char *name, const void *self_base) {
   return f;
 }
 
+/* dl_iterate_phdr: the first object after the executable, heapprof and
+ * the vdso aside, that defines the name (definition_behind's search). */
+typedef struct behind {
+  const char *name;
+  const void *self_base;
+  void *found;
+} behind_t;
+
+static int define_in(struct dl_phdr_info *m, size_t size, void *data) {
+  (void)size;
+  behind_t *b = data;
+  if (m->dlpi_name == NULL || m->dlpi_name[0] != '/' ||
+      (const void *)m->dlpi_addr == b->self_base)
+    return 0; /* the executable (""), the vdso, heapprof */
+  void *h = dlopen(m->dlpi_name, RTLD_LAZY | RTLD_NOLOAD);
+  void *f = h != NULL ? dlsym(h, b->name) : NULL;
+  Dl_info info;
+  if (f != NULL && dladdr(f, &info) != 0 &&
+      (uintptr_t)info.dli_fbase == m->dlpi_addr && info.dli_sname != NULL &&
+      strcmp(info.dli_sname, b->name) == 0)
+    b->found = f;
+  if (h != NULL)
+    dlclose(h);
+  return b->found != NULL;
+}
+
+/* When the program's binding of `name` is a non-PIE executable's
+ * canonical PLT stub (it takes the function's address, so every module
+ * binds to the stub, while the stub jumps through the executable's own
+ * slot to the definition): the definition, which is the one to call as
+ * the next allocator (calling the stub would come back through the
+ * patched slot) and the value the executable's own slot holds. NULL for
+ * an ordinary binding. */
+static void *definition_behind(const char *name, void *f, const void *self_base) {
+  Dl_info info;
+  if (f == NULL || dladdr(f, &info) == 0)
+    return NULL;
+  behind_t b = {name, self_base, NULL};
+  if (info.dli_sname != NULL && strcmp(info.dli_sname, name) == 0)
+    return NULL; /* a definition of its own (a program's own malloc) */
+  dl_iterate_phdr(define_in, &b);
+  return b.found;
+}
+
+void *alloc_attach_binding(const char *name, void **alias) {
+  Dl_info self;
+  if (dladdr((const void *)(uintptr_t)&alloc_attach_binding, &self) == 0)
+    return NULL;
+  void *f = program_binding(name, self.dli_fbase);
+  void *def = definition_behind(name, f, self.dli_fbase);
+  if (alias != NULL)
+    *alias = def;
+  return alias != NULL || def == NULL ? f : def;
+}
+
 int alloc_attach_resolve(void) {
   int saved = errno;
   Dl_info self;
@@ -503,9 +560,12 @@ int alloc_attach_resolve(void) {
     errno = ENOENT;
     return -1;
   }
-  void *found[H_COUNT];
-  for (int i = 0; i < H_COUNT; i++)
-    found[i] = program_binding(alloc_attach_hooks[i].name, self.dli_fbase);
+  void *found[H_COUNT], *behind[H_COUNT];
+  for (int i = 0; i < H_COUNT; i++) {
+    void *f = program_binding(alloc_attach_hooks[i].name, self.dli_fbase);
+    behind[i] = definition_behind(alloc_attach_hooks[i].name, f, self.dli_fbase);
+    found[i] = behind[i] != NULL ? behind[i] : f; /* what to call */
+  }
   struct alloc_next next = {
       (void *(*)(size_t))found[H_MALLOC],
       (void (*)(void *))found[H_FREE],
@@ -516,7 +576,7 @@ int alloc_attach_resolve(void) {
       (void *(*)(size_t, size_t))found[H_MEMALIGN],
       (void *(*)(size_t))found[H_VALLOC],
       (void *(*)(size_t))found[H_PVALLOC],
-      (size_t (*)(void *))program_binding("malloc_usable_size", self.dli_fbase),
+      (size_t (*)(void *))alloc_attach_binding("malloc_usable_size", NULL),
   };
   if (next.malloc == NULL || next.free == NULL) {
     /* Not found at all, or heapprof's own: heapprof is the program's
@@ -532,8 +592,12 @@ int alloc_attach_resolve(void) {
     return -1;
   }
   alloc_next = next; /* word stores: nothing reads it in attach mode yet */
-  for (int i = 0; i < H_COUNT; i++)
-    alloc_attach_hooks[i].original = found[i];
+  for (int i = 0; i < H_COUNT; i++) { /* what slots hold: the stub, if any */
+    alloc_attach_hooks[i].original = behind[i] != NULL
+        ? program_binding(alloc_attach_hooks[i].name, self.dli_fbase)
+        : found[i];
+    alloc_attach_hooks[i].alias = behind[i];
+  }
   errno = saved;
   return 0;
 }

@@ -39,6 +39,13 @@
  */
 int alloc_attach_resolve(void);
 
+/* The program's binding of `name` (dlsym(RTLD_DEFAULT), NULL if it is
+ * heapprof's own). With `alias` NULL: the function to call. Otherwise:
+ * what the program's slots hold, and in *alias the definition behind it
+ * when that is a non-PIE executable's canonical PLT stub (else NULL) —
+ * got_hook_t's original and alias. */
+void *alloc_attach_binding(const char *name, void **alias);
+
 /*
  * name → attach_* replacement → original, for got_patch: the free family
  * first (free, realloc, reallocarray, the 12 operator deletes), then the

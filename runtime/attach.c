@@ -127,20 +127,21 @@ static int build_hooks(void) {
     if (alloc_attach_hooks[i].original != NULL)
       hooks[nhooks++] = alloc_attach_hooks[i];
   for (size_t i = 0; i < NALSO && nhooks < NHOOKS_MAX; i++) {
-    void *ours = dlsym(me, also_hooked[i]);
-    void *theirs = dlsym(RTLD_DEFAULT, also_hooked[i]);
+    void *ours = dlsym(me, also_hooked[i]), *alias;
+    void *theirs = alloc_attach_binding(also_hooked[i], &alias);
     if (ours != NULL && theirs != NULL && ours != theirs)
-      hooks[nhooks++] = (got_hook_t){also_hooked[i], ours, theirs};
+      hooks[nhooks++] = (got_hook_t){also_hooked[i], ours, theirs, alias};
   }
-  next_dlopen = (void *(*)(const char *, int))dlsym(RTLD_DEFAULT, "dlopen");
+  next_dlopen = (void *(*)(const char *, int))alloc_attach_binding("dlopen", NULL);
   next_dlmopen =
-      (void *(*)(Lmid_t, const char *, int))dlsym(RTLD_DEFAULT, "dlmopen");
+      (void *(*)(Lmid_t, const char *, int))alloc_attach_binding("dlmopen", NULL);
+  void *alias;
   if (next_dlopen != NULL && nhooks < NHOOKS_MAX)
     hooks[nhooks++] = (got_hook_t){"dlopen", (void *)attach_dlopen,
-                                   (void *)next_dlopen};
+                                   alloc_attach_binding("dlopen", &alias), alias};
   if (next_dlmopen != NULL && nhooks < NHOOKS_MAX)
     hooks[nhooks++] = (got_hook_t){"dlmopen", (void *)attach_dlmopen,
-                                   (void *)next_dlmopen};
+                                   alloc_attach_binding("dlmopen", &alias), alias};
   dlclose(me);
   return 0;
 }

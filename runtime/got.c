@@ -581,7 +581,9 @@ static enum verdict judge(const walk_t *w, const struct dl_phdr_info *m,
   const got_hook_t *hk = &w->hooks[*hook];
   void *v = *seen = __atomic_load_n((void **)slot, __ATOMIC_ACQUIRE);
   int jump = type == R_X86_64_JUMP_SLOT && in_jmprel;
-  enum verdict verdict = v == hk->original ? TAKE : TAKE_LAZY;
+  enum verdict verdict =
+      v == hk->original || (hk->alias != NULL && v == hk->alias) ? TAKE
+                                                                 : TAKE_LAZY;
   if (v == hk->replacement)
     return LEAVE; /* a duplicate relocation, or patched already */
   if (verdict == TAKE_LAZY && !(jump && lazy_stub(m, (uintptr_t)v, i))) {
@@ -643,9 +645,12 @@ static int collect(struct dl_phdr_info *info, size_t size, void *arg) {
   s->id = ident_of(info);
   s->info = *info;
   s->has_dyn = read_dynamic(info, &s->dyn) == 0;
-  for (size_t h = 0; h < w->n; h++)
-    if (PROV[h] < 0 && in_module(info, (uintptr_t)w->hooks[h].original, 1, 0))
+  for (size_t h = 0; h < w->n; h++) { /* who defines it: behind a stub, the alias */
+    const got_hook_t *hk = &w->hooks[h];
+    void *def = hk->alias != NULL ? hk->alias : hk->original;
+    if (PROV[h] < 0 && in_module(info, (uintptr_t)def, 1, 0))
       PROV[h] = (int32_t)(seq.n - 1);
+  }
   if (module_skipped(info, s, w->self))
     return 0;
   mod_t *old = find_mod(&s->id);
@@ -761,7 +766,10 @@ static void apply(walk_t *w) {
           w->skipped++;
         continue;
       }
-      RECS[recs.n++] = (rec_t){PEND[c->pend].id, c->slot, hk->original,
+      /* What the slot held is what it gets back (an alias stays one);
+       * a lazy slot gets the binding its stub would have made. */
+      void *was = c->lazy ? hk->original : c->expected;
+      RECS[recs.n++] = (rec_t){PEND[c->pend].id, c->slot, was,
                                hk->replacement, (uint32_t)h, c->relro};
       w->patched++;
     }

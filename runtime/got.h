@@ -14,6 +14,10 @@ typedef struct got_hook {
   void *original;       /* what the slot must hold now to be patched (the program's binding,
                            dlsym(RTLD_DEFAULT)); a lazy slot still pointing into its module's
                            own PLT is patched too */
+  void *alias;          /* another value a slot may hold and be patched from (NULL: none):
+                           when `original` is a non-PIE executable's canonical PLT stub
+                           (it takes the function's address), the definition behind it,
+                           which the executable's own slot holds */
 } got_hook_t;
 
 /* Patches, in every module loaded now and not patched before (dl_iterate_phdr; skipping

@@ -716,7 +716,7 @@ int main(int argc, char **argv) {
   void *repl[NHOOKS] = {(void *)got_wrap_free, (void *)got_wrap_malloc,
                         (void *)got_wrap_calloc, (void *)got_wrap_catch};
   for (int h = 0; h < NHOOKS; h++) {
-    hooks[h] = (got_hook_t){names[h], repl[h], dlsym(RTLD_DEFAULT, names[h])};
+    hooks[h] = (got_hook_t){names[h], repl[h], dlsym(RTLD_DEFAULT, names[h]), NULL};
     CHECK(hooks[h].original != NULL, "dlsym(RTLD_DEFAULT, %s)", names[h]);
   }
   got_wrap_catch_next = (int (*)(void *, void (*)(void *), void *))hooks[H_CATCH].original;
