@@ -462,7 +462,7 @@ static void fail(const request_t *r, const char *res, const gdb_run_t *g, unsign
     die(1, "heapprof_attach_%s in %d failed: %s", r->detach ? "stop" : "start", pid,
         rc == HEAPPROF_EINVAL   ? "a setting was refused"
         : rc == HEAPPROF_ENOMEM ? "out of memory"
-        : rc == HEAPPROF_EIO    ? "an output failed"
+        : rc == HEAPPROF_EIO    ? "its allocator or modules could not be hooked; nothing was changed"
                                 : res);
   } else {
     fprintf(stderr, "heapprof: gdb could not finish in %d (%s); check that it still runs:\n",

@@ -184,7 +184,9 @@ HEAPPROF_EXPORT int heapprof_attach_start(const char *settings) {
   return rc == 0 ? 0
          : err == EINVAL ? HEAPPROF_EINVAL
          : err == ENOMEM ? HEAPPROF_ENOMEM
-                         : HEAPPROF_EBUSY;
+         : err == EBUSY ? HEAPPROF_EBUSY
+                        : HEAPPROF_EIO; /* the allocator not found, the
+                                           module list never settling */
 }
 
 HEAPPROF_EXPORT int heapprof_attach_stop(void) {
