@@ -48,6 +48,12 @@ PROT_READ_WRITE, MAP_PRIVATE_ANONYMOUS = 3, 0x22
 SI_USER = 0
 
 ALLOCATOR_ENTRIES = ("malloc", "free", "calloc", "realloc")
+# Attached, the program's slots lead to heapprof's own entries, where a
+# thread holds no lock of heapprof's or of the allocator's either: at
+# rate 1 the allocator's own entries are only ever reached from inside
+# heapprof (refused), so a detach looks for these too (from the library's
+# symbol table: hidden functions, found when it is not stripped).
+HEAPPROF_ENTRIES = ("attach_malloc", "attach_free", "attach_calloc", "attach_realloc")
 
 # x86-64 system calls a thread may be blocked in and be called from: gdb
 # restarts them after the call as the kernel would after a stop.
@@ -174,9 +180,35 @@ def idle_thread():
     return None
 
 
-def at_entry_ok(thread, entries):
+def at_entry_ok(thread, entries, own_entries):
+    """At one of the entries, and the rest of the stack allowed; at one of
+    heapprof's own entries (own_entries), its first frame is heapprof's."""
     thread.switch()
-    return gdb.newest_frame().pc() in entries and backtrace_ok(thread, True)
+    frame = gdb.newest_frame()
+    if frame.pc() in own_entries:
+        older = frame.older()
+        if older is None:
+            return False
+        older.select()
+        ok = older_ok(older)
+        frame.select()
+        return ok
+    return frame.pc() in entries and backtrace_ok(thread, True)
+
+
+def older_ok(frame):
+    """backtrace_ok from `frame` on."""
+    depth = 0
+    while True:
+        if depth > 1024 or frame.type() == gdb.SIGTRAMP_FRAME:
+            return False
+        if refused_module(module_of(frame.pc())) or refused_name(frame.name()):
+            return False
+        older = frame.older()
+        if older is None:
+            return frame.unwind_stop_reason() in (gdb.FRAME_UNWIND_NO_REASON,
+                                                  gdb.FRAME_UNWIND_OUTERMOST)
+        frame, depth = older, depth + 1
 
 
 def libc_function(name):
@@ -277,13 +309,18 @@ def safe_thread(events, pid):
     thread = idle_thread()
     if thread is not None:
         return thread
-    entries = set()
+    entries, own_entries = set(), set()
     for name in ALLOCATOR_ENTRIES:
         addr = bound_function(name)
         if addr is not None and not refused_module(module_of(addr)):
             entries.add(addr)
+    if P["mode"] == "detach":
+        for name in HEAPPROF_ENTRIES:
+            addr = bound_function(name)
+            if addr is not None and module_of(addr).startswith("libheapprof"):
+                own_entries.add(addr)
     breakpoints = []
-    for addr in sorted(entries):
+    for addr in sorted(entries | own_entries):
         bp = gdb.Breakpoint("*%d" % addr, internal=True)
         bp.silent = True
         breakpoints.append(bp)
@@ -313,7 +350,7 @@ def safe_thread(events, pid):
             chosen = None
             if isinstance(event, gdb.BreakpointEvent):
                 thread = gdb.selected_thread()
-                if at_entry_ok(thread, entries):
+                if at_entry_ok(thread, entries, own_entries):
                     note("thread %d at the entry of %s" %
                          (thread.num, gdb.newest_frame().name() or "an allocator"))
                     chosen = thread
