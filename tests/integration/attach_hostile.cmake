@@ -6,6 +6,8 @@ heapprof_test(test_attach_hostile_busy_rate1
   SOURCES test_attach_hostile.c
   ARGS busy_rate1 $<TARGET_FILE:heapprof_cli> $<TARGET_FILE:attach_busy>)
 add_dependencies(test_attach_hostile_busy_rate1 heapprof)
+heapprof_test_variant(test_attach_hostile_dump_after_detach test_attach_hostile_busy_rate1
+  ARGS dump_after_detach $<TARGET_FILE:heapprof_cli> $<TARGET_FILE:attach_busy>)
 if(PEER_tcmalloc)
   heapprof_test_variant(test_attach_hostile_tcmalloc test_attach_hostile_busy_rate1
     ARGS peer $<TARGET_FILE:heapprof_cli> $<TARGET_FILE:attach_busy> ${PEER_tcmalloc})

@@ -14,6 +14,10 @@
  *               exports its entry points under aliases: dladdr names
  *               malloc "__libc_malloc", which must not be mistaken for a
  *               canonical PLT stub)
+ *   dump_after_detach  attach, detach, then `heapprof dump PID`: the
+ *               library stays loaded but its dump signal was given back,
+ *               so the dump must not send SIGUSR2 (its default action
+ *               kills the process); the process must end normally
  *
  * Every command and the target run under a hang detector (waitpid with a
  * deadline of 120 s), never a timed assertion.
@@ -120,6 +124,22 @@ static void test_peer(void) {
   CHECK(st == 0, "the process under %s ended with status %d after the attach", peer, st);
 }
 
+static void test_dump_after_detach(void) {
+  pid_t pid = start_busy(NULL);
+  char p[16];
+  snprintf(p, sizeof p, "%d", (int)pid);
+  char *attach[] = {cli, "attach", p, "--out", outs, NULL};
+  CHECK(command(attach) == 0, "attach failed");
+  char *detach[] = {cli, "detach", p, NULL};
+  int rc = command(detach);
+  char *dump[] = {cli, "dump", p, NULL};
+  command(dump); /* its status is not the point: the process's fate is */
+  int st = finish_busy(pid);
+  CHECK(rc == 0, "detach failed (status %d)", rc);
+  CHECK(st == 0, "`heapprof dump` after a detach: the process ended with status %d "
+        "(128 + %d is SIGUSR2)", st, SIGUSR2);
+}
+
 int main(int argc, char **argv) {
   CHECK(argc >= 4, "usage: test_attach_hostile MODE HEAPPROF BUSY [ALLOCATOR]");
   cli = argv[2];
@@ -133,6 +153,8 @@ int main(int argc, char **argv) {
   snprintf(outs, sizeof outs, "%s/p.%%p.%%n.pb.gz", dir);
   if (strcmp(argv[1], "busy_rate1") == 0)
     test_busy_rate1();
+  else if (strcmp(argv[1], "dump_after_detach") == 0)
+    test_dump_after_detach();
   else if (strcmp(argv[1], "peer") == 0) {
     CHECK(peer != NULL && access(peer, R_OK) == 0, "no allocator to preload");
     test_peer();
