@@ -308,6 +308,15 @@ static int cmd_dump(int argc, char **argv) {
   if (sig == 0)
     die(1, "process %ld was attached with --signal none: it does not dump on a signal",
         pid);
+  /* heapprof's handler is hidden from the program, not from the kernel:
+   * no handler means no profiling there (detached, or never started), and
+   * the signal's default action would end the process. */
+  target_status_t st;
+  if (target_status((pid_t)pid, &st) != 0)
+    die(1, "cannot read /proc/%ld/status: %s", pid, strerror(errno));
+  if (!(st.sig_cgt >> (sig - 1) & 1))
+    die(1, "process %ld does not catch signal %d: heapprof is not profiling "
+        "there (detached?); nothing was sent", pid, sig);
   char pattern[CONFIG_PATH_MAX + 64];
   pattern_for((pid_t)pid, out, pattern, sizeof pattern);
   glob_t before;

@@ -531,13 +531,28 @@ static int define_in(struct dl_phdr_info *m, size_t size, void *data) {
  * the next allocator (calling the stub would come back through the
  * patched slot) and the value the executable's own slot holds. NULL for
  * an ordinary binding. */
+/* dl_iterate_phdr's first object is the executable: whether `data`
+ * lies in one of its segments. */
+static int in_executable(struct dl_phdr_info *m, size_t size, void *data) {
+  (void)size;
+  uintptr_t a = (uintptr_t)data;
+  for (int i = 0; i < m->dlpi_phnum; i++) {
+    const ElfW(Phdr) *ph = &m->dlpi_phdr[i];
+    if (ph->p_type == PT_LOAD && a - (m->dlpi_addr + ph->p_vaddr) < ph->p_memsz)
+      return 1;
+  }
+  return -1; /* stop after the first object either way */
+}
+
 static void *definition_behind(const char *name, void *f, const void *self_base) {
   Dl_info info;
-  if (f == NULL || dladdr(f, &info) == 0)
-    return NULL;
-  behind_t b = {name, self_base, NULL};
+  if (f == NULL || dladdr(f, &info) == 0 ||
+      dl_iterate_phdr(in_executable, f) != 1)
+    return NULL; /* in a library: a definition (tcmalloc's may be named
+                    otherwise, __libc_malloc or tc_cfree, by dladdr) */
   if (info.dli_sname != NULL && strcmp(info.dli_sname, name) == 0)
-    return NULL; /* a definition of its own (a program's own malloc) */
+    return NULL; /* the executable's own definition (its own malloc) */
+  behind_t b = {name, self_base, NULL};
   dl_iterate_phdr(define_in, &b);
   return b.found;
 }

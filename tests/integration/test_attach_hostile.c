@@ -38,6 +38,7 @@
 #define DEADLINE_S 120
 
 static char *cli, *busy, *peer;
+static int busy_out; /* the read end of the target's stdout */
 static char dir[4096], go[4200], outs[4200];
 
 /* waitpid with a deadline: the status, or -1 after killing a hung child. */
@@ -87,7 +88,8 @@ static pid_t start_busy(const char *preload) {
   char line[16] = {0};
   CHECK(read(fds[0], line, sizeof line - 1) > 0 && strncmp(line, "ready", 5) == 0,
         "the target did not start");
-  close(fds[0]);
+  busy_out = fds[0]; /* open until it ends: what it says last must not
+                        meet a closed pipe (SIGPIPE) */
   return pid;
 }
 
@@ -97,6 +99,7 @@ static int finish_busy(pid_t pid) {
   CHECK(fd >= 0, "%s: %s", go, strerror(errno));
   close(fd);
   int st = wait_for(pid, "the target");
+  close(busy_out);
   return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 }
 
