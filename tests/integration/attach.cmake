@@ -1,0 +1,88 @@
+# `heapprof attach` with the real library into running programs (issue 15),
+# label attach: attach/test_att_*.c drive the real command
+# (build/bin/heapprof, which loads the libheapprof.so beside it) against
+# programs of ours (tests/programs/att_*.c*), Debian's redis-server and
+# python3. They need gdb, and root for the pid-reuse test (clone3
+# set_tid); a missing prerequisite fails the test. Every wait has a
+# deadline of tens of seconds (a hang detector), none is a timed check.
+#
+#   attach_mt_exact     rate 1 into 4 allocating threads: exact objects at
+#                       known sites, no pre-attach site, pre-attach blocks
+#                       (contents, usable sizes, realloc) intact
+#   attach_cycles       50 x (attach, dump, detach) under load: threads,
+#                       descriptors, SigCgt and GOT slots back each time
+#   attach_fds          attached at rate 1: the program's lowest free
+#                       descriptor and /proc/self/fd stay its own
+#   attach_redis        redis-server (jemalloc) under redis-benchmark
+#   attach_python       python3 (non-PIE, canonical PLT malloc)
+#   attach_race_exit    the target exits during the attach; no gdb left
+#   attach_race_reuse   its pid is reused before gdb attaches
+#   attach_tls          PT_TLS MemSiz of libheapprof.so <= 128
+# _jemalloc: the same program linked with libjemalloc (the next allocator
+# is not glibc's).
+set(ATT ${CMAKE_CURRENT_LIST_DIR}/attach)
+set(ATT_PROGRAMS ${PROJECT_SOURCE_DIR}/tests/programs)
+
+add_library(att_util STATIC ${ATT}/att_util.c)
+target_compile_options(att_util PRIVATE ${HEAPPROF_WARNINGS})
+target_link_libraries(att_util PUBLIC testlib)
+target_include_directories(att_util PUBLIC ${ATT})
+
+# The targets. -O2 -g whatever the build type: the site functions are
+# noipa frames with names and lines.
+add_executable(att_mt ${ATT_PROGRAMS}/att_mt.cpp)
+add_executable(att_race ${ATT_PROGRAMS}/att_race.c)
+foreach(prog att_mt att_race)
+  target_compile_options(${prog} PRIVATE ${HEAPPROF_WARNINGS} -O2 -g)
+endforeach()
+target_link_libraries(att_mt PRIVATE pthread dl)
+if(PEER_jemalloc)
+  add_executable(att_mt_jemalloc ${ATT_PROGRAMS}/att_mt.cpp)
+  target_compile_options(att_mt_jemalloc PRIVATE ${HEAPPROF_WARNINGS} -O2 -g)
+  target_link_libraries(att_mt_jemalloc PRIVATE pthread dl
+                        -Wl,--no-as-needed ${PEER_jemalloc})
+endif()
+
+# att_test(NAME SOURCE ARGS...): the driver SOURCE as test NAME, label
+# attach; the command, with the library beside it, built first.
+function(att_test name source)
+  heapprof_test(${name} SOURCES ${ATT}/${source} LINK att_util
+                ARGS ${ARGN} LABELS attach)
+  add_dependencies(${name} heapprof heapprof_cli)
+endfunction()
+
+set(ATT_CLI $<TARGET_FILE:heapprof_cli>)
+
+att_test(attach_mt_exact test_att_mt.c exact ${ATT_CLI} $<TARGET_FILE:att_mt>)
+heapprof_test_variant(attach_cycles attach_mt_exact
+                      ARGS cycles ${ATT_CLI} $<TARGET_FILE:att_mt> LABELS attach)
+heapprof_test_variant(attach_fds attach_mt_exact
+                      ARGS fds ${ATT_CLI} $<TARGET_FILE:att_mt> LABELS attach)
+# 50 cycles take minutes (two gdb runs each): label slow as well.
+set_tests_properties(attach_cycles PROPERTIES TIMEOUT 900 LABELS "attach;slow")
+if(PEER_jemalloc)
+  heapprof_test_variant(attach_mt_exact_jemalloc attach_mt_exact
+                        ARGS exact ${ATT_CLI} $<TARGET_FILE:att_mt_jemalloc>
+                        LABELS attach allocators)
+  heapprof_test_variant(attach_cycles_jemalloc attach_mt_exact
+                        ARGS cycles ${ATT_CLI} $<TARGET_FILE:att_mt_jemalloc>
+                        LABELS attach allocators)
+  set_tests_properties(attach_cycles_jemalloc PROPERTIES TIMEOUT 900
+                       LABELS "attach;allocators;slow")
+else()
+  foreach(t attach_mt_exact_jemalloc attach_cycles_jemalloc)
+    add_test(NAME ${t} COMMAND sh -c "echo '${PEER_MISSING_jemalloc}'; exit 77")
+    set_tests_properties(${t} PROPERTIES SKIP_RETURN_CODE 77 LABELS "attach;allocators")
+  endforeach()
+endif()
+
+att_test(attach_redis test_att_redis.c ${ATT_CLI})
+att_test(attach_python test_att_python.c ${ATT_CLI} ${ATT}/att_rounds.py)
+set_tests_properties(attach_redis attach_python PROPERTIES LABELS "attach;realworld")
+
+att_test(attach_race_exit test_att_race.c exit ${ATT_CLI} $<TARGET_FILE:att_race>)
+heapprof_test_variant(attach_race_reuse attach_race_exit
+                      ARGS reuse ${ATT_CLI} $<TARGET_FILE:att_race> LABELS attach)
+
+att_test(attach_tls test_att_tls.c ${CMAKE_READELF} $<TARGET_FILE:heapprof>
+         $<TARGET_FILE:attach_stub_tls>)
