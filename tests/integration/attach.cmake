@@ -13,6 +13,8 @@
 #                       descriptors, SigCgt and GOT slots back each time
 #   attach_fds          attached at rate 1: the program's lowest free
 #                       descriptor and /proc/self/fd stay its own
+#   attach_dump_detached  `heapprof dump` after a detach must not send the
+#                       dump signal (no handler any more: it would kill)
 #   attach_redis        redis-server (jemalloc) under redis-benchmark
 #   attach_python       python3 (non-PIE, canonical PLT malloc)
 #   attach_race_exit    the target exits during the attach; no gdb left
@@ -58,6 +60,8 @@ heapprof_test_variant(attach_cycles attach_mt_exact
                       ARGS cycles ${ATT_CLI} $<TARGET_FILE:att_mt> LABELS attach)
 heapprof_test_variant(attach_fds attach_mt_exact
                       ARGS fds ${ATT_CLI} $<TARGET_FILE:att_mt> LABELS attach)
+heapprof_test_variant(attach_dump_detached attach_mt_exact
+                      ARGS dump_detached ${ATT_CLI} $<TARGET_FILE:att_mt> LABELS attach)
 # 50 cycles take minutes (two gdb runs each): label slow as well.
 set_tests_properties(attach_cycles PROPERTIES TIMEOUT 900 LABELS "attach;slow")
 if(PEER_jemalloc)

@@ -24,6 +24,11 @@
  *           returning the lowest free number and /proc/self/fd lists only
  *           the program's descriptors, as the program checks 2000 times;
  *           the profile shows the samples were taken on those threads.
+ *   dump_detached  attach, dump, detach, then `heapprof dump PID` again:
+ *           the process no longer handles the dump signal (its disposition
+ *           is back to the default, which for SIGUSR2 is to terminate), so
+ *           the command must refuse (status 1) without sending it, and the
+ *           process must live on with its checks passing.
  *
  * Hang detectors only (att_util.h): no assertion on time.
  */
@@ -291,8 +296,38 @@ static void test_fds(void) {
   free(fds0);
 }
 
+/* ---- dump after a detach ---- */
+
+static void test_dump_detached(void) {
+  att_proc_t p;
+  start_prog(&p, "cycles");
+  char out[4096];
+  snprintf(out, sizeof out, "%s/dd.%%n.pb.gz", tl_tmpdir());
+  att_attach(p.pid, "4096", out, NULL);
+  free(att_dump(p.pid));
+  att_detach(p.pid);
+  CHECK((att_sigcgt(p.pid) & (1ull << (SIGUSR2 - 1))) == 0, "SIGUSR2 still handled");
+  char pids[16];
+  snprintf(pids, sizeof pids, "%d", (int)p.pid);
+  att_result_t r = att_cli("dump", pids, "--timeout", "5", NULL);
+  struct timespec t = {0, 200000000};
+  nanosleep(&t, NULL); /* a signal sent is delivered by now; not a timed check */
+  int status;
+  pid_t gone = waitpid(p.pid, &status, WNOHANG);
+  CHECK(gone == 0, "`heapprof dump` of the detached process killed it (%s; dump said, "
+        "status %d: %s)", gone == p.pid && WIFSIGNALED(status) ? strsignal(WTERMSIG(status))
+                                                               : "ended",
+        r.status, r.err);
+  CHECK(r.status == 1 && r.out[0] == '\0', "dump of a detached process: status %d\n%s%s",
+        r.status, r.err, r.out);
+  printf("ok: dump after the detach refused: %s", r.err);
+  close(p.in);
+  p.in = -1;
+  expect_clean_end(&p);
+}
+
 int main(int argc, char **argv) {
-  CHECK(argc == 4, "usage: test_att_mt exact|cycles|fds HEAPPROF_CLI ATT_MT");
+  CHECK(argc == 4, "usage: test_att_mt exact|cycles|fds|dump_detached HEAPPROF_CLI ATT_MT");
   att_require("/usr/bin/gdb", "gdb, which heapprof attach runs");
   att_set_cli(argv[2]);
   prog = argv[3];
@@ -304,6 +339,8 @@ int main(int argc, char **argv) {
     test_cycles();
   else if (strcmp(argv[1], "fds") == 0)
     test_fds();
+  else if (strcmp(argv[1], "dump_detached") == 0)
+    test_dump_detached();
   else
     CHECK(0, "unknown mode %s", argv[1]);
   return 0;
