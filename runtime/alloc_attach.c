@@ -516,8 +516,9 @@ static int define_in(struct dl_phdr_info *m, size_t size, void *data) {
   void *f = h != NULL ? dlsym(h, b->name) : NULL;
   Dl_info info;
   if (f != NULL && dladdr(f, &info) != 0 &&
-      (uintptr_t)info.dli_fbase == m->dlpi_addr && info.dli_sname != NULL &&
-      strcmp(info.dli_sname, b->name) == 0)
+      (uintptr_t)info.dli_fbase == m->dlpi_addr) /* its own, not a dependency's;
+                                                     (dladdr may name it
+                                                     __libc_malloc) */
     b->found = f;
   if (h != NULL)
     dlclose(h);
@@ -545,12 +546,12 @@ static int in_executable(struct dl_phdr_info *m, size_t size, void *data) {
 }
 
 static void *definition_behind(const char *name, void *f, const void *self_base) {
-  Dl_info info;
-  if (f == NULL || dladdr(f, &info) == 0 ||
-      dl_iterate_phdr(in_executable, f) != 1)
+  if (f == NULL || dl_iterate_phdr(in_executable, f) != 1)
     return NULL; /* in a library: a definition (tcmalloc's may be named
                     otherwise, __libc_malloc or tc_cfree, by dladdr) */
-  if (info.dli_sname != NULL && strcmp(info.dli_sname, name) == 0)
+  Dl_info info; /* dladdr knows no symbol at a stub (python3.11: it fails) */
+  if (dladdr(f, &info) != 0 && info.dli_sname != NULL &&
+      strcmp(info.dli_sname, name) == 0)
     return NULL; /* the executable's own definition (its own malloc) */
   behind_t b = {name, self_base, NULL};
   dl_iterate_phdr(define_in, &b);

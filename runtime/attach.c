@@ -122,16 +122,20 @@ static int build_hooks(void) {
     errno = ENOENT;
     return -1;
   }
+  /* These first: libunwind's pipe2/read/syscall must lead to heapprof
+   * before the first sample, or its memory checks would open a pipe in
+   * the program's descriptor table. Then the free family, then the
+   * allocating functions (alloc_attach_hooks' order). */
   nhooks = 0;
-  for (size_t i = 0; i < alloc_attach_nhooks && nhooks < NHOOKS_MAX; i++)
-    if (alloc_attach_hooks[i].original != NULL)
-      hooks[nhooks++] = alloc_attach_hooks[i];
   for (size_t i = 0; i < NALSO && nhooks < NHOOKS_MAX; i++) {
     void *ours = dlsym(me, also_hooked[i]), *alias;
     void *theirs = alloc_attach_binding(also_hooked[i], &alias);
     if (ours != NULL && theirs != NULL && ours != theirs)
       hooks[nhooks++] = (got_hook_t){also_hooked[i], ours, theirs, alias};
   }
+  for (size_t i = 0; i < alloc_attach_nhooks && nhooks < NHOOKS_MAX; i++)
+    if (alloc_attach_hooks[i].original != NULL)
+      hooks[nhooks++] = alloc_attach_hooks[i];
   next_dlopen = (void *(*)(const char *, int))alloc_attach_binding("dlopen", NULL);
   next_dlmopen =
       (void *(*)(Lmid_t, const char *, int))alloc_attach_binding("dlmopen", NULL);

@@ -3,7 +3,9 @@
 # come from malloc through CPython's raw allocator, not pymalloc's arenas),
 # prints "round R CHECKSUM" (the same R → the same checksum, in any run),
 # and frees them. It stops after LIMIT rounds if given, or once the file
-# STOP exists; then prints "end".
+# STOP exists; then prints "end". With --until, once the file STOP.mark
+# exists it prints "mark" (once) before its next round, so that a test
+# knows which rounds began after it made the file.
 #
 # usage: python3 att_rounds.py LIMIT | --until STOP
 import os
@@ -31,7 +33,11 @@ def main():
     else:
         limit = int(sys.argv[1])
     r = 0
+    marked = False
     while (limit is None or r < limit) and (stop is None or not os.path.exists(stop)):
+        if stop is not None and not marked and os.path.exists(stop + ".mark"):
+            print("mark", flush=True)
+            marked = True
         print("round %d %d" % (r, one_round(r)), flush=True)
         r += 1
         if stop is not None:
