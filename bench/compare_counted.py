@@ -8,7 +8,9 @@ instruction for instruction once addresses are stripped.
 The same alloc_bench (this tree's build/bin/alloc_bench) runs against
 every build's libheapprof.so, so that only the library differs. The rows
 with labels (ALLOC_BENCH_LABELS=4) run only against builds whose library
-has heapprof_label_push.
+has heapprof_label_push; the attached rows (ALLOC_BENCH_ATTACH: heapprof
+loaded into the running program, issue 15) only against builds whose
+library has heapprof_attach_start.
 
 usage: bench/compare_counted.py [--seeds 1,2,3] [--keep DIR] BUILD_DIR...
   e.g. git worktree add /tmp/base 69b5cd3 && (cd /tmp/base && cmake -S . -B
@@ -26,8 +28,10 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import suite  # noqa: E402
 
 # The entry points whose fall-through path BENCHMARKS.md counts (the
-# unsampled fast path: malloc 8 instructions, free 9).
-FAST = ["malloc", "free"]
+# unsampled fast path: malloc 8 instructions, free 9), and attach mode's
+# (issue 15: internal functions the patched GOT slots call, not exported).
+FAST = ["malloc", "free", "attach_malloc", "attach_free"]
+ATTACH = ["attach_malloc", "attach_free"]
 
 
 def interposed(lib):
@@ -72,10 +76,14 @@ def fall_through(insns):
     return path
 
 
-def has_labels(lib):
+def exports(lib, name):
     out = subprocess.run(["nm", "-D", "--defined-only", lib], capture_output=True,
                          text=True, check=True).stdout
-    return re.search(r"\bheapprof_label_push\b", out) is not None
+    return re.search(r"\b" + name + r"\b", out) is not None
+
+
+def has_labels(lib):
+    return exports(lib, "heapprof_label_push")
 
 
 def rows(seeds):
@@ -92,6 +100,13 @@ def rows(seeds):
     for s in seeds:
         yield (f"heapprof rate 4096, 4 labels, seed {s}", "labels",
                {"HEAPPROF_RATE": "4096", "HEAPPROF_SEED": s, "ALLOC_BENCH_LABELS": "4"})
+    # Issue 15: attached in process (ALLOC_BENCH_ATTACH) instead of preloaded.
+    yield "attached, rate 0 (the wrapper)", "attach", {"HEAPPROF_RATE": "0"}
+    for s in seeds:
+        yield f"attached, default rate, seed {s}", "attach", {"HEAPPROF_SEED": s}
+    for s in seeds:
+        yield (f"attached, rate 4096, seed {s}", "attach",
+               {"HEAPPROF_RATE": "4096", "HEAPPROF_SEED": s})
 
 
 def main():
@@ -107,6 +122,7 @@ def main():
         if not os.path.exists(f):
             sys.exit(f"compare_counted: {f} is missing: build it first")
     labelled = [has_labels(lib) for lib in libs]
+    attachable = [exports(lib, "heapprof_attach_start") for lib in libs]
     # An alloc_bench older than ALLOC_BENCH_LABELS ignores it, and its
     # "4 labels" rows would silently be the unlabelled ones.
     probe = subprocess.run([bench, "1", "1", "1"], capture_output=True,
@@ -114,14 +130,22 @@ def main():
     if probe.returncode != 2:
         sys.exit(f"compare_counted: {bench} does not know ALLOC_BENCH_LABELS: "
                  f"rebuild it (cmake --build build --target alloc_bench)")
+    # Likewise ALLOC_BENCH_ATTACH: the attached rows would be plain glibc's.
+    probe = subprocess.run([bench, "1", "1", "1"], capture_output=True,
+                           env=dict(os.environ, ALLOC_BENCH_ATTACH="/nonexistent.so"))
+    if probe.returncode != 2:
+        sys.exit(f"compare_counted: {bench} does not know ALLOC_BENCH_ATTACH: "
+                 f"rebuild it (cmake --build build --target alloc_bench)")
 
     # The machine code first: it takes no time.
     code = [disassembly(lib) for lib in libs]
     print("Interposed functions, against the first build (instructions, "
           "addresses stripped):\n")
     names = interposed(libs[0])
+    names += [n for n in ATTACH if n in code[0]]
     for fn in names + [n + ".cold" for n in names if n + ".cold" in code[0]]:
-        verdict = ["same" if c.get(fn) == code[0][fn] else "DIFFERENT" for c in code[1:]]
+        verdict = ["same" if c.get(fn) == code[0][fn] else
+                   "absent" if fn not in c else "DIFFERENT" for c in code[1:]]
         fast = (f", fall-through path {len(fall_through(code[0][fn]))}"
                 if fn in FAST else "")
         print(f"  {fn:40} {len(code[0][fn]):3} listed{fast}: " + ", ".join(verdict))
@@ -141,12 +165,15 @@ def main():
                 if kind is None and i > 0:  # plain runs no library: once
                     cells.append(cells[0])
                     continue
-                if kind == "labels" and not labelled[i]:
+                if (kind == "labels" and not labelled[i]) or (
+                        kind == "attach" and not attachable[i]):
                     cells.append(None)
                     continue
                 env, _ = suite.environ_for("plain", tmp)
                 env.update(extra)
-                if kind is not None:
+                if kind == "attach":
+                    env["ALLOC_BENCH_ATTACH"] = lib
+                elif kind is not None:
                     env["LD_PRELOAD"] = lib
                 keep = None
                 if args.keep:
@@ -161,6 +188,9 @@ def main():
             bare = seen.get(name.replace(", 4 labels", ""))
             if kind == "labels" and cells[-1] and bare and bare[-1]:
                 d = f"{cells[-1][0] - bare[-1][0]:+.3f} vs no labels"
+            preloaded = seen.get(name.replace("attached, ", "heapprof "))
+            if kind == "attach" and cells[-1] and preloaded and preloaded[-1]:
+                d = f"{cells[-1][0] - preloaded[-1][0]:+.3f} vs preloaded"
             print(f"| {name} | " + " | ".join(shown) + f" | {d} |", flush=True)
 
 

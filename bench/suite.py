@@ -38,6 +38,13 @@ CONFIGS = {
     "heapprof-default": ({"LD_PRELOAD": LIB}, [], "plain"),
     "heapprof-4096": ({"LD_PRELOAD": LIB, "HEAPPROF_RATE": "4096"}, [], "plain"),
     "heapprof-1": ({"LD_PRELOAD": LIB, "HEAPPROF_RATE": "1"}, [], "plain"),
+    # Issue 15: heapprof attached to the running program instead of
+    # preloaded (alloc_bench loads it and calls heapprof_attach_start first
+    # thing, as `heapprof attach` does from gdb: ALLOC_BENCH_ATTACH), so
+    # alloc workloads only.
+    "heapprof-attached-default": ({"ALLOC_BENCH_ATTACH": LIB}, [], "plain"),
+    "heapprof-attached-4096": ({"ALLOC_BENCH_ATTACH": LIB, "HEAPPROF_RATE": "4096"}, [],
+                               "plain"),
     "jemalloc": ({"LD_PRELOAD": JEMALLOC}, [], None),
     "jemalloc-prof-19": ({"LD_PRELOAD": JEMALLOC,
                           "MALLOC_CONF": "prof:true,lg_prof_sample:19"}, [], "jemalloc"),
@@ -65,9 +72,10 @@ def sqlite_script(path):
 # run a tenth of them (gperftools' heap profiler is ~100x slower: the full
 # length would take hours), each group against its own baselines.
 SAMPLING = ["plain", "forward-only", "heapprof-default", "heapprof-4096",
+            "heapprof-attached-default", "heapprof-attached-4096",
             "jemalloc", "jemalloc-prof-19", "tcmalloc", "tcmalloc-sample-512k"]
 EXACT = ["plain", "heapprof-1", "heaptrack", "tcmalloc", "gperftools-heapprofile"]
-EVERY = [c for c in CONFIGS if c != "forward-only"]
+EVERY = [c for c in CONFIGS if c != "forward-only" and "attached" not in c]
 PAIRS, EXACT_PAIRS = 20000000, 2000000
 
 
@@ -228,6 +236,11 @@ def targets(names, results):
             p = ratio(w, peer)
             if p is not None:
                 row(f"{w}: below {peer}'s own overhead", f"{r:.3f}× vs {p:.3f}×", r < p)
+        for rate in ("default", "4096"):
+            a, p = ratio(w, f"heapprof-attached-{rate}"), ratio(w, f"heapprof-{rate}")
+            if a is not None and p is not None:
+                row(f"{w}: attached costs what preloaded does ({rate}, within 0.02)",
+                    f"{a:.3f}× vs {p:.3f}×", a <= p + 0.02)
     r1, r2 = ratio("alloc-1t", "heapprof-default"), ratio("alloc-2t", "heapprof-default")
     if r1 is not None and r2 is not None:
         row("scaling: alloc-2t's ratio no worse than alloc-1t's",
@@ -257,7 +270,15 @@ COUNTED = [("plain", {}), ("forward-only", {"LD_PRELOAD": FORWARD}),
            # labels cost every allocation (nothing) and each sample.
            ("heapprof-default, 4 labels", {"LD_PRELOAD": LIB, "ALLOC_BENCH_LABELS": "4"}),
            ("heapprof-4096, 4 labels", {"LD_PRELOAD": LIB, "HEAPPROF_RATE": "4096",
-                                        "ALLOC_BENCH_LABELS": "4"})]
+                                        "ALLOC_BENCH_LABELS": "4"}),
+           # Issue 15: attached instead of preloaded (alloc_bench dlopens the
+           # library and calls heapprof_attach_start before the loop, as
+           # `heapprof attach` does from gdb): attach mode's own malloc and
+           # free, header-less sampled blocks, the page filter.
+           ("attached, rate 0 (wrapper alone)", {"ALLOC_BENCH_ATTACH": LIB,
+                                                 "HEAPPROF_RATE": "0"}),
+           ("attached, default rate", {"ALLOC_BENCH_ATTACH": LIB}),
+           ("attached, 4096", {"ALLOC_BENCH_ATTACH": LIB, "HEAPPROF_RATE": "4096"})]
 COUNTED_PAIRS = 1000000
 COUNTED_SEED = "1"
 
@@ -309,7 +330,9 @@ def counted(tmp, note=""):
     return (f"Instructions and cache misses (alloc-1t's loop, {COUNTED_PAIRS:,} "
             "pairs, under callgrind's cache simulator: deterministic, unlike the "
             f"times; HEAPPROF_SEED={COUNTED_SEED}; the label rows push 4 labels before the loop, "
-            f"`ALLOC_BENCH_LABELS=4`){note}:\n\n| configuration | instructions / pair | vs plain | "
+            "`ALLOC_BENCH_LABELS=4`; the attached rows load heapprof into the running "
+            "program before the loop instead of preloading it, as `heapprof attach` "
+            f"does, `ALLOC_BENCH_ATTACH`){note}:\n\n| configuration | instructions / pair | vs plain | "
             "D1 misses / pair | vs plain |\n|---|---|---|---|---|\n" +
             "\n".join(rows) + "\n\n")
 
@@ -462,7 +485,10 @@ tcmalloc `TCMALLOC_SAMPLE_PARAMETER=524288`; gperftools' heap profiler
 its own launcher). `forward-only` is `bench/forward.c`, an interposer
 that only forwards malloc and free to glibc: the floor under any
 LD_PRELOAD profiler, so that heapprof's ratio can be split into what
-interposing costs and what heapprof adds.
+interposing costs and what heapprof adds. `heapprof-attached-*` load
+heapprof into the running alloc_bench instead (`ALLOC_BENCH_ATTACH`: dlopen
+and heapprof_attach_start, what `heapprof attach` calls from gdb, done by
+the program itself before it starts its loops).
 
 """
 
