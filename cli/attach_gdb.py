@@ -135,21 +135,19 @@ def as_int(value):
 
 def backtrace_ok(thread, skip_first):
     """No frame in ld.so, libheapprof, a signal handler or a refused
-    function, and the unwinder reached the end of the stack."""
+    function (but the first, with skip_first: the entry it stands at),
+    and the unwinder reached the end of the stack."""
     thread.switch()
-    frame, depth = gdb.newest_frame(), 0
-    while True:
-        if depth > 1024 or frame.type() == gdb.SIGTRAMP_FRAME:
-            return False
-        if refused_module(module_of(frame.pc())):
-            return False
-        if not (skip_first and depth == 0) and refused_name(frame.name()):
-            return False
-        older = frame.older()
-        if older is None:
-            return frame.unwind_stop_reason() in (gdb.FRAME_UNWIND_NO_REASON,
-                                                  gdb.FRAME_UNWIND_OUTERMOST)
-        frame, depth = older, depth + 1
+    frame = gdb.newest_frame()
+    if not skip_first:
+        return older_ok(frame)
+    if frame.type() == gdb.SIGTRAMP_FRAME or refused_module(module_of(frame.pc())):
+        return False
+    older = frame.older()
+    if older is None:
+        return frame.unwind_stop_reason() in (gdb.FRAME_UNWIND_NO_REASON,
+                                              gdb.FRAME_UNWIND_OUTERMOST)
+    return older_ok(older)
 
 
 def idle_ok(thread):
