@@ -111,8 +111,9 @@ static const char *setting(const char *name, void *ctx) {
 
 /* ---- the hooks ---- */
 
-/* The hook table: the malloc family's (free family first), then the rest
- * with heapprof's own definitions as replacements. 0, or -1 with errno. */
+/* The hook table, in patching order: the other calls heapprof watches
+ * (its own definitions as replacements), the malloc family's (free family
+ * first), then dlopen and dlmopen. 0, or -1 with errno. */
 static int build_hooks(void) {
   Dl_info self;
   void *me = NULL;
