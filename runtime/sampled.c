@@ -136,8 +136,7 @@ _Atomic uint16_t sampled_filter[(size_t)1 << SAMPLED_FILTER_LG];
 /* Moves `a`'s filter slot by `by` (+1, -1), unless it is saturated, which
  * it then stays (sampled.h). */
 static void filter_move(uintptr_t a, int by) {
-  _Atomic uint16_t *slot =
-      &sampled_filter[(a >> 12) & (((size_t)1 << SAMPLED_FILTER_LG) - 1)];
+  _Atomic uint16_t *slot = sampled_filter_slot(a);
   uint16_t n = atomic_load_explicit(slot, memory_order_relaxed);
   do {
     if (n == UINT16_MAX)

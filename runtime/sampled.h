@@ -109,11 +109,15 @@ extern uint64_t *_Atomic sampled_regions[SAMPLED_REGIONS]
 extern _Atomic uint16_t sampled_filter[(size_t)1 << SAMPLED_FILTER_LG]
     __attribute__((visibility("hidden")));
 
+/* The filter slot of address `a`. */
+static inline _Atomic uint16_t *sampled_filter_slot(uintptr_t a) {
+  return &sampled_filter[(a >> 12) & (((size_t)1 << SAMPLED_FILTER_LG) - 1)];
+}
+
 /* False: no bare-marked block starts in `p`'s page (nor in the other
  * pages of its slot). True: ask sampled_bit. One load, no call. */
 static inline int sampled_bare_maybe(const void *p) {
-  size_t slot = ((uintptr_t)p >> 12) & (((size_t)1 << SAMPLED_FILTER_LG) - 1);
-  return __atomic_load_n(&sampled_filter[slot], __ATOMIC_RELAXED) != 0;
+  return __atomic_load_n(sampled_filter_slot((uintptr_t)p), __ATOMIC_RELAXED) != 0;
 }
 
 /* The map bit of `p`, lock-free: two dependent loads (the region's

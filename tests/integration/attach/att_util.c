@@ -289,26 +289,19 @@ static const char *status_field(const char *status, const char *name) {
   return NULL;
 }
 
-long att_threads(pid_t pid) {
+/* A number of /proc/PID/status, in `base`. */
+static unsigned long long status_num(pid_t pid, const char *name, int base) {
   char *s = proc_file(pid, "status");
-  long n = strtol(status_field(s, "Threads"), NULL, 10);
-  free(s);
-  return n;
-}
-
-uint64_t att_sigcgt(pid_t pid) {
-  char *s = proc_file(pid, "status");
-  uint64_t v = strtoull(status_field(s, "SigCgt"), NULL, 16);
+  unsigned long long v = strtoull(status_field(s, name), NULL, base);
   free(s);
   return v;
 }
 
-long att_tracer(pid_t pid) {
-  char *s = proc_file(pid, "status");
-  long v = strtol(status_field(s, "TracerPid"), NULL, 10);
-  free(s);
-  return v;
-}
+long att_threads(pid_t pid) { return (long)status_num(pid, "Threads", 10); }
+
+uint64_t att_sigcgt(pid_t pid) { return status_num(pid, "SigCgt", 16); }
+
+long att_tracer(pid_t pid) { return (long)status_num(pid, "TracerPid", 10); }
 
 char att_state(pid_t pid) {
   char *s = proc_file(pid, "status");
