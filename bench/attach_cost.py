@@ -15,8 +15,9 @@ Parts (all by default; --only picks some):
            attached by a real `heapprof attach PID` and attached in process,
            at the default rate and 4096: configurations interleaved round
            by round, each time being alloc_bench's own (from the go byte
-           to the end of its loops: ALLOC_BENCH_WAIT), medians and ratios
-           against plain from the same run
+           to the end of its loops: ALLOC_BENCH_WAIT), wall and CPU
+           seconds, medians and per-round ratios (each against the same
+           round's plain or preloaded run)
   time     wall time of `heapprof attach PID` and `heapprof detach PID` on
            an idle program, a busy allocating program (1 and 2 threads:
            bench/attach_target.c) and redis-server under redis-benchmark;
@@ -157,10 +158,10 @@ def wall_once(pairs, threads, extra, attach, tmp):
                     tool_env(tmp), tmp)
         proc.stdin.write("g")
         proc.stdin.close()
-        line = proc.stdout.readline()
-        if proc.wait() != 0:
-            raise RuntimeError(f"alloc_bench exited {proc.returncode}")
-        return float(line)
+        line = proc.stdout.readline().split()
+        if proc.wait() != 0 or len(line) != 2:
+            raise RuntimeError(f"alloc_bench exited {proc.returncode} ({line})")
+        return float(line[0]), float(line[1])  # wall, CPU
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -168,6 +169,14 @@ def wall_once(pairs, threads, extra, attach, tmp):
         for f in os.listdir(tmp):  # the attached runs' exit profiles
             if f.startswith("heapprof."):
                 os.unlink(os.path.join(tmp, f))
+
+
+def paired(a, b):
+    """The median of per-round ratios a/b, and their middle half: rounds
+    run back to back, so each ratio sees one moment's neighbours."""
+    r = [x / y for x, y in zip(a, b)]
+    q1, q3 = suite.quartiles(r)
+    return f"{median(r):.3f}× ({q1:.2f}–{q3:.2f})"
 
 
 def wall(rounds, pairs):
@@ -179,16 +188,26 @@ def wall(rounds, pairs):
                 for name, extra, attach in WALL:
                     results[(w, name)].append(wall_once(pairs, threads, extra, attach, tmp))
             print(f"wall: round {r + 1}/{rounds} done", file=sys.stderr, flush=True)
-    out = ["| workload | configuration | median | vs plain | middle half |",
-           "|---|---|---|---|---|"]
+    out = ["| workload | configuration | wall, median | CPU, median | wall vs plain | "
+           "CPU vs plain |", "|---|---|---|---|---|---|"]
     for w, _ in loads:
-        base = median(results[(w, "plain")])
+        base = results[(w, "plain")]
         for name, _, _ in WALL:
             v = results[(w, name)]
-            q1, q3 = suite.quartiles(v)
-            ratio = "baseline" if name == "plain" else f"{median(v) / base:.3f}×"
-            out.append(f"| {w} | {name} | {median(v):.3f} s | {ratio} | "
-                       f"{q1 / base:.2f}–{q3 / base:.2f} |")
+            walls, cpus = [x[0] for x in v], [x[1] for x in v]
+            vs = ("baseline", "baseline") if name == "plain" else (
+                paired(walls, [x[0] for x in base]), paired(cpus, [x[1] for x in base]))
+            out.append(f"| {w} | {name} | {median(walls):.3f} s | {median(cpus):.3f} s | "
+                       f"{vs[0]} | {vs[1]} |")
+    out += ["", "| workload | attached / preloaded | wall | CPU |", "|---|---|---|---|"]
+    for w, _ in loads:
+        for rate in ("default", "4096"):
+            pre = results[(w, f"preloaded {rate}")]
+            for how in ("heapprof attach", "in process"):
+                att = results[(w, f"attached {rate} ({how})")]
+                out.append(f"| {w} | {rate}, {how} | "
+                           f"{paired([x[0] for x in att], [x[0] for x in pre])} | "
+                           f"{paired([x[1] for x in att], [x[1] for x in pre])} |")
     return "\n".join(out), results
 
 
@@ -222,8 +241,10 @@ def window_figures(gaps, held, a, b, busy):
 
 
 def how_entered(transcript):
-    m = re.search(r"heapprof-attach: (thread \d+ )?(.*)", transcript)
-    return m.group(2).strip() if m else "?"
+    """How the safe point was found (`-v`), gdb's thread number kept: 1 is
+    the main thread."""
+    m = re.search(r"heapprof-attach: (.*)", transcript)
+    return m.group(1).strip() if m else "?"
 
 
 def time_target(kind, threads, rounds, tmp):
@@ -435,7 +456,7 @@ def main():
               flush=True)
         if args.raw:
             for k, v in results.items():
-                print(k, " ".join(f"{x:.3f}" for x in v))
+                print(k, " ".join(f"{x:.3f}/{c:.3f}" for x, c in v))
     if "time" in parts:
         text, raw = times(args.rounds)
         print(f"## Attach and detach ({args.rounds} rounds)\n\n" + text + "\n", flush=True)

@@ -16,5 +16,5 @@ if ! dpkg-query -W -f='${Status}\n' libgoogle-perftools4 heaptrack valgrind 2>/d
 fi
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build build -j "$(nproc)" --target heapprof alloc_bench map_bench \
-  sampled_cost write_cost memory_cost label_cost forward >/dev/null
+  sampled_cost write_cost memory_cost label_cost forward heapprof_cli attach_target >/dev/null
 exec python3 bench/suite.py "$@"
