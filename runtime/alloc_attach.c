@@ -525,13 +525,6 @@ static int define_in(struct dl_phdr_info *m, size_t size, void *data) {
   return b->found != NULL;
 }
 
-/* When the program's binding of `name` is a non-PIE executable's
- * canonical PLT stub (it takes the function's address, so every module
- * binds to the stub, while the stub jumps through the executable's own
- * slot to the definition): the definition, which is the one to call as
- * the next allocator (calling the stub would come back through the
- * patched slot) and the value the executable's own slot holds. NULL for
- * an ordinary binding. */
 /* dl_iterate_phdr's first object is the executable: whether `data`
  * lies in one of its segments. */
 static int in_executable(struct dl_phdr_info *m, size_t size, void *data) {
@@ -545,13 +538,26 @@ static int in_executable(struct dl_phdr_info *m, size_t size, void *data) {
   return -1; /* stop after the first object either way */
 }
 
+/* When the program's binding of `name` is a non-PIE executable's
+ * canonical PLT stub (it takes the function's address, so every module
+ * binds to the stub, while the stub jumps through the executable's own
+ * slot to the definition): the definition, which is the one to call as
+ * the next allocator (calling the stub would come back through the
+ * patched slot) and the value the executable's own slot holds. NULL for
+ * an ordinary binding.
+ *
+ * The executable's own definition is a defined symbol starting exactly at
+ * `f`. A stub is not: glibc's dladdr names it by the undefined symbol
+ * whose value is the stub (st_shndx SHN_UNDEF: python3.11's malloc and
+ * free), or by none, or by the nearest symbol before it. */
 static void *definition_behind(const char *name, void *f, const void *self_base) {
   if (f == NULL || dl_iterate_phdr(in_executable, f) != 1)
     return NULL; /* in a library: a definition (tcmalloc's may be named
                     otherwise, __libc_malloc or tc_cfree, by dladdr) */
-  Dl_info info; /* dladdr knows no symbol at a stub (python3.11: it fails) */
-  if (dladdr(f, &info) != 0 && info.dli_sname != NULL &&
-      strcmp(info.dli_sname, name) == 0)
+  Dl_info info;
+  const ElfW(Sym) *sym = NULL;
+  if (dladdr1(f, &info, (void **)&sym, RTLD_DL_SYMENT) != 0 && sym != NULL &&
+      sym->st_shndx != SHN_UNDEF && info.dli_saddr == f)
     return NULL; /* the executable's own definition (its own malloc) */
   behind_t b = {name, self_base, NULL};
   dl_iterate_phdr(define_in, &b);

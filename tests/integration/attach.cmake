@@ -9,6 +9,8 @@
 #   attach_mt_exact     rate 1 into 4 allocating threads: exact objects at
 #                       known sites, no pre-attach site, pre-attach blocks
 #                       (contents, usable sizes, realloc) intact
+#   attach_mt_exact_nopie  the same, the program non-PIE with malloc, free,
+#                       calloc, realloc, new and delete canonical PLT entries
 #   attach_cycles       50 x (attach, dump, detach) under load: threads,
 #                       descriptors, SigCgt and GOT slots back each time
 #   attach_fds          attached at rate 1: the program's lowest free
@@ -38,6 +40,14 @@ foreach(prog att_mt att_race)
   target_compile_options(${prog} PRIVATE ${HEAPPROF_WARNINGS} -O2 -g)
 endforeach()
 target_link_libraries(att_mt PRIVATE pthread dl)
+# A non-PIE build: print_got takes the addresses of malloc, free, calloc,
+# realloc, operator new and delete in position-dependent code, so the
+# linker makes each a canonical PLT entry (an undefined symbol whose value
+# is the stub, to which every module binds; python3.11 is built so).
+add_executable(att_mt_nopie ${ATT_PROGRAMS}/att_mt.cpp)
+target_compile_options(att_mt_nopie PRIVATE ${HEAPPROF_WARNINGS} -O2 -g -fno-pie)
+target_link_options(att_mt_nopie PRIVATE -no-pie)
+target_link_libraries(att_mt_nopie PRIVATE pthread dl)
 if(PEER_jemalloc)
   add_executable(att_mt_jemalloc ${ATT_PROGRAMS}/att_mt.cpp)
   target_compile_options(att_mt_jemalloc PRIVATE ${HEAPPROF_WARNINGS} -O2 -g)
@@ -56,6 +66,8 @@ endfunction()
 set(ATT_CLI $<TARGET_FILE:heapprof_cli>)
 
 att_test(attach_mt_exact test_att_mt.c exact ${ATT_CLI} $<TARGET_FILE:att_mt>)
+heapprof_test_variant(attach_mt_exact_nopie attach_mt_exact
+                      ARGS exact ${ATT_CLI} $<TARGET_FILE:att_mt_nopie> LABELS attach)
 heapprof_test_variant(attach_cycles attach_mt_exact
                       ARGS cycles ${ATT_CLI} $<TARGET_FILE:att_mt> LABELS attach)
 heapprof_test_variant(attach_fds attach_mt_exact
@@ -81,15 +93,8 @@ else()
 endif()
 
 att_test(attach_redis test_att_redis.c ${ATT_CLI})
-# attach_python is built but not registered yet: it fails, and rightly —
-# attached to Debian's python3.11 (non-PIE, malloc a canonical PLT entry),
-# the executable's own malloc and free slots stay the C library's, so the
-# interpreter's large blocks are not sampled (issue 15 is open on it).
-# Run it by hand: build/bin/attach_python CLI tests/integration/attach/att_rounds.py
-add_executable(attach_python ${ATT}/test_att_python.c)
-target_link_libraries(attach_python PRIVATE att_util testlib)
-add_dependencies(attach_python heapprof heapprof_cli)
-set_tests_properties(attach_redis PROPERTIES LABELS "attach;realworld")
+att_test(attach_python test_att_python.c ${ATT_CLI} ${ATT}/att_rounds.py)
+set_tests_properties(attach_redis attach_python PROPERTIES LABELS "attach;realworld")
 
 att_test(attach_race_exit test_att_race.c exit ${ATT_CLI} $<TARGET_FILE:att_race>)
 heapprof_test_variant(attach_race_reuse attach_race_exit
