@@ -1,6 +1,7 @@
 # heapprof attach / detach, run inside gdb by the heapprof command
-# (cli/attach.c): gdb -nx -batch -p PID -x FILE, where FILE is this script
-# with one line before it that defines P:
+# (cli/attach.c): gdb -nx -batch -readnever -p PID -ex "python exec(...)"
+# of an anonymous memory file that holds this script with one line before
+# it that defines P:
 #   P = {"mode": "attach" | "detach", "lib": bytes, "settings": bytes,
 #        "start": the process's start time (/proc/PID/stat field 22),
 #        "idle_after": s, "sample": s, "wait": s}
@@ -377,6 +378,10 @@ def inject(thread, libc):
     """The calls, on `thread`. Returns the result line."""
     thread.switch()
     gdb.execute("frame 0", to_string=True)
+    # The libraries the dlopen brings in need no symbols here: reading
+    # them (libdw's and the rest) would only cost time with the process
+    # stopped.
+    gdb.execute("set auto-solib-add off", to_string=True)
     inferior = gdb.selected_inferior()
     lib, settings = P["lib"], P["settings"]
     symbol = b"heapprof_attach_start" if P["mode"] == "attach" else b"heapprof_attach_stop"

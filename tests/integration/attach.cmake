@@ -22,6 +22,9 @@
 #   attach_race_exit    the target exits during the attach; no gdb left
 #   attach_race_reuse   its pid is reused before gdb attaches
 #   attach_tls          PT_TLS MemSiz of libheapprof.so <= 128
+#   attach_cli_*        the command killed while gdb runs, two at once,
+#                       stale records, attach again with other settings,
+#                       an unusable state directory
 # _jemalloc: the same program linked with libjemalloc (the next allocator
 # is not glibc's).
 set(ATT ${CMAKE_CURRENT_LIST_DIR}/attach)
@@ -99,6 +102,21 @@ set_tests_properties(attach_redis attach_python PROPERTIES LABELS "attach;realwo
 att_test(attach_race_exit test_att_race.c exit ${ATT_CLI} $<TARGET_FILE:att_race>)
 heapprof_test_variant(attach_race_reuse attach_race_exit
                       ARGS reuse ${ATT_CLI} $<TARGET_FILE:att_race> LABELS attach)
+
+# The command itself, interrupted, run twice at once, finding records of
+# processes long gone, attached again with other settings, without a
+# usable state directory (test_att_cli.c says what each checks).
+add_executable(att_cli_target ${ATT}/att_cli_target.c)
+target_compile_options(att_cli_target PRIVATE ${HEAPPROF_WARNINGS})
+target_link_libraries(att_cli_target PRIVATE pthread)
+att_test(attach_cli_killed test_att_cli.c killed ${ATT_CLI} $<TARGET_FILE:att_cli_target>
+         $<TARGET_FILE:att_mt>)
+add_dependencies(attach_cli_killed att_cli_target att_mt)
+foreach(mode stale concurrent reattach statedir)
+  heapprof_test_variant(attach_cli_${mode} attach_cli_killed
+                        ARGS ${mode} ${ATT_CLI} $<TARGET_FILE:att_cli_target>
+                             $<TARGET_FILE:att_mt> LABELS attach)
+endforeach()
 
 att_test(attach_tls test_att_tls.c ${CMAKE_READELF} $<TARGET_FILE:heapprof>
          $<TARGET_FILE:attach_stub_tls>)
