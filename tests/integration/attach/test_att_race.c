@@ -21,9 +21,9 @@
  *          ticks (start times are in ticks), and creates a new one with
  *          the SAME pid (clone3 with set_tid: root); then lets the real
  *          gdb run. attach must refuse with "heapprof: PID exited; a new
- *          process now has that number", and the new process must be
- *          untouched (no libheapprof mapped, not stopped, not traced),
- *          then end normally.
+ *          process now has that number (it was not touched)", and the new
+ *          process must be untouched (no libheapprof mapped, not stopped,
+ *          not traced), then end normally.
  *
  * Hang detectors only (att_util.h).
  */
@@ -284,8 +284,8 @@ static void test_reuse(void) {
   att_result_t res = attach_finish(&r);
   close(a);
   char want[128];
-  snprintf(want, sizeof want, "heapprof: %d exited; a new process now has that number\n",
-           (int)pid);
+  snprintf(want, sizeof want, "heapprof: %d exited; a new process now has that number (it "
+           "was not touched)\n", (int)pid);
   CHECK(res.status == 1 && strcmp(res.err, want) == 0 && res.out[0] == '\0',
         "status %d, want 1 and the line '%s':\n%s%s", res.status, want, res.err, res.out);
   printf("ok: %s", res.err);
