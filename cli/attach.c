@@ -438,10 +438,12 @@ static void exec_gdb(const char *gdb, pid_t pid, int script, int out) {
            "python exec(compile(open('/proc/self/fd/%d', encoding='utf-8').read(), "
            "'attach_gdb.py', 'exec'), {'__name__': 'heapprof_attach'})", script);
   /* What gdb needs is the ELF symbols (.dynsym, .symtab) and the unwind
-   * tables (.eh_frame) of the process's modules, never their DWARF
-   * (-readnever), separate debug files, debuginfod or any auto-loaded
-   * script. */
-  execl(gdb, "gdb", "-nx", "-batch", "-readnever", "-iex", "set auto-load off", "-iex",
+   * tables of the process's modules: no separate debug files, debuginfod
+   * or auto-loaded script. Not -readnever, which would skip a program's
+   * DWARF: gdb 13 then ignores .eh_frame too, and cannot unwind a stack
+   * through libc or libstdc++ to its end, which the safe-point rule asks
+   * (measured: no safe point in a C++ program blocked in std::getline). */
+  execl(gdb, "gdb", "-nx", "-batch", "-iex", "set auto-load off", "-iex",
         "set debuginfod enabled off", "-iex", "set debug-file-directory", "-p", pidstr,
         "-ex", source, (char *)NULL);
   _exit(127);
@@ -644,19 +646,24 @@ static void fail(const request_t *r, const char *res, const outcome_t *o, const 
   } else if (strncmp(res, "dlerror ", 8) == 0) {
     die(1, "%d could not load %s: %s; %d is unchanged", pid, r->lib, res + 8, pid);
   } else if (is(res, "notloaded")) {
-    die(1, "%d has no %s that dlopen finds (attached by another heapprof?)", pid, r->lib);
+    die(1, "%d has no %s that dlopen finds (attached by another heapprof?); %d is unchanged",
+        pid, r->lib, pid);
+  } else if (is(res, "nosym") && !r->detach) {
+    die(1, "%s in %d has no heapprof_attach_start; it stays loaded there, inactive", r->lib,
+        pid);
   } else if (is(res, "nosym")) {
-    die(1, "%s in %d has no heapprof_attach_%s", r->lib, pid, r->detach ? "stop" : "start");
+    die(1, "%s in %d has no heapprof_attach_stop; %d is unchanged", r->lib, pid, pid);
   } else if (strncmp(res, "nolibc ", 7) == 0) {
     die(1, "%d's libc has no %s (glibc 2.34 or later is needed); %d is unchanged", pid,
         res + 7, pid);
   } else if (strncmp(res, "rc ", 3) == 0) {
     int rc = atoi(res + 3);
-    die(1, "heapprof_attach_%s in %d failed: %s", r->detach ? "stop" : "start", pid,
+    die(1, "heapprof_attach_%s in %d failed: %s%s", r->detach ? "stop" : "start", pid,
         rc == HEAPPROF_EINVAL   ? "a setting was refused"
         : rc == HEAPPROF_ENOMEM ? "out of memory"
         : rc == HEAPPROF_EIO    ? "its allocator or modules could not be hooked; nothing was changed"
-                                : res);
+                                : res,
+        r->detach || rc == HEAPPROF_EIO ? "" : " (the library stays loaded, inactive)");
   } else {
     fprintf(stderr, "heapprof: gdb could not finish in %d (%s); check that it still runs:\n",
             pid, res);

@@ -1,5 +1,5 @@
 # heapprof attach / detach, run inside gdb by the heapprof command
-# (cli/attach.c): gdb -nx -batch -readnever -p PID -ex "python exec(...)"
+# (cli/attach.c): gdb -nx -batch -p PID -ex "python exec(...)"
 # of an anonymous memory file that holds this script with one line before
 # it that defines P:
 #   P = {"mode": "attach" | "detach", "lib": bytes, "settings": bytes,
@@ -17,7 +17,8 @@
 # (read, poll, epoll_wait, nanosleep, futex wait ...), and in both cases no
 # frame of its whole backtrace is in ld.so, in libheapprof, in a signal
 # handler, or in an allocator or loader function, and the backtrace unwinds
-# to its end. (A call made where a thread was stopped inside malloc holding
+# to its end through code only (every frame's pc in an executable mapping
+# of a file, or the vdso: a walk gdb guessed through data is refused). (A call made where a thread was stopped inside malloc holding
 # the arena lock deadlocks the target: issue 15's research, section 0.3.)
 # While the call runs gdb resumes every other thread, so locks the call
 # needs and another thread holds are released.
@@ -195,11 +196,37 @@ def at_entry_ok(thread, entries, own_entries):
     return frame.pc() in entries and backtrace_ok(thread, True)
 
 
+# Where code runs: the executable mappings of files, and the vdso, as
+# /proc/PID/maps lists them at the stop being judged (code_refresh). A frame
+# whose pc is anywhere else is an unwinder's guess, not a caller: without
+# unwind tables gdb may walk "frames" through data until it meets a zero,
+# which would otherwise pass for the end of the stack.
+CODE = []
+
+
+def code_refresh(pid):
+    ranges = []
+    with open("/proc/%d/maps" % pid) as maps:
+        for line in maps:
+            fields = line.split(None, 5)
+            name = fields[5].strip() if len(fields) > 5 else ""
+            if len(fields) < 5 or "x" not in fields[1]:
+                continue
+            if name.startswith("/") or name == "[vdso]":
+                lo, hi = (int(x, 16) for x in fields[0].split("-"))
+                ranges.append((lo, hi))
+    CODE[:] = ranges
+
+
+def in_code(pc):
+    return any(lo <= pc < hi for lo, hi in CODE)
+
+
 def older_ok(frame):
     """backtrace_ok from `frame` on."""
     depth = 0
     while True:
-        if depth > 1024 or frame.type() == gdb.SIGTRAMP_FRAME:
+        if depth > 1024 or frame.type() == gdb.SIGTRAMP_FRAME or not in_code(frame.pc()):
             return False
         if refused_module(module_of(frame.pc())) or refused_name(frame.name()):
             return False
@@ -305,6 +332,7 @@ def our_sigstop(event):
 
 
 def safe_thread(events, pid):
+    code_refresh(pid)
     thread = idle_thread()
     if thread is not None:
         return thread
@@ -347,6 +375,7 @@ def safe_thread(events, pid):
                          "%.2f s to look for an idle thread" % (P["idle_after"], P["sample"]))
                 nudge.seen += 1
             chosen = None
+            code_refresh(pid)  # a library may have come or gone meanwhile
             if isinstance(event, gdb.BreakpointEvent):
                 thread = gdb.selected_thread()
                 if at_entry_ok(thread, entries, own_entries):

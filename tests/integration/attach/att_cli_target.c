@@ -1,12 +1,16 @@
 /*
  * att_cli_target — the quiet process test_att_cli attaches to: it prints
- * "ready", then its main thread reads stdin until EOF (blocked in read: an
- * attach enters at once) while a second thread allocates a little every
- * 10 ms (so that an attached heapprof samples, starts its dump thread and
- * answers `heapprof dump`); at EOF it exits 0.
+ * "ready", then its main thread reads stdin with fgets until EOF (blocked
+ * in read under stdio's frames: an attach enters at once, if gdb can
+ * unwind that stack through libc to its end) while a second thread
+ * allocates a little every 10 ms (so that an attached heapprof samples,
+ * starts its dump thread and answers `heapprof dump`; "ready" comes once it
+ * has made its first 17 blocks); at EOF it exits 0.
  */
 #define _GNU_SOURCE
 #include <pthread.h>
+#include <semaphore.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -14,6 +18,8 @@
 
 /* Where the blocks go, so that the compiler keeps every malloc and free. */
 static char *volatile ring[16];
+
+static sem_t started; /* posted once the thread has its arena */
 
 static void *allocate(void *arg) {
   (void)arg;
@@ -23,6 +29,8 @@ static void *allocate(void *arg) {
     ring[i % 16] = malloc(4096 + i % 4096);
     if (ring[i % 16] != NULL)
       memset(ring[i % 16], (int)i, 64);
+    if (i == 16)
+      sem_post(&started);
     nanosleep(&pause, NULL);
   }
   return NULL;
@@ -30,12 +38,14 @@ static void *allocate(void *arg) {
 
 int main(void) {
   pthread_t t;
-  if (pthread_create(&t, NULL, allocate, NULL) != 0)
+  if (sem_init(&started, 0, 0) != 0 || pthread_create(&t, NULL, allocate, NULL) != 0)
     return 2;
+  while (sem_wait(&started) != 0) {
+  }
   if (write(1, "ready\n", 6) != 6)
     return 2;
   char buf[64];
-  while (read(0, buf, sizeof buf) > 0) {
+  while (fgets(buf, sizeof buf, stdin) != NULL) {
   }
   return 0;
 }
