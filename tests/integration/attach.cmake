@@ -13,6 +13,7 @@
 #                       calloc, realloc, new and delete canonical PLT entries
 #   attach_cycles       50 x (attach, dump, detach) under load: threads,
 #                       descriptors, SigCgt and GOT slots back each time
+#                       (_jemalloc: 10 x)
 #   attach_fds          attached at rate 1: the program's lowest free
 #                       descriptor and /proc/self/fd stay its own
 #   attach_dump_detached  `heapprof dump` after a detach must not send the
@@ -77,14 +78,15 @@ heapprof_test_variant(attach_fds attach_mt_exact
                       ARGS fds ${ATT_CLI} $<TARGET_FILE:att_mt> LABELS attach)
 heapprof_test_variant(attach_dump_detached attach_mt_exact
                       ARGS dump_detached ${ATT_CLI} $<TARGET_FILE:att_mt> LABELS attach)
-# 50 cycles take minutes (two gdb runs each): label slow as well.
+# 50 cycles (two gdb runs each; ~1 s a cycle here) and, with jemalloc as
+# the next allocator, 10: label slow as well.
 set_tests_properties(attach_cycles PROPERTIES TIMEOUT 900 LABELS "attach;slow")
 if(PEER_jemalloc)
   heapprof_test_variant(attach_mt_exact_jemalloc attach_mt_exact
                         ARGS exact ${ATT_CLI} $<TARGET_FILE:att_mt_jemalloc>
                         LABELS attach allocators)
   heapprof_test_variant(attach_cycles_jemalloc attach_mt_exact
-                        ARGS cycles ${ATT_CLI} $<TARGET_FILE:att_mt_jemalloc>
+                        ARGS cycles ${ATT_CLI} $<TARGET_FILE:att_mt_jemalloc> 10
                         LABELS attach allocators)
   set_tests_properties(attach_cycles_jemalloc PROPERTIES TIMEOUT 900
                        LABELS "attach;allocators;slow")
