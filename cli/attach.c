@@ -107,6 +107,7 @@ typedef struct request {
   int lockfd;                          /* PID's lock while held here, else -1 */
   attach_state_t old;                  /* the record found under the lock */
   int have_old;
+  int wrote_pending;                   /* this command's pending record is on disk */
 } request_t;
 
 /* The request: static, so that refuse() can let go of its lock. */
@@ -189,7 +190,8 @@ static void parse_args(request_t *r, int argc, char **argv) {
 /* ---- refusing ---- */
 
 /* A refusal before gdb ran: one line that says the process is unchanged,
- * exit status 1. PID's lock, if this command holds it, is let go first. */
+ * exit status 1. PID's record goes back to what it was and its lock, if
+ * this command holds it, is let go first. */
 static void refuse(const char *fmt, ...) __attribute__((noreturn, format(printf, 1, 2)));
 static void refuse(const char *fmt, ...) {
   char line[2 * PATH_MAX];
@@ -197,6 +199,10 @@ static void refuse(const char *fmt, ...) {
   va_start(ap, fmt);
   vsnprintf(line, sizeof line, fmt, ap);
   va_end(ap);
+  if (req.lockfd >= 0 && req.wrote_pending && req.have_old)
+    state_write(req.dirfd, &req.old);
+  else if (req.lockfd >= 0 && req.wrote_pending)
+    state_remove(req.dirfd, req.pid);
   if (req.lockfd >= 0)
     state_unlock(req.dirfd, req.pid, req.lockfd);
   req.lockfd = -1;
@@ -740,6 +746,7 @@ int cmd_attach(int argc, char **argv) {
   snprintf(s.out, sizeof s.out, "%.*s", (int)sizeof s.out - 1, r->out);
   if (state_write(r->dirfd, &s) != 0)
     refuse("cannot record the attach in %s: %s", r->dir, strerror(errno));
+  r->wrote_pending = 1;
   inject(r, gdb);
   char where[CONFIG_PATH_MAX];
   describe_out(r->out, r->pid, where, sizeof where);
