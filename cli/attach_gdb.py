@@ -63,10 +63,15 @@ BLOCKING_SYSCALLS = {
     0: "read", 7: "poll", 19: "readv", 23: "select", 34: "pause",
     35: "nanosleep", 43: "accept", 45: "recvfrom", 47: "recvmsg",
     61: "wait4", 128: "rt_sigtimedwait", 130: "rt_sigsuspend",
-    202: "futex", 230: "clock_nanosleep", 232: "epoll_wait", 247: "waitid",
+    202: "futex", 219: "restart_syscall", 230: "clock_nanosleep",
+    232: "epoll_wait", 247: "waitid",
     270: "pselect6", 271: "ppoll", 281: "epoll_pwait", 288: "accept4",
     299: "recvmmsg", 441: "epoll_pwait2",
 }
+# restart_syscall: a nanosleep, clock_nanosleep, timed futex wait or
+# poll/ppoll/select that a stop interrupted (any ptrace attach, our own
+# earlier visit) resumes as this call, so it is as blocked as they were; a
+# futex it resumes is always a wait (only waits are restarted so).
 SYS_FUTEX = 202
 FUTEX_WAITS = (0, 9)  # FUTEX_WAIT, FUTEX_WAIT_BITSET (private flag masked)
 

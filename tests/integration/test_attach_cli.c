@@ -18,6 +18,9 @@
  *   idle       a process blocked in read, epoll_wait and nanosleep: attach
  *              enters through a blocked thread and none of the three
  *              returns anything else than without the attach
+ *   revisit    two attach/detach rounds into a process whose threads only
+ *              sleep (nanosleep, a timed futex wait): every visit after
+ *              the first finds them in restart_syscall
  *   results    what gdb reports mapped to one line each: EBUSY, ENOMEM,
  *              the process exiting during the attach, static TLS used up,
  *              no safe point in time (the target untouched after each)
@@ -433,6 +436,36 @@ static void test_safepoint(void) {
          "each at an allocator's entry\n");
 }
 
+/* Four visits to a process that only sleeps in nanosleep and a timed
+ * futex wait: after the first, the kernel resumes both as restart_syscall,
+ * which must count as blocked too, or no later visit finds a safe point
+ * (a detach would give up after 10 s). */
+static void test_revisit(void) {
+  char pid[16];
+  char *argv[] = {victim, "sleeps", NULL};
+  victim_t v = start(argv, victim_env);
+  snprintf(pid, sizeof pid, "%d", (int)v.pid);
+  for (int round = 0; round < 2; round++) {
+    result_t r = CLI("attach", pid, "-v");
+    CHECK(r.status == 0 && strstr(r.err, " blocked in ") != NULL,
+          "round %d: attach to a sleeping process: status %d:\n%s", round, r.status, r.err);
+    printf("ok: attach %d:\n%s", round, r.err);
+    r = CLI("detach", pid, "-v");
+    CHECK(r.status == 0 && strstr(r.err, " blocked in ") != NULL,
+          "round %d: detach from a sleeping process: status %d:\n%s", round, r.status, r.err);
+    printf("ok: detach %d:\n%s", round, r.err);
+  }
+  target_status_t st;
+  CHECK(target_status(v.pid, &st) == 0 && st.state == 'S' && st.tracer == 0,
+        "the victim is not left sleeping untraced (state %c, tracer %d)", st.state,
+        (int)st.tracer);
+  CHECK(kill(v.pid, SIGKILL) == 0, "kill");
+  int status;
+  waitpid(v.pid, &status, 0);
+  close(v.in), close(v.out);
+  printf("ok: two attach/detach rounds into a process in nanosleep and a timed futex wait\n");
+}
+
 static void test_idle(void) {
   char pid[16];
   char *argv[] = {victim, "idle", "6", NULL};
@@ -683,7 +716,7 @@ int main(int argc, char **argv) {
   CHECK(access("/usr/bin/gdb", X_OK) == 0 || strcmp(argv[1], "usage") == 0,
         "gdb is missing: scripts/setup.sh installs it (apt-get install gdb)");
   CHECK(geteuid() == 0 || strcmp(argv[1], "usage") == 0 || strcmp(argv[1], "safepoint") == 0 ||
-            strcmp(argv[1], "idle") == 0,
+            strcmp(argv[1], "idle") == 0 || strcmp(argv[1], "revisit") == 0,
         "this mode needs root (to make other users' and setuid targets)");
   snprintf(run_dir, sizeof run_dir, "%s/run", tl_tmpdir());
   CHECK(mkdir(run_dir, 0700) == 0, "mkdir %s", run_dir);
@@ -699,6 +732,8 @@ int main(int argc, char **argv) {
     test_safepoint();
   else if (strcmp(mode, "idle") == 0)
     test_idle();
+  else if (strcmp(mode, "revisit") == 0)
+    test_revisit();
   else if (strcmp(mode, "results") == 0)
     test_results();
   else if (strcmp(mode, "state") == 0)

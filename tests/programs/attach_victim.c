@@ -15,6 +15,8 @@
  *       system call.
  *   attach_victim spin  computes without end: no allocator call, no system
  *       call, so no safe point.
+ *   attach_victim sleeps  main in nanosleep, a thread in a timed condition
+ *       wait, for ever (killed by the test)
  *   attach_victim idle  main blocks in read(stdin), a thread in epoll_wait
  *       on stdin, a thread in nanosleep(SECS, default 6 s); when they
  *       return it prints "read RC BYTE", "epoll RC", "sleep RC ERRNO" and
@@ -143,6 +145,35 @@ static int idle(int argc, char **argv) {
   return 0;
 }
 
+/* Only timed waits: main in nanosleep, a thread in a timed condition
+ * wait (futex with a timeout). Interrupted by a tracer's stop, both are
+ * resumed through restart_syscall, so a second visit finds no thread in
+ * nanosleep or futex any more. */
+static void *timed_waiter(void *arg) {
+  (void)arg;
+  pthread_mutex_t m = PTHREAD_MUTEX_INITIALIZER;
+  pthread_cond_t c = PTHREAD_COND_INITIALIZER;
+  pthread_mutex_lock(&m);
+  for (;;) {
+    struct timespec at;
+    clock_gettime(CLOCK_REALTIME, &at);
+    at.tv_sec += 600;
+    pthread_cond_timedwait(&c, &m, &at);
+  }
+  return NULL;
+}
+
+static int sleeps(void) {
+  pthread_t t;
+  if (pthread_create(&t, NULL, timed_waiter, NULL) != 0)
+    return 2;
+  ready();
+  for (;;) {
+    struct timespec t600 = {600, 0};
+    nanosleep(&t600, NULL);
+  }
+}
+
 int main(int argc, char **argv) {
   if (argc >= 2 && strcmp(argv[1], "plain") == 0)
     return plain(argc, argv);
@@ -152,6 +183,8 @@ int main(int argc, char **argv) {
     return spin();
   if (argc >= 2 && strcmp(argv[1], "idle") == 0)
     return idle(argc, argv);
-  fprintf(stderr, "usage: attach_victim plain [how...] | busy | spin | idle [SECS]\n");
+  if (argc == 2 && strcmp(argv[1], "sleeps") == 0)
+    return sleeps();
+  fprintf(stderr, "usage: attach_victim plain [how...] | busy | spin | idle [SECS] | sleeps\n");
   return 2;
 }
