@@ -574,6 +574,15 @@ static void keep(request_t *r, const char *gdb, int script, int out, outcome_t *
   _exit(0);
 }
 
+/* What the library said inside the call (the script's HEAPPROF-MESSAGE
+ * lines: the port it serves, a failed bind), on our stderr: the
+ * program's gets none of it. */
+static void relay_messages(const char *t) {
+  for (const char *at = t; (at = strstr(at, "HEAPPROF-MESSAGE ")) != NULL; at++)
+    if (at == t || at[-1] == '\n')
+      fprintf(stderr, "%.*s\n", (int)strcspn(at + 17, "\n"), at + 17);
+}
+
 /* gdb's output minus its routine lines, at most the last 12, indented. */
 static void show_transcript(const char *t, int notes_only) {
   const char *lines[12];
@@ -583,7 +592,8 @@ static void show_transcript(const char *t, int notes_only) {
     int note = strncmp(line, "heapprof-attach: ", 17) == 0;
     if (len == 0 || (notes_only && !note) || line[0] == '[' ||
         strncmp(line, "Using host libthread_db", 23) == 0 ||
-        strncmp(line, "HEAPPROF-ATTACH ", 16) == 0)
+        strncmp(line, "HEAPPROF-ATTACH ", 16) == 0 ||
+        strncmp(line, "HEAPPROF-MESSAGE ", 17) == 0)
       continue;
     lines[total++ % 12] = line;
   }
@@ -708,6 +718,7 @@ static void inject(request_t *r, const char *gdb) {
   if (transcript == NULL)
     die(1, "out of memory");
   const char *res = result_of(transcript);
+  relay_messages(transcript);
   if (!is(res, "ok") || o->killed)
     fail(r, res, o, transcript);
   if (o->record_errno != 0)

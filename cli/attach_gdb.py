@@ -5,7 +5,8 @@
 #   P = {"mode": "attach" | "detach", "lib": bytes, "settings": bytes,
 #        "start": the process's start time (/proc/PID/stat field 22),
 #        "idle_after": s, "sample": s, "wait": s}
-# It prints exactly one result line, "HEAPPROF-ATTACH <word> [detail]":
+# It prints what the library said, "HEAPPROF-MESSAGE <line>" each, and
+# exactly one result line, "HEAPPROF-ATTACH <word> [detail]":
 #   ok | rc N | dlerror TEXT | notloaded | nosym | nolibc NAME | timeout |
 #   exited | reused | notattached | error TEXT
 # and detaches. The command maps that line to its message.
@@ -408,6 +409,17 @@ def read_string(inferior, addr, limit=1024):
     return data.split(b"\0", 1)[0].decode("utf-8", "replace")
 
 
+def tell(inferior, messages):
+    """What the library said during the call (heapprof_attach_messages,
+    absent from an older library): one "HEAPPROF-MESSAGE" line each, which
+    the command prints, instead of the program's stderr."""
+    if messages == 0:
+        return
+    text = call(messages, "const char *", [], [])
+    for line in read_string(inferior, text, 2048).splitlines() if text else []:
+        print("HEAPPROF-MESSAGE " + line, flush=True)
+
+
 def inject(thread, libc):
     """The calls, on `thread`. Returns the result line."""
     thread.switch()
@@ -419,7 +431,8 @@ def inject(thread, libc):
     inferior = gdb.selected_inferior()
     lib, settings = P["lib"], P["settings"]
     symbol = b"heapprof_attach_start" if P["mode"] == "attach" else b"heapprof_attach_stop"
-    strings = lib + b"\0" + symbol + b"\0" + settings + b"\0"
+    said = b"heapprof_attach_messages"
+    strings = lib + b"\0" + symbol + b"\0" + settings + b"\0" + said + b"\0"
     size = (len(strings) + 4095) // 4096 * 4096
     errno_at = call(libc["__errno_location"], "int *", [], [])
     saved_errno = bytes(inferior.read_memory(errno_at, 4))
@@ -433,6 +446,7 @@ def inject(thread, libc):
         inferior.write_memory(page, strings)
         at_symbol = page + len(lib) + 1
         at_settings = at_symbol + len(symbol) + 1
+        at_said = at_settings + len(settings) + 1
         if P["mode"] == "attach":
             flags = RTLD_NOW | RTLD_LOCAL
         else:
@@ -450,6 +464,9 @@ def inject(thread, libc):
             line = "rc %d" % call(entry, "int", ["const char *"], [at_settings])
         else:
             line = "rc %d" % call(entry, "int", [], [])
+        if entry != 0:
+            tell(inferior, call(libc["dlsym"], "void *", ["void *", "const char *"],
+                                [handle, at_said]))
         if P["mode"] == "detach":
             call(libc["dlclose"], "int", ["void *"], [handle])
         return "ok" if line == "rc 0" else line

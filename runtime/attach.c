@@ -177,12 +177,20 @@ static int start_locked(const char *text) {
   return 0;
 }
 
+/* What the last start or stop said (config_capture): the attaching
+ * command prints it, so the program's stderr gets nothing at attach. */
+static char said[2048];
+
+HEAPPROF_EXPORT const char *heapprof_attach_messages(void) { return said; }
+
 HEAPPROF_EXPORT int heapprof_attach_start(const char *settings) {
   int saved = errno;
   hp_own_work_t own = hp_own_begin(&hp_self);
   pthread_mutex_lock(&attach_lock);
+  config_capture(said, sizeof said);
   int rc = start_locked(settings);
   int err = errno;
+  config_capture(NULL, 0);
   pthread_mutex_unlock(&attach_lock);
   hp_own_end(&hp_self, own);
   errno = saved;
@@ -198,12 +206,14 @@ HEAPPROF_EXPORT int heapprof_attach_stop(void) {
   int saved = errno;
   hp_own_work_t own = hp_own_begin(&hp_self);
   pthread_mutex_lock(&attach_lock);
+  config_capture(said, sizeof said);
   int rc = control_detach();
   if (rc == 0) {
     got_restore();
     alloc_attach_forget();
     nhooks = 0;
   }
+  config_capture(NULL, 0);
   pthread_mutex_unlock(&attach_lock);
   hp_own_end(&hp_self, own);
   errno = saved;

@@ -16,6 +16,7 @@
 
 #include <errno.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -44,6 +45,19 @@
 /* What a peak profile adds to its name ("….peak.pb.gz", control.c). */
 #define PEAK_SUFFIX_LEN (sizeof ".peak" - 1)
 
+static char *_Atomic capture_buf;
+static size_t capture_cap;
+static _Atomic size_t capture_len;
+
+void config_capture(char *buf, size_t cap) {
+  if (buf != NULL) {
+    memset(buf, 0, cap);
+    capture_cap = cap;
+    atomic_store(&capture_len, 0);
+  }
+  atomic_store(&capture_buf, buf);
+}
+
 void config_warn(const char *fmt, ...) {
   int saved = errno;
   char line[512];
@@ -56,7 +70,14 @@ void config_warn(const char *fmt, ...) {
   if ((size_t)n > sizeof line - 2)
     n = sizeof line - 2;
   line[n] = '\n';
-  fdtable_stderr(line, (size_t)n + 1); /* the program's stderr, from any thread */
+  char *buf = atomic_load(&capture_buf);
+  if (buf != NULL) { /* a place of its own for each line; the last byte stays 0 */
+    size_t at = atomic_fetch_add(&capture_len, (size_t)n + 1);
+    if (at + (size_t)n + 1 < capture_cap)
+      memcpy(buf + at, line, (size_t)n + 1);
+  } else {
+    fdtable_stderr(line, (size_t)n + 1); /* the program's stderr, from any thread */
+  }
   errno = saved;
 }
 

@@ -92,4 +92,11 @@ int config_parse_signal(const char *s, int *out);
  * errno is kept. */
 void config_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+/* While `buf` is set, config_warn's lines go into it instead (zeroed
+ * here; whole lines while they fit, NUL-terminated because what is not
+ * written stays zero), from any thread: what heapprof_attach_start says
+ * belongs to the attaching command, not to the program's stderr. NULL
+ * stops. One caller at a time (the attach lock). */
+void config_capture(char *buf, size_t cap);
+
 #endif /* HEAPPROF_CONFIG_H */

@@ -51,6 +51,10 @@
  *              gdb runs (the test's gdb counts its starts), with one line
  *              that names the state and says the process is unchanged; and
  *              it is (maps, tracer; still attached for the detach).
+ *   messages   What the library says while it starts (the port it serves
+ *              for --http 127.0.0.1:0; that a taken port cannot be served)
+ *              is printed by the command; the program's stderr stays
+ *              empty through both attaches and detaches.
  *
  * Hang detectors only (att_util.h): no assertion on time.
  */
@@ -815,6 +819,49 @@ static char *maps_of(pid_t pid) {
   return files;
 }
 
+/* ---- messages ---- */
+
+static void test_messages(void) {
+  att_proc_t p;
+  start_plain(&p);
+  char pid[16];
+  snprintf(pid, sizeof pid, "%d", (int)p.pid);
+  att_result_t r = att_cli("attach", pid, "--http", "127.0.0.1:0", NULL);
+  CHECK(r.status == 0, "attach --http 127.0.0.1:0: status %d\n%s", r.status, r.err);
+  const char *said = strstr(r.err, "heapprof: serving http://127.0.0.1:");
+  int port = 0;
+  CHECK(said != NULL &&
+            sscanf(said, "heapprof: serving http://127.0.0.1:%d/debug/pprof/", &port) == 1,
+        "attach --http 127.0.0.1:0 did not say which port it serves:\n%s", r.err);
+  CHECK(http_get(port, "/debug/pprof/heap", NULL) == 200, "port %d does not serve", port);
+  printf("ok: the command said the port (%d), which serves\n", port);
+  att_detach(p.pid);
+
+  /* A port that is taken: the attach is made, the command says why there
+   * is no HTTP. */
+  int busy = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+  socklen_t len = sizeof a;
+  CHECK(busy >= 0 && bind(busy, (struct sockaddr *)&a, sizeof a) == 0 && listen(busy, 1) == 0 &&
+            getsockname(busy, (struct sockaddr *)&a, &len) == 0,
+        "a listening socket");
+  char addr[64];
+  snprintf(addr, sizeof addr, "127.0.0.1:%d", ntohs(a.sin_port));
+  r = att_cli("attach", pid, "--http", addr, NULL);
+  CHECK(r.status == 0 && strstr(r.err, "heapprof: cannot serve HTTP on ") != NULL &&
+            strstr(r.err, addr) != NULL,
+        "attach --http %s (taken): status %d\n%s", addr, r.status, r.err);
+  printf("ok: a taken port is the command's message:\n%s", r.err);
+  att_detach(p.pid);
+  close(busy);
+
+  end_plain(&p);
+  char *err = att_stderr(&p);
+  CHECK(err[0] == '\0', "the program's stderr got:\n%s", err);
+  printf("ok: the program's stderr is empty\n");
+  free(err);
+}
+
 static void test_statedir(void) {
   char bad[4][PATH_MAX - 64], path[PATH_MAX + 32], real[PATH_MAX];
   const char *how[4] = {"its heapprof directory a symbolic link", "its heapprof directory "
@@ -869,7 +916,7 @@ static void test_statedir(void) {
 }
 
 int main(int argc, char **argv) {
-  CHECK(argc == 5, "usage: test_att_cli killed|stale|concurrent|reattach|statedir "
+  CHECK(argc == 5, "usage: test_att_cli killed|stale|concurrent|reattach|statedir|messages "
         "HEAPPROF_CLI ATT_CLI_TARGET ATT_MT");
   att_require("/usr/bin/gdb", "gdb, which heapprof attach runs");
   att_set_cli(argv[2]);
@@ -890,6 +937,8 @@ int main(int argc, char **argv) {
     test_reattach();
   else if (strcmp(argv[1], "statedir") == 0)
     test_statedir();
+  else if (strcmp(argv[1], "messages") == 0)
+    test_messages();
   else
     CHECK(0, "unknown mode %s", argv[1]);
   return 0;
