@@ -1,31 +1,46 @@
 /*
  * sidetable — address → bucket for attach mode's header-less sampled
- * blocks: lock-free open addressing, in tables that are added and never
- * moved or freed.
+ * blocks: lock-free hashing into lines of four slots, in tables that are
+ * added and never moved or freed.
  *
- * A table is 2^lg slots of {key, bucket}. A key is a block's address, or
- * EMPTY (never used), TOMB (used, free again) or BUSY (owned for a moment
- * by the thread changing the slot). A record for address `a` lives in one
- * of the WINDOW slots from its home, home(a) = a Fibonacci hash of a / 8;
- * a full window in every table adds a table twice the newest's size,
- * published with a compare-and-swap on `newest` (the loser of a race gives
- * its table back, unpublished). Records are never moved between tables,
- * so nothing is rehashed, and no table is ever freed: a reader may be
- * walking it. Memory is the arena's (arena_map, under HEAPPROF_MAX_MEM):
- * 16 bytes a slot, with a table for every doubling, at most twice the
- * newest table; at the default rate a 100 MB heap holds ~200 samples,
- * which the first table (1024 slots, 16 KiB) takes.
+ * A table is 2^lg slots of {key, bucket}, in lines of LINE (4) slots: 64
+ * bytes, one cache line. A key is a block's address, EMPTY or BUSY (owned
+ * for a moment by the thread changing the slot). The record of address
+ * `a` lives in any slot of a's line, line(a) = a Fibonacci hash of a / 8,
+ * in one of the tables; a lookup reads that line's four keys in each
+ * table, newest first, and nothing else. Nothing probes past a line, so a
+ * slot given up is EMPTY again at once: there are no tombstones, and a
+ * put or a take reads one line a table however long the program has
+ * churned (a table of 16-slot probe windows that turned every used slot
+ * into a tombstone had each lookup walk every window whole: 800
+ * instructions a sample at rate 4096). A put finds a's line full in
+ * every table (all four of its slots live) only when the tables are
+ * nearly full: it then adds a table twice the newest's size, published
+ * with a compare-and-swap on `newest` (the loser of a race gives its table
+ * back, unpublished). Records are never moved between tables, so nothing
+ * is rehashed, and no table is ever freed: a reader may be walking it.
+ * Puts fill the newest table first, so the older ones empty as their
+ * blocks are freed and a lookup mostly ends in the newest. Memory is the
+ * arena's (arena_map, under HEAPPROF_MAX_MEM): 16 bytes a slot, with a
+ * table for every doubling, at most twice the newest table; at the default
+ * rate a 100 MB heap holds ~200 samples, which the first table (1024
+ * slots, 16 KiB) takes; at rate 1, ~90,000 records (test_sidetable_churn,
+ * alloc_bench's live set) end in eight tables, 2^17 slots the newest and
+ * 4 MiB in all, 46 bytes a record, where a new table was last added.
  *
- * Slot protocol. Every change of a slot goes through BUSY by a
- * compare-and-swap on its key, so one thread owns it while it writes:
- *   put:  EMPTY|TOMB → BUSY, bucket stored, → a (release)
- *   take: a → BUSY, bucket read, → TOMB (release)
- * The winner of a → BUSY is the only one to read that record, so a record
- * is counted freed once, whether the free, a realloc or forget takes it.
- * Lookups stop at the first EMPTY of a window: a put claims the first free
- * slot it can from home, every slot it passed was occupied or became so
- * (its compare-and-swap lost), and no slot ever becomes EMPTY again, so a
- * record is never behind an EMPTY.
+ * Slot protocol. A slot changes by compare-and-swaps on its key, so that
+ * one thread at a time decides its fate:
+ *   put:    EMPTY → BUSY, bucket stored, → a (release)
+ *   take:   bucket read, a → EMPTY
+ *   hold:   a → BUSY, bucket read; release: → a or → EMPTY
+ *   forget: a → BUSY, bucket read, → EMPTY
+ * The winner of the swap out of `a` is the only one to count that record,
+ * so a record is counted freed once, whether the free, a realloc or forget
+ * takes it. Take reads the bucket before its swap: if the swap succeeds
+ * the slot held `a`'s record throughout, since the only other change of
+ * that record is forget's, which goes through BUSY, and a new record of
+ * `a` can only be put by a thread that `a` was handed to, while the taker
+ * is still freeing it.
  *
  * Why no lock. A free of a sampled block may come from a signal handler
  * that interrupted this thread inside heapprof, from a program's fork
@@ -33,15 +48,31 @@
  * thread inside heapprof (busy): a lock here would deadlock in each, and
  * preload mode's free takes none either. A fork needs no handler: a
  * thread that was inside an operation does not exist in the child, and
- * leaves at most a slot BUSY for good there (one slot lost) and, if it was
- * between the bit and the record, a bit without a record for a block whose
- * pointer no thread of the child holds.
+ * leaves at most a slot BUSY for good there (one slot lost) and a bit
+ * without a record (below).
  *
- * The bit and the record: put sets the bit, then publishes the record;
- * take and hold take the record, then clear the bit. A block's bit and
- * record are only changed by the thread that owns the block (the one
- * allocating, freeing or reallocating it), and by forget, whose
- * compare-and-swaps decide which of them gets a record.
+ * The bit and the record. A block's bit and record are changed by the
+ * thread that owns the block (the one allocating, freeing or reallocating
+ * it) and by forget. Put sets the bit, then publishes the record; take
+ * and hold take the record, then clear the bit. So a record implies its
+ * bit, which is what lets a put skip the lookup for a stale record when
+ * the bit is clear (sidetable_put), and lets a free ask the bit alone.
+ * Forget is the one party that clears a bit it does not own: it takes
+ * the record, then clears the bit, and meanwhile the owner's take may have
+ * found nothing (forget had it), freed the block, and the address been
+ * sampled again by another thread, whose new record's bit forget's clear
+ * then wipes. Both sides repair it with a store-buffering handshake:
+ * publish stores the key, a seq_cst fence, reads the bit and sets it again
+ * if it is clear; forget clears the bit, a seq_cst fence, looks the
+ * address up and sets the bit again if a record is there. Of the two
+ * fences one comes first in their single total order, and the side whose
+ * fence is second sees the other's write: either publish sees the bit
+ * cleared or forget sees the record. (Forget may so set the bit of a
+ * record that its owner takes at that moment: a bit without a record.)
+ *
+ * A bit without a record (those, a fork's) is harmless: a free that sees
+ * it asks take, which finds nothing and clears it; a put that sees it
+ * looks for a stale record and finds none.
  */
 #include "sidetable.h"
 
@@ -52,9 +83,9 @@
 #include "sampled.h"
 
 #define EMPTY ((uintptr_t)0)
-#define TOMB ((uintptr_t)1)
-#define BUSY ((uintptr_t)2)
-#define WINDOW 16
+#define BUSY ((uintptr_t)1)
+#define LG_LINE 2 /* 4 slots of 16 bytes: a cache line */
+#define LINE (1 << LG_LINE)
 #define FIRST_LG 10
 #define LAST_LG 36 /* 2^36 slots: far past any HEAPPROF_MAX_MEM */
 #define VA_BITS 47 /* the sampled map's reach (sampled.h) */
@@ -67,10 +98,13 @@ typedef struct slot {
 typedef struct table {
   struct table *older; /* the table before this one; set before publishing */
   unsigned lg;         /* 2^lg slots */
-  slot_t slots[];
+  /* Lines on cache lines: the table is mapped page-aligned and its head
+   * padded to 64 bytes. */
+  slot_t slots[] __attribute__((aligned(64)));
 } table_t;
 
-_Static_assert(sizeof(slot_t) == 16, "a slot is two words");
+_Static_assert(sizeof(slot_t) * LINE == 64, "a line is a cache line");
+_Static_assert(offsetof(table_t, slots) == 64, "lines start on cache lines");
 
 /* The newest table; each points at the one before. */
 static table_t *_Atomic newest;
@@ -79,10 +113,12 @@ static size_t table_bytes(unsigned lg) {
   return sizeof(table_t) + ((size_t)1 << lg) * sizeof(slot_t);
 }
 
-/* Fibonacci hashing of the granule: 2^64 / φ spreads neighbouring blocks
- * (a stride of 16, 32 … bytes) over the whole table. */
-static size_t home(uintptr_t a, unsigned lg) {
-  return (size_t)(((uint64_t)(a >> 3) * 0x9e3779b97f4a7c15ULL) >> (64 - lg));
+/* The first slot of a's line in `t`. Fibonacci hashing of the granule:
+ * 2^64 / φ spreads neighbouring blocks (a stride of 16, 32 … bytes) over
+ * the whole table. */
+static slot_t *line_of(table_t *t, uintptr_t a) {
+  uint64_t h = (uint64_t)(a >> 3) * 0x9e3779b97f4a7c15ULL;
+  return &t->slots[(size_t)(h >> (64 - (t->lg - LG_LINE))) << LG_LINE];
 }
 
 static uintptr_t key_of(const slot_t *s) {
@@ -91,13 +127,20 @@ static uintptr_t key_of(const slot_t *s) {
 
 /* The slot holding `a`'s record in `t`, or NULL. */
 static slot_t *find(table_t *t, uintptr_t a) {
-  size_t mask = ((size_t)1 << t->lg) - 1, i = home(a, t->lg);
-  for (int k = 0; k < WINDOW; k++, i = (i + 1) & mask) {
-    uintptr_t key = key_of(&t->slots[i]);
-    if (key == a)
-      return &t->slots[i];
-    if (key == EMPTY)
-      return NULL;
+  slot_t *s = line_of(t, a);
+  for (int k = 0; k < LINE; k++)
+    if (key_of(&s[k]) == a)
+      return &s[k];
+  return NULL;
+}
+
+/* The slot holding `a`'s record in any table, or NULL. */
+static slot_t *lookup(uintptr_t a) {
+  for (table_t *t = atomic_load_explicit(&newest, memory_order_acquire);
+       t != NULL; t = t->older) {
+    slot_t *s = find(t, a);
+    if (s != NULL)
+      return s;
   }
   return NULL;
 }
@@ -109,48 +152,34 @@ static int own(slot_t *s, uintptr_t a) {
       &s->key, &a, BUSY, memory_order_acquire, memory_order_relaxed);
 }
 
-/* Finds `a`'s record and makes its slot BUSY: the slot (its bucket in
- * *b), or NULL if `a` has none. */
-static slot_t *own_record(uintptr_t a, bucket_t **b) {
-  for (table_t *t = atomic_load_explicit(&newest, memory_order_acquire);
-       t != NULL; t = t->older) {
-    slot_t *s = find(t, a);
-    if (s != NULL) {
-      if (!own(s, a))
-        return NULL; /* a record lives in one slot: it is gone */
-      *b = atomic_load_explicit(&s->bucket, memory_order_relaxed);
-      return s;
+/* The record of `a` out of the table (its slot EMPTY): its bucket, or
+ * NULL. A record lives in one slot: a lost swap means forget took it. */
+static bucket_t *remove_record(uintptr_t a) {
+  slot_t *s = lookup(a);
+  if (s == NULL)
+    return NULL;
+  bucket_t *b = atomic_load_explicit(&s->bucket, memory_order_relaxed);
+  return atomic_compare_exchange_strong_explicit(
+             &s->key, &a, EMPTY, memory_order_release, memory_order_relaxed)
+             ? b
+             : NULL;
+}
+
+/* A free slot of a's line in `t`, made BUSY with `b` stored; NULL if the
+ * line is full. */
+static slot_t *claim(table_t *t, uintptr_t a, bucket_t *b) {
+  slot_t *s = line_of(t, a);
+  for (int k = 0; k < LINE; k++) {
+    uintptr_t key = EMPTY;
+    if (atomic_load_explicit(&s[k].key, memory_order_relaxed) == EMPTY &&
+        atomic_compare_exchange_strong_explicit(&s[k].key, &key, BUSY,
+                                                memory_order_acquire,
+                                                memory_order_relaxed)) {
+      atomic_store_explicit(&s[k].bucket, b, memory_order_relaxed);
+      return &s[k];
     }
   }
   return NULL;
-}
-
-/* The record of `a` out of the table (slot freed): its bucket, or NULL. */
-static bucket_t *remove_record(uintptr_t a) {
-  bucket_t *b = NULL;
-  slot_t *s = own_record(a, &b);
-  if (s != NULL)
-    atomic_store_explicit(&s->key, TOMB, memory_order_release);
-  return b;
-}
-
-/* Puts (a, b) in the first free slot of `a`'s window in `t`; false if
- * the window is full. */
-static int claim(table_t *t, uintptr_t a, bucket_t *b) {
-  size_t mask = ((size_t)1 << t->lg) - 1, i = home(a, t->lg);
-  for (int k = 0; k < WINDOW; k++, i = (i + 1) & mask) {
-    slot_t *s = &t->slots[i];
-    uintptr_t key = key_of(s);
-    if ((key == EMPTY || key == TOMB) &&
-        atomic_compare_exchange_strong_explicit(&s->key, &key, BUSY,
-                                                memory_order_acquire,
-                                                memory_order_relaxed)) {
-      atomic_store_explicit(&s->bucket, b, memory_order_relaxed);
-      atomic_store_explicit(&s->key, a, memory_order_release);
-      return 1;
-    }
-  }
-  return 0;
 }
 
 /* Adds a table after `seen` (the newest the caller saw), unless another
@@ -172,16 +201,29 @@ static int grow(table_t *seen) {
   return 1;
 }
 
-/* Puts (a, b) in a table, adding one when every window is full. */
-static int insert(uintptr_t a, bucket_t *b) {
+/* A slot for (a, b) in a table, newest first, BUSY with `b` stored; a
+ * table is added when a's line is full in every one. NULL: no memory. */
+static slot_t *insert(uintptr_t a, bucket_t *b) {
   for (;;) {
     table_t *first = atomic_load_explicit(&newest, memory_order_acquire);
-    for (table_t *t = first; t != NULL; t = t->older)
-      if (claim(t, a, b))
-        return 0;
+    for (table_t *t = first; t != NULL; t = t->older) {
+      slot_t *s = claim(t, a, b);
+      if (s != NULL)
+        return s;
+    }
     if (!grow(first))
-      return -1;
+      return NULL;
   }
+}
+
+/* Publishes the record in BUSY slot `s` as `p`'s, whose bit the caller
+ * set, and sets the bit again if forget cleared it meanwhile (the
+ * handshake at the top). */
+static void publish(slot_t *s, void *p) {
+  atomic_store_explicit(&s->key, (uintptr_t)p, memory_order_release);
+  atomic_thread_fence(memory_order_seq_cst);
+  if (__builtin_expect(!sampled_bit(p), 0))
+    sampled_bare_mark(p); /* its region's bitmap exists: cannot fail */
 }
 
 int sidetable_put(void *p, bucket_t *b, bucket_t **stale) {
@@ -189,16 +231,28 @@ int sidetable_put(void *p, bucket_t *b, bucket_t **stale) {
   *stale = NULL;
   if (a <= BUSY || (a >> VA_BITS) != 0)
     return -1;
-  /* Any record at `a` is stale: its block was freed behind our back. It
-   * is looked for whatever the bit says (one window, ending at an EMPTY
-   * slot, per table); its bit is then taken over by the new record. */
-  *stale = remove_record(a);
+  /* Any record at `a` is stale: its block was freed behind our back (a
+   * pointer to the allocator's free taken before the attach; a free after
+   * a detach) and the allocator handed `a` out again. It is looked for
+   * only when a's bit is set, because a record implies its bit: put sets
+   * the bit before publishing, take clears it after taking the record,
+   * and forget's clear, the one racing with a block's owner, is repaired
+   * by publish and forget itself (the top of the file). A bit cleared by
+   * nothing but those is cleared with its record, so a clear bit means
+   * no record at `a`, and a new one cannot become a second record of `a`,
+   * which a later take could pick for the wrong bucket. A stale record is
+   * never left for good either: its bit stays set until the next put or
+   * free of `a` through heapprof, which takes it out, or a detach. */
+  if (sampled_bit(p))
+    *stale = remove_record(a);
   if (sampled_bare_mark(p) != 0)
     return -1; /* no bitmap for the region: no bit was ever set here */
-  if (insert(a, b) != 0) {
+  slot_t *s = insert(a, b);
+  if (s == NULL) {
     sampled_bare_unmark(p);
     return -1;
   }
+  publish(s, p);
   return 0;
 }
 
@@ -206,6 +260,16 @@ bucket_t *sidetable_take(void *p) {
   bucket_t *b = remove_record((uintptr_t)p);
   sampled_bare_unmark(p);
   return b;
+}
+
+/* Makes `a`'s record's slot BUSY: the slot (its bucket in *b), or NULL if
+ * `a` has none. */
+static slot_t *own_record(uintptr_t a, bucket_t **b) {
+  slot_t *s = lookup(a);
+  if (s == NULL || !own(s, a))
+    return NULL; /* a record lives in one slot: forget took it */
+  *b = atomic_load_explicit(&s->bucket, memory_order_relaxed);
+  return s;
 }
 
 bucket_t *sidetable_hold(void *p, sidetable_hold_t *h) {
@@ -220,13 +284,23 @@ void sidetable_release(sidetable_hold_t *h, int restore) {
   slot_t *s = h->slot;
   if (s == NULL)
     return;
-  uintptr_t key = TOMB;
+  h->slot = NULL;
   /* The region's bitmap exists (the record's bit was in it) and is never
    * unmapped: the mark cannot fail. */
   if (restore && sampled_bare_mark(h->p) == 0)
-    key = (uintptr_t)h->p;
-  atomic_store_explicit(&s->key, key, memory_order_release);
-  h->slot = NULL;
+    publish(s, h->p);
+  else
+    atomic_store_explicit(&s->key, EMPTY, memory_order_release);
+}
+
+/* Clears the bit of `a`, whose record forget took, unless a record of
+ * `a` is there by now: the address was freed and sampled again, and that
+ * record's bit is the one being cleared (the handshake at the top). */
+static void unmark_forgotten(uintptr_t a) {
+  sampled_bare_unmark((void *)a);
+  atomic_thread_fence(memory_order_seq_cst);
+  if (__builtin_expect(lookup(a) != NULL, 0))
+    sampled_bare_mark((void *)a);
 }
 
 void sidetable_forget(void (*freed)(bucket_t *b)) {
@@ -238,10 +312,10 @@ void sidetable_forget(void (*freed)(bucket_t *b)) {
       if (key <= BUSY || !own(s, key))
         continue;
       bucket_t *b = atomic_load_explicit(&s->bucket, memory_order_relaxed);
-      atomic_store_explicit(&s->key, TOMB, memory_order_release);
-      sampled_bare_unmark((void *)key);
+      atomic_store_explicit(&s->key, EMPTY, memory_order_release);
       if (b != NULL)
         freed(b);
+      unmark_forgotten(key);
     }
 }
 
