@@ -154,7 +154,7 @@ int sampled_bare_mark(const void *p) {
   int shift;
   _Atomic uint64_t *w = bit_word(bits, a, &shift);
   if ((atomic_load_explicit(w, memory_order_relaxed) >> shift) & 1)
-    return 0; /* set already (an address is marked by its owner only) */
+    return 1; /* set already (an address is marked by its owner only) */
   filter_move(a, +1); /* before the bit: the slot is never below its bits */
   atomic_fetch_or_explicit(w, (uint64_t)1 << shift, memory_order_release);
   count(&hp_self.marked, &stray_marked);

@@ -124,8 +124,11 @@ static inline int sampled_bare_maybe(const void *p) {
  * bitmap, the word), no call. An address beyond 47 bits reads the bit of
  * an alias below (the index is masked, not tested), which can only send
  * its free to the side table, which, keyed by the exact address, says
- * "not sampled"; such an address is never marked. */
-static inline int sampled_bit(const void *p) {
+ * "not sampled"; such an address is never marked. Always inlined, cold
+ * callers too: attach mode's free asks it in its slow path (a cold
+ * function, which gcc would otherwise call it from), for every free the
+ * page filter lets through (most of them at rate 1). */
+static inline __attribute__((always_inline)) int sampled_bit(const void *p) {
   uintptr_t a = (uintptr_t)p;
   uint64_t *bits = __atomic_load_n(
       &sampled_regions[(a >> SAMPLED_REGION_SHIFT) & (SAMPLED_REGIONS - 1)],
@@ -138,9 +141,10 @@ static inline int sampled_bit(const void *p) {
   return (__atomic_load_n(&bits[word], __ATOMIC_RELAXED) >> ((a >> 3) & 63)) & 1;
 }
 
-/* Sets `p`'s bit: 0, counted as a mark unless it was set already; -1 if
- * `p` is beyond 47 bits or its region's bitmap cannot be mapped (nothing
- * set). */
+/* Sets `p`'s bit: 0, counted as a mark; 1 if it was set already (not
+ * counted again: the side table's put then looks for a stale record, and
+ * reads the bit no other way); -1 if `p` is beyond 47 bits or its
+ * region's bitmap cannot be mapped (nothing set). */
 int sampled_bare_mark(const void *p);
 
 /* Clears `p`'s bit: 1 if it was set (counted as an unmark), else 0. */

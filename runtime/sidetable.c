@@ -98,6 +98,7 @@ typedef struct slot {
 typedef struct table {
   struct table *older; /* the table before this one; set before publishing */
   unsigned lg;         /* 2^lg slots */
+  unsigned shift;      /* 64 − lg(lines): a hash's top bits are its line */
   /* Lines on cache lines: the table is mapped page-aligned and its head
    * padded to 64 bytes. */
   slot_t slots[] __attribute__((aligned(64)));
@@ -113,32 +114,40 @@ static size_t table_bytes(unsigned lg) {
   return sizeof(table_t) + ((size_t)1 << lg) * sizeof(slot_t);
 }
 
-/* The first slot of a's line in `t`. Fibonacci hashing of the granule:
- * 2^64 / φ spreads neighbouring blocks (a stride of 16, 32 … bytes) over
- * the whole table. */
-static slot_t *line_of(table_t *t, uintptr_t a) {
-  uint64_t h = (uint64_t)(a >> 3) * 0x9e3779b97f4a7c15ULL;
-  return &t->slots[(size_t)(h >> (64 - (t->lg - LG_LINE))) << LG_LINE];
+/* Fibonacci hashing of the granule: 2^64 / φ spreads neighbouring blocks
+ * (a stride of 16, 32 … bytes) over the whole table; a table's line is
+ * the hash's top bits, so one hash serves every table. */
+static uint64_t hash(uintptr_t a) {
+  return (uint64_t)(a >> 3) * 0x9e3779b97f4a7c15ULL;
+}
+
+/* The first slot of the line of hash `h` in `t`. */
+static slot_t *line_of(const table_t *t, uint64_t h) {
+  return (slot_t *)((char *)t->slots + ((h >> t->shift) << (LG_LINE + 4)));
 }
 
 static uintptr_t key_of(const slot_t *s) {
   return atomic_load_explicit(&s->key, memory_order_acquire);
 }
 
-/* The slot holding `a`'s record in `t`, or NULL. */
-static slot_t *find(table_t *t, uintptr_t a) {
-  slot_t *s = line_of(t, a);
-  for (int k = 0; k < LINE; k++)
-    if (key_of(&s[k]) == a)
-      return &s[k];
-  return NULL;
+/* The slot holding `a`'s record in line `s`, or NULL (unrolled: a miss
+ * reads four keys, a load, a compare and a branch each). */
+static slot_t *find(slot_t *s, uintptr_t a) {
+  _Static_assert(LINE == 4, "find reads four slots");
+  return key_of(&s[0]) == a   ? &s[0]
+         : key_of(&s[1]) == a ? &s[1]
+         : key_of(&s[2]) == a ? &s[2]
+         : key_of(&s[3]) == a ? &s[3]
+                              : NULL;
 }
 
-/* The slot holding `a`'s record in any table, or NULL. */
-static slot_t *lookup(uintptr_t a) {
+/* The slot holding `a`'s record in any table, or NULL. Inlined: take's
+ * whole path is one function. */
+static inline __attribute__((always_inline)) slot_t *lookup(uintptr_t a) {
+  uint64_t h = hash(a);
   for (table_t *t = atomic_load_explicit(&newest, memory_order_acquire);
        t != NULL; t = t->older) {
-    slot_t *s = find(t, a);
+    slot_t *s = find(line_of(t, h), a);
     if (s != NULL)
       return s;
   }
@@ -154,7 +163,7 @@ static int own(slot_t *s, uintptr_t a) {
 
 /* The record of `a` out of the table (its slot EMPTY): its bucket, or
  * NULL. A record lives in one slot: a lost swap means forget took it. */
-static bucket_t *remove_record(uintptr_t a) {
+static inline __attribute__((always_inline)) bucket_t *remove_record(uintptr_t a) {
   slot_t *s = lookup(a);
   if (s == NULL)
     return NULL;
@@ -165,26 +174,32 @@ static bucket_t *remove_record(uintptr_t a) {
              : NULL;
 }
 
-/* A free slot of a's line in `t`, made BUSY with `b` stored; NULL if the
- * line is full. */
-static slot_t *claim(table_t *t, uintptr_t a, bucket_t *b) {
-  slot_t *s = line_of(t, a);
-  for (int k = 0; k < LINE; k++) {
-    uintptr_t key = EMPTY;
-    if (atomic_load_explicit(&s[k].key, memory_order_relaxed) == EMPTY &&
-        atomic_compare_exchange_strong_explicit(&s[k].key, &key, BUSY,
-                                                memory_order_acquire,
-                                                memory_order_relaxed)) {
-      atomic_store_explicit(&s[k].bucket, b, memory_order_relaxed);
-      return &s[k];
-    }
-  }
-  return NULL;
+/* remove_record for put's stale record: rare, kept off put's path. */
+static __attribute__((noinline, cold)) bucket_t *remove_stale(uintptr_t a) {
+  return remove_record(a);
+}
+
+/* Makes slot `s` BUSY if it is EMPTY: true then. */
+static int take_empty(slot_t *s) {
+  uintptr_t key = EMPTY;
+  return atomic_load_explicit(&s->key, memory_order_relaxed) == EMPTY &&
+         atomic_compare_exchange_strong_explicit(&s->key, &key, BUSY,
+                                                 memory_order_acquire,
+                                                 memory_order_relaxed);
+}
+
+/* A free slot of line `s`, made BUSY; NULL if the line is full. */
+static slot_t *claim(slot_t *s) {
+  return take_empty(&s[0])   ? &s[0]
+         : take_empty(&s[1]) ? &s[1]
+         : take_empty(&s[2]) ? &s[2]
+         : take_empty(&s[3]) ? &s[3]
+                             : NULL;
 }
 
 /* Adds a table after `seen` (the newest the caller saw), unless another
  * thread did first. False: no memory. */
-static int grow(table_t *seen) {
+static __attribute__((noinline, cold)) int grow(table_t *seen) {
   unsigned lg = seen != NULL ? seen->lg + 1 : FIRST_LG;
   if (lg > LAST_LG)
     return 0;
@@ -192,6 +207,7 @@ static int grow(table_t *seen) {
   if (t == NULL)
     return 0;
   t->lg = lg;
+  t->shift = 64 - (lg - LG_LINE);
   t->older = seen;
   table_t *expected = seen;
   if (!atomic_compare_exchange_strong_explicit(&newest, &expected, t,
@@ -201,19 +217,26 @@ static int grow(table_t *seen) {
   return 1;
 }
 
-/* A slot for (a, b) in a table, newest first, BUSY with `b` stored; a
- * table is added when a's line is full in every one. NULL: no memory. */
-static slot_t *insert(uintptr_t a, bucket_t *b) {
+/* A slot for the record of hash `h` in a table, newest first, made
+ * BUSY; a table is added when its line is full in every one. NULL: no
+ * memory. */
+static __attribute__((noinline)) slot_t *insert(uint64_t h) {
   for (;;) {
     table_t *first = atomic_load_explicit(&newest, memory_order_acquire);
     for (table_t *t = first; t != NULL; t = t->older) {
-      slot_t *s = claim(t, a, b);
+      slot_t *s = claim(line_of(t, h));
       if (s != NULL)
         return s;
     }
     if (!grow(first))
       return NULL;
   }
+}
+
+/* Sets `p`'s bit again, which forget cleared (its region's bitmap exists:
+ * the mark cannot fail). */
+static __attribute__((noinline, cold)) void remark(void *p) {
+  sampled_bare_mark(p);
 }
 
 /* Publishes the record in BUSY slot `s` as `p`'s, whose bit the caller
@@ -223,7 +246,24 @@ static void publish(slot_t *s, void *p) {
   atomic_store_explicit(&s->key, (uintptr_t)p, memory_order_release);
   atomic_thread_fence(memory_order_seq_cst);
   if (__builtin_expect(!sampled_bit(p), 0))
-    sampled_bare_mark(p); /* its region's bitmap exists: cannot fail */
+    remark(p);
+}
+
+/* The record of `p` (its bit set) in a slot, published: 0, or -1 with
+ * the bit cleared again if no table has room. Out of line, so that put
+ * keeps few registers across its call of the mark; the newest table's
+ * line inline, the rest (insert) not, so that this keeps few too. */
+static __attribute__((noinline)) int place(void *p, bucket_t *b) {
+  uint64_t h = hash((uintptr_t)p);
+  table_t *t = atomic_load_explicit(&newest, memory_order_acquire);
+  slot_t *s = t != NULL ? claim(line_of(t, h)) : NULL; /* nearly always */
+  if (__builtin_expect(s == NULL, 0) && (s = insert(h)) == NULL) {
+    sampled_bare_unmark(p);
+    return -1;
+  }
+  atomic_store_explicit(&s->bucket, b, memory_order_relaxed);
+  publish(s, p);
+  return 0;
 }
 
 int sidetable_put(void *p, bucket_t *b, bucket_t **stale) {
@@ -231,6 +271,9 @@ int sidetable_put(void *p, bucket_t *b, bucket_t **stale) {
   *stale = NULL;
   if (a <= BUSY || (a >> VA_BITS) != 0)
     return -1;
+  int set = sampled_bare_mark(p);
+  if (set < 0)
+    return -1; /* no bitmap for the region: no bit was ever set here */
   /* Any record at `a` is stale: its block was freed behind our back (a
    * pointer to the allocator's free taken before the attach; a free after
    * a detach) and the allocator handed `a` out again. It is looked for
@@ -242,18 +285,12 @@ int sidetable_put(void *p, bucket_t *b, bucket_t **stale) {
    * no record at `a`, and a new one cannot become a second record of `a`,
    * which a later take could pick for the wrong bucket. A stale record is
    * never left for good either: its bit stays set until the next put or
-   * free of `a` through heapprof, which takes it out, or a detach. */
-  if (sampled_bit(p))
-    *stale = remove_record(a);
-  if (sampled_bare_mark(p) != 0)
-    return -1; /* no bitmap for the region: no bit was ever set here */
-  slot_t *s = insert(a, b);
-  if (s == NULL) {
-    sampled_bare_unmark(p);
-    return -1;
-  }
-  publish(s, p);
-  return 0;
+   * free of `a` through heapprof, which takes it out, or a detach. The
+   * mark says whether the bit was set (it changes nothing then), so the
+   * bit is read once. */
+  if (set)
+    *stale = remove_stale(a);
+  return place(p, b);
 }
 
 bucket_t *sidetable_take(void *p) {
@@ -287,7 +324,7 @@ void sidetable_release(sidetable_hold_t *h, int restore) {
   h->slot = NULL;
   /* The region's bitmap exists (the record's bit was in it) and is never
    * unmapped: the mark cannot fail. */
-  if (restore && sampled_bare_mark(h->p) == 0)
+  if (restore && sampled_bare_mark(h->p) >= 0)
     publish(s, h->p);
   else
     atomic_store_explicit(&s->key, EMPTY, memory_order_release);

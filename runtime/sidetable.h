@@ -28,8 +28,9 @@
 #include "buckets.h"
 
 /* Records sampled block `p` of bucket `b` and sets its bit. A record
- * already at `p` (stale) is taken out first and its bucket returned in
- * *stale (else NULL): the caller counts it freed. 0, or -1 when there is no
+ * already at `p` (stale; it has its bit, so it is looked for only when
+ * the bit is set) is taken out first and its bucket returned in *stale
+ * (else NULL): the caller counts it freed. 0, or -1 when there is no
  * memory for the record or the bit (nothing recorded; *stale still says
  * what was taken out). */
 int sidetable_put(void *p, bucket_t *b, bucket_t **stale);
