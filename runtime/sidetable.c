@@ -49,7 +49,12 @@
  * preload mode's free takes none either. A fork needs no handler: a
  * thread that was inside an operation does not exist in the child, and
  * leaves at most a slot BUSY for good there (one slot lost) and a bit
- * without a record (below).
+ * without a record (below). The one exception: a fork in the instant a
+ * detach's forget has cleared a bit and not yet looked the address up
+ * (the handshake below), while another thread reuses that address, can
+ * leave the child one record without its bit: never taken, and a put at
+ * that address then leaves a second record beside it (one block's free
+ * uncounted or counted in the other's bucket, in that child only).
  *
  * The bit and the record. A block's bit and record are changed by the
  * thread that owns the block (the one allocating, freeing or reallocating
