@@ -250,12 +250,18 @@ static ALLOC_SLOW void *calloc_slow(size_t c, size_t n) {
  * sampled block (NULL's never is). If so, the record goes before the next
  * free: another thread may be handed the address the moment it returns.
  * A set bit with no record (a high address's alias) is simply freed. */
+static ALLOC_SLOW void free_sampled(void *p);
+
 static ALLOC_SLOW void free_slow(void *p) {
-  if (!sampled_bit(p)) {
+  if (!sampled_bit(p)) { /* the filter's false "maybe": no register saved */
     hp_self.frees += p != NULL;
     alloc_next.free(p);
     return;
   }
+  free_sampled(p);
+}
+
+static ALLOC_SLOW void free_sampled(void *p) {
   int saved = errno;
   hp_self.frees++;
   bucket_t *b = sidetable_take(p);
