@@ -25,6 +25,7 @@
 #ifndef HEAPPROF_SAMPLED_H
 #define HEAPPROF_SAMPLED_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -117,7 +118,7 @@ static inline _Atomic uint16_t *sampled_filter_slot(uintptr_t a) {
 /* False: no bare-marked block starts in `p`'s page (nor in the other
  * pages of its slot). True: ask sampled_bit. One load, no call. */
 static inline int sampled_bare_maybe(const void *p) {
-  return __atomic_load_n(sampled_filter_slot((uintptr_t)p), __ATOMIC_RELAXED) != 0;
+  return atomic_load_explicit(sampled_filter_slot((uintptr_t)p), memory_order_relaxed) != 0;
 }
 
 /* The map bit of `p`, lock-free: two dependent loads (the region's
@@ -130,9 +131,9 @@ static inline int sampled_bare_maybe(const void *p) {
  * page filter lets through (most of them at rate 1). */
 static inline __attribute__((always_inline)) int sampled_bit(const void *p) {
   uintptr_t a = (uintptr_t)p;
-  uint64_t *bits = __atomic_load_n(
+  uint64_t *bits = atomic_load_explicit(
       &sampled_regions[(a >> SAMPLED_REGION_SHIFT) & (SAMPLED_REGIONS - 1)],
-      __ATOMIC_ACQUIRE);
+      memory_order_acquire);
   /* NULL: no sample ever in this region. Hinted unlikely: once a program
    * has sampled, its heap's regions have bitmaps. */
   if (__builtin_expect(bits == NULL, 0))
