@@ -221,6 +221,8 @@ static void check_process(pid_t pid, target_status_t *st) {
   }
   if (st->state == 'Z' || st->state == 'X')
     die(1, "%d has exited (a zombie)", (int)pid);
+  if (pid == getpid())
+    refuse("%d is this heapprof command itself", (int)pid);
   target_status_t self;
   if (target_status(0, &self) != 0)
     refuse("cannot read /proc/self/status: %s", strerror(errno));
@@ -646,6 +648,10 @@ static void fail(const request_t *r, const char *res, const outcome_t *o, const 
   } else if (is(res, "timeout")) {
     die(1, "%d made no allocator call and had no idle thread in %d s; nothing was changed",
         pid, SAFE_POINT_WAIT_S);
+  } else if (is(res, "timeout loader")) {
+    die(1, "%d had no safe point in %d s: another thread stayed in the dynamic loader "
+        "(a dlopen or a library's constructor), where the call would wait for it; "
+        "nothing was changed", pid, SAFE_POINT_WAIT_S);
   } else if (is(res, "rc -4") && !r->detach && r->have_old) {
     die(1, "%d is already attached, by an earlier heapprof attach whose command was "
         "interrupted (use heapprof dump or detach); nothing was changed", pid);

@@ -7,7 +7,7 @@
 #        "idle_after": s, "sample": s, "wait": s}
 # It prints what the library said, "HEAPPROF-MESSAGE <line>" each, and
 # exactly one result line, "HEAPPROF-ATTACH <word> [detail]":
-#   ok | rc N | dlerror TEXT | notloaded | nosym | nolibc NAME | timeout |
+#   ok | rc N | dlerror TEXT | notloaded | nosym | nolibc NAME | timeout [loader] |
 #   exited | reused | notattached | error TEXT
 # and detaches. The command maps that line to its message.
 #
@@ -74,6 +74,9 @@ BLOCKING_SYSCALLS = {
 # earlier visit) resumes as this call, so it is as blocked as they were; a
 # futex it resumes is always a wait (only waits are restarted so).
 SYS_FUTEX = 202
+# Functions that hold the loader's locks while they run.
+LOADER_FRAMES = {"dlopen", "dlmopen", "dlclose", "dl_iterate_phdr", "dlopen_mode",
+                 "dlsym", "dlvsym", "dladdr", "dladdr1", "dlinfo"}
 FUTEX_WAITS = (0, 9)  # FUTEX_WAIT, FUTEX_WAIT_BITSET (private flag masked)
 
 # A frame in one of these functions means the thread may hold an allocator
@@ -337,10 +340,57 @@ def our_sigstop(event):
     return code == SI_USER and sender == os.getpid()
 
 
+# Fork-like system calls (fork, vfork, clone, clone3): a thread stopped at
+# one's exit may have a child whose fork gdb has not handled yet.
+FORK_SYSCALLS = (56, 57, 58, 435)
+
+
+WAITED = {"loader": False}  # a candidate refused for another thread in ld.so
+
+
+def others_ok(chosen, forks):
+    """What the other threads allow: none may hold the loader's lock (a
+    frame in ld.so or a loader function: the dlopen we call would wait for
+    it, for ever if it waits for the chosen thread), and, with `forks`
+    (software breakpoints are in the allocator's text), none may stand at
+    the exit of a fork: its child, a copy of our breakpoints, is reported
+    to gdb later and, the breakpoints deleted by then, would keep them and
+    die of SIGTRAP at its next malloc. Another stop is awaited instead; by
+    then gdb has handled the fork and cleaned the child."""
+    ok = True
+    for thread in live_threads():
+        if thread.ptid == chosen.ptid:
+            continue
+        thread.switch()
+        if forks:
+            try:
+                if as_int(gdb.parse_and_eval("$orig_rax")) in FORK_SYSCALLS:
+                    note("thread %d is forking: waiting" % thread.num)
+                    ok = False
+                    break
+            except gdb.error:
+                pass
+        frame, depth = gdb.newest_frame(), 0
+        while frame is not None and depth <= 1024:
+            name = frame.name() or ""
+            if module_of(frame.pc()).startswith("ld-linux") or \
+                    normalized(name).lstrip("_") in LOADER_FRAMES:
+                note("thread %d is in the dynamic loader (%s): waiting" %
+                     (thread.num, name or "ld.so"))
+                ok = False
+                WAITED["loader"] = True
+                break
+            frame, depth = frame.older(), depth + 1
+        if not ok:
+            break
+    chosen.switch()
+    return ok
+
+
 def safe_thread(events, pid):
     code_refresh(pid)
     thread = idle_thread()
-    if thread is not None:
+    if thread is not None and others_ok(thread, forks=False):
         return thread
     entries, own_entries = set(), set()
     for name in ALLOCATOR_ENTRIES:
@@ -390,6 +440,8 @@ def safe_thread(events, pid):
                     chosen = thread
             if chosen is None:
                 chosen = idle_thread()
+            if chosen is not None and not others_ok(chosen, forks=True):
+                chosen = None
             if chosen is not None and not nudge.outstanding():
                 return chosen
     finally:
@@ -501,7 +553,7 @@ def main():
              "dlsym", "dlclose")}
     thread = safe_thread(events, pid)
     if thread is None:
-        raise Done("timeout")
+        raise Done("timeout loader" if WAITED["loader"] else "timeout")
     # No signal may interrupt the calls: a SIGSTOP from someone else is
     # swallowed rather than stopping them halfway.
     gdb.execute("handle SIGSTOP nostop noprint nopass", to_string=True)

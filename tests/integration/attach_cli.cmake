@@ -40,7 +40,7 @@ heapprof_test(test_attach_cli_usage
        $<TARGET_FILE:attach_stub_tls> $<TARGET_FILE:attach_victim>
        $<TARGET_FILE:attach_static> $<TARGET_FILE:attach_musl>
        $<TARGET_FILE:attach_nolibc> $<TARGET_FILE:heapprof>)
-foreach(mode refusals safepoint idle revisit results state)
+foreach(mode refusals safepoint idle revisit loader results state)
   heapprof_test_variant(test_attach_cli_${mode} test_attach_cli_usage
     ARGS ${mode} $<TARGET_FILE:heapprof_cli> $<TARGET_FILE:attach_stub>
          $<TARGET_FILE:attach_stub_tls> $<TARGET_FILE:attach_victim>

@@ -21,6 +21,10 @@
  *   revisit    two attach/detach rounds into a process whose threads only
  *              sleep (nanosleep, a timed futex wait): every visit after
  *              the first finds them in restart_syscall
+ *   loader     a thread holds the loader's lock (inside dl_iterate_phdr)
+ *              while main is blocked in read: the attach waits for a stop
+ *              with no thread in the loader, gives up in 10 s saying why,
+ *              and the process is untouched
  *   results    what gdb reports mapped to one line each: EBUSY, ENOMEM,
  *              the process exiting during the attach, static TLS used up,
  *              no safe point in time (the target untouched after each)
@@ -466,6 +470,35 @@ static void test_revisit(void) {
   printf("ok: two attach/detach rounds into a process in nanosleep and a timed futex wait\n");
 }
 
+/* Another thread holds the loader's lock: the dlopen called in would wait
+ * for it (for ever, if it waited for the chosen thread), and a gdb killed
+ * at its deadline mid-call crashes the process. The attach must wait for
+ * a stop where no thread is in the loader, and give up unchanged. */
+static void test_loader(void) {
+  char pid[16];
+  char *argv[] = {victim, "loader", NULL};
+  victim_t v = start(argv, victim_env);
+  snprintf(pid, sizeof pid, "%d", (int)v.pid);
+  result_t r = CLI("attach", pid);
+  CHECK(r.status == 1 && strstr(r.err, "another thread stayed in the dynamic loader") != NULL &&
+            strstr(r.err, "nothing was changed") != NULL,
+        "attach while a thread holds the loader's lock: status %d:\n%s", r.status, r.err);
+  printf("ok: %s", r.err);
+  char maps[64];
+  snprintf(maps, sizeof maps, "/proc/%d/maps", (int)v.pid);
+  char *m = read_file(maps);
+  CHECK(m != NULL && strstr(m, "attach_stub") == NULL, "the library was loaded");
+  free(m);
+  target_status_t st;
+  CHECK(target_status(v.pid, &st) == 0 && st.tracer == 0 && st.state != 't' && st.state != 'T',
+        "the victim is left stopped or traced (state %c, tracer %ld)", st.state, st.tracer);
+  CHECK(kill(v.pid, SIGKILL) == 0, "kill");
+  int status;
+  waitpid(v.pid, &status, 0);
+  close(v.in), close(v.out);
+  printf("ok: refused, the process untouched\n");
+}
+
 static void test_idle(void) {
   char pid[16];
   char *argv[] = {victim, "idle", "6", NULL};
@@ -716,7 +749,8 @@ int main(int argc, char **argv) {
   CHECK(access("/usr/bin/gdb", X_OK) == 0 || strcmp(argv[1], "usage") == 0,
         "gdb is missing: scripts/setup.sh installs it (apt-get install gdb)");
   CHECK(geteuid() == 0 || strcmp(argv[1], "usage") == 0 || strcmp(argv[1], "safepoint") == 0 ||
-            strcmp(argv[1], "idle") == 0 || strcmp(argv[1], "revisit") == 0,
+            strcmp(argv[1], "idle") == 0 || strcmp(argv[1], "revisit") == 0 ||
+            strcmp(argv[1], "loader") == 0,
         "this mode needs root (to make other users' and setuid targets)");
   snprintf(run_dir, sizeof run_dir, "%s/run", tl_tmpdir());
   CHECK(mkdir(run_dir, 0700) == 0, "mkdir %s", run_dir);
@@ -734,6 +768,8 @@ int main(int argc, char **argv) {
     test_idle();
   else if (strcmp(mode, "revisit") == 0)
     test_revisit();
+  else if (strcmp(mode, "loader") == 0)
+    test_loader();
   else if (strcmp(mode, "results") == 0)
     test_results();
   else if (strcmp(mode, "state") == 0)

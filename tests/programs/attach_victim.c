@@ -15,6 +15,8 @@
  *       system call.
  *   attach_victim spin  computes without end: no allocator call, no system
  *       call, so no safe point.
+ *   attach_victim loader  a thread inside dl_iterate_phdr for 40 s (the
+ *       loader's lock held), main blocked in read(stdin)
  *   attach_victim sleeps  main in nanosleep, a thread in a timed condition
  *       wait, for ever (killed by the test)
  *   attach_victim idle  main blocks in read(stdin), a thread in epoll_wait
@@ -24,6 +26,7 @@
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
+#include <link.h>
 #include <errno.h>
 #include <pthread.h>
 #include <sched.h>
@@ -163,6 +166,32 @@ static void *timed_waiter(void *arg) {
   return NULL;
 }
 
+/* Holds the loader's write lock (dl_iterate_phdr's) for 40 s while main
+ * waits in read: a dlopen called in now would wait as long. */
+static int in_loader(struct dl_phdr_info *info, size_t size, void *data) {
+  (void)info, (void)size, (void)data;
+  sleep(40);
+  return 1;
+}
+
+static void *iterate(void *arg) {
+  (void)arg;
+  dl_iterate_phdr(in_loader, NULL);
+  return NULL;
+}
+
+static int loader(void) {
+  pthread_t t;
+  if (pthread_create(&t, NULL, iterate, NULL) != 0)
+    return 2;
+  usleep(100000);
+  ready();
+  char byte;
+  ssize_t rc = read(0, &byte, 1);
+  printf("read %zd\n", rc);
+  return 0;
+}
+
 static int sleeps(void) {
   pthread_t t;
   if (pthread_create(&t, NULL, timed_waiter, NULL) != 0)
@@ -185,6 +214,8 @@ int main(int argc, char **argv) {
     return idle(argc, argv);
   if (argc == 2 && strcmp(argv[1], "sleeps") == 0)
     return sleeps();
-  fprintf(stderr, "usage: attach_victim plain [how...] | busy | spin | idle [SECS] | sleeps\n");
+  if (argc == 2 && strcmp(argv[1], "loader") == 0)
+    return loader();
+  fprintf(stderr, "usage: attach_victim plain [how...] | busy | spin | idle [SECS] | sleeps | loader\n");
   return 2;
 }
