@@ -158,19 +158,34 @@ void attach_fork_child(void) { pthread_mutex_init(&attach_lock, NULL); }
 /* ---- the entry points ---- */
 
 static int start_locked(const char *text) {
+  if (nhooks != 0) { /* attached: nothing may be resolved or forgotten again */
+    errno = EBUSY;
+    return -1;
+  }
   settings_t s = {text, {0}};
   hp_config_t cfg;
   if (text == NULL || config_read_with(&cfg, setting, &s) != 0) {
     errno = EINVAL;
     return -1;
   }
-  if (alloc_attach_resolve() != 0 || build_hooks() != 0 ||
-      control_attach(&cfg) != 0)
+  if (alloc_attach_resolve() != 0 || build_hooks() != 0) {
+    nhooks = 0;
     return -1;
+  }
+  /* Records an earlier attach left (put by a thread that was sampling as
+   * it detached, or a realloc's put back), whose blocks the program has
+   * freed since through the allocator: counted freed now, not in use for
+   * ever. */
+  alloc_attach_forget();
+  if (control_attach(&cfg) != 0) {
+    nhooks = 0;
+    return -1;
+  }
   if (got_patch(hooks, nhooks, (const void *)&start_locked, NULL) < 0) {
     int err = errno;
     got_restore();
     control_detach();
+    nhooks = 0;
     errno = err;
     return -1;
   }

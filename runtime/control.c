@@ -271,6 +271,10 @@ int control_attach(const hp_config_t *c) {
     resolve();
   begin(c);
   how = ATTACHED;
+  /* The dump thread now, not at the first sample as preloaded: a process
+   * already running may allocate nothing for a long while (an idle
+   * server), and `heapprof dump` must still be answered. */
+  triggers_start_thread();
   return 0;
 }
 

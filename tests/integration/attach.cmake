@@ -114,7 +114,7 @@ target_link_libraries(att_cli_target PRIVATE pthread)
 att_test(attach_cli_killed test_att_cli.c killed ${ATT_CLI} $<TARGET_FILE:att_cli_target>
          $<TARGET_FILE:att_mt>)
 add_dependencies(attach_cli_killed att_cli_target att_mt)
-foreach(mode stale concurrent reattach statedir messages)
+foreach(mode stale concurrent reattach statedir messages idle_dump)
   heapprof_test_variant(attach_cli_${mode} attach_cli_killed
                         ARGS ${mode} ${ATT_CLI} $<TARGET_FILE:att_cli_target>
                              $<TARGET_FILE:att_mt> LABELS attach)

@@ -55,6 +55,9 @@
  *              for --http 127.0.0.1:0; that a taken port cannot be served)
  *              is printed by the command; the program's stderr stays
  *              empty through both attaches and detaches.
+ *   idle_dump  /bin/sleep, which never allocates: `heapprof dump` after the
+ *              attach is answered (the dump thread starts at the attach,
+ *              not at a first sample that never comes).
  *
  * Hang detectors only (att_util.h): no assertion on time.
  */
@@ -862,6 +865,29 @@ static void test_messages(void) {
   free(err);
 }
 
+/* ---- a process that never allocates ---- */
+
+static void test_idle_dump(void) {
+  att_proc_t p;
+  char *argv[] = {"/bin/sleep", "600", NULL};
+  att_start(&p, argv, plain_env);
+  struct timespec settle = {0, 200000000};
+  nanosleep(&settle, NULL);
+  char out[PATH_MAX];
+  snprintf(out, sizeof out, "%s/idle.%%n.pb.gz", tl_tmpdir());
+  att_attach(p.pid, "4096", out, NULL);
+  char *path = att_dump(p.pid);
+  tl_profile_t prof;
+  tl_read_profile(path, &prof);
+  CHECK(prof.nsamples == 0, "sleep allocated nothing, yet %zu samples", prof.nsamples);
+  tl_free_profile(&prof);
+  printf("ok: dump answered for a process that allocates nothing: %s\n", path);
+  free(path);
+  att_detach(p.pid);
+  CHECK(kill(p.pid, SIGKILL) == 0, "kill");
+  att_wait(&p);
+}
+
 static void test_statedir(void) {
   char bad[4][PATH_MAX - 64], path[PATH_MAX + 32], real[PATH_MAX];
   const char *how[4] = {"its heapprof directory a symbolic link", "its heapprof directory "
@@ -916,7 +942,7 @@ static void test_statedir(void) {
 }
 
 int main(int argc, char **argv) {
-  CHECK(argc == 5, "usage: test_att_cli killed|stale|concurrent|reattach|statedir|messages "
+  CHECK(argc == 5, "usage: test_att_cli killed|stale|concurrent|reattach|statedir|messages|idle_dump "
         "HEAPPROF_CLI ATT_CLI_TARGET ATT_MT");
   att_require("/usr/bin/gdb", "gdb, which heapprof attach runs");
   att_set_cli(argv[2]);
@@ -939,6 +965,8 @@ int main(int argc, char **argv) {
     test_statedir();
   else if (strcmp(argv[1], "messages") == 0)
     test_messages();
+  else if (strcmp(argv[1], "idle_dump") == 0)
+    test_idle_dump();
   else
     CHECK(0, "unknown mode %s", argv[1]);
   return 0;
