@@ -347,18 +347,16 @@ char *att_fds(pid_t pid) {
   return out;
 }
 
-int att_gdb_for(pid_t pid) {
+int att_find_process(int (*match)(const char *cmd, size_t n, void *ctx), void *ctx) {
   DIR *d = opendir("/proc");
   CHECK(d != NULL, "opendir /proc");
-  char want[32];
-  snprintf(want, sizeof want, "%d", (int)pid);
   struct dirent *e;
   int found = 0;
   while (found == 0 && (e = readdir(d)) != NULL) {
     if (!isdigit((unsigned char)e->d_name[0]))
       continue;
     char path[300], cmd[4096];
-    snprintf(path, sizeof path, "/proc/%s/cmdline", e->d_name);
+    snprintf(path, sizeof path, "/proc/%.32s/cmdline", e->d_name);
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
       continue;
@@ -367,15 +365,37 @@ int att_gdb_for(pid_t pid) {
     if (n <= 0)
       continue;
     cmd[n] = '\0';
-    const char *base = strrchr(cmd, '/') ? strrchr(cmd, '/') + 1 : cmd;
-    if (strcmp(base, "gdb") != 0)
-      continue;
-    for (const char *a = cmd; a < cmd + n; a += strlen(a) + 1)
-      if (strcmp(a, "-p") == 0 && a + 3 < cmd + n && strcmp(a + 3, want) == 0)
-        found = atoi(e->d_name);
+    if (match(cmd, (size_t)n, ctx))
+      found = atoi(e->d_name);
   }
   closedir(d);
   return found;
+}
+
+/* A gdb run with "-p PID" (ctx: PID as text). */
+static int gdb_of(const char *cmd, size_t n, void *ctx) {
+  const char *base = strrchr(cmd, '/') ? strrchr(cmd, '/') + 1 : cmd;
+  if (strcmp(base, "gdb") != 0)
+    return 0;
+  for (const char *a = cmd; a < cmd + n; a += strlen(a) + 1)
+    if (strcmp(a, "-p") == 0 && a + 3 < cmd + n && strcmp(a + 3, (const char *)ctx) == 0)
+      return 1;
+  return 0;
+}
+
+int att_gdb_for(pid_t pid) {
+  char want[32];
+  snprintf(want, sizeof want, "%d", (int)pid);
+  return att_find_process(gdb_of, want);
+}
+
+int att_tmp_fd(const char *tag) {
+  char path[PATH_MAX];
+  snprintf(path, sizeof path, "%s/%s.XXXXXX", tl_tmpdir(), tag);
+  int fd = mkstemp(path);
+  CHECK(fd >= 0, "mkstemp");
+  unlink(path);
+  return fd;
 }
 
 /* ---- profiles ---- */

@@ -90,6 +90,14 @@ char *att_fds(pid_t pid);
  * -p; 0 if none. */
 int att_gdb_for(pid_t pid);
 
+/* The first process whose command line (`n` bytes of NUL-separated
+ * arguments, NUL-terminated) `match` accepts: its pid, or 0. */
+int att_find_process(int (*match)(const char *cmd, size_t n, void *ctx), void *ctx);
+
+/* A file of `tag` in the test's directory, open for reading and writing
+ * and already unlinked (captured output). */
+int att_tmp_fd(const char *tag);
+
 /* Samples of the profile's raw text (go tool pprof -raw) that have at
  * least one location in a mapping whose file name ends with `module`. */
 size_t att_samples_in_module(const tl_profile_t *p, const char *module);

@@ -177,19 +177,11 @@ typedef struct bg {
   int out, err;
 } bg_t;
 
-static int tmp_fd(const char *tag) {
-  char path[PATH_MAX];
-  snprintf(path, sizeof path, "%s/%s.XXXXXX", tl_tmpdir(), tag);
-  int fd = mkstemp(path);
-  CHECK(fd >= 0, "mkstemp");
-  unlink(path);
-  return fd;
-}
 
 /* argv (NULL-ended) with env, in a process group of its own as a shell
  * runs a foreground job; stdin /dev/null. */
 static bg_t bg_start(char *const argv[], char *const env[]) {
-  bg_t b = {0, tmp_fd("bg.out"), tmp_fd("bg.err")};
+  bg_t b = {0, att_tmp_fd("bg.out"), att_tmp_fd("bg.err")};
   fflush(NULL);
   b.pid = fork();
   CHECK(b.pid >= 0, "fork");
@@ -223,33 +215,19 @@ static int bg_wait(bg_t *b, char **err) {
 
 /* Whether a heapprof attach or detach of `pid` runs (the command, or the
  * keeper it leaves to finish gdb's work): its command line. */
+static int cli_of(const char *cmd, size_t n, void *ctx) {
+  const char *argv1 = cmd + strlen(cmd) + 1;
+  const char *argv2 = argv1 < cmd + n ? argv1 + strlen(argv1) + 1 : cmd + n;
+  const char *base = strrchr(cmd, '/') ? strrchr(cmd, '/') + 1 : cmd;
+  return strcmp(base, "heapprof") == 0 && argv2 < cmd + n &&
+         (strcmp(argv1, "attach") == 0 || strcmp(argv1, "detach") == 0) &&
+         strcmp(argv2, (const char *)ctx) == 0;
+}
+
 static int cli_running(pid_t pid) {
-  DIR *d = opendir("/proc");
-  CHECK(d != NULL, "opendir /proc");
   char want[16];
   snprintf(want, sizeof want, "%d", (int)pid);
-  struct dirent *e;
-  int found = 0;
-  while (!found && (e = readdir(d)) != NULL) {
-    char path[300], cmd[4096];
-    snprintf(path, sizeof path, "/proc/%.32s/cmdline", e->d_name);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-      continue;
-    ssize_t n = read(fd, cmd, sizeof cmd - 1);
-    close(fd);
-    if (n <= 0)
-      continue;
-    cmd[n] = '\0';
-    const char *argv1 = cmd + strlen(cmd) + 1;
-    const char *argv2 = argv1 < cmd + n ? argv1 + strlen(argv1) + 1 : cmd + n;
-    const char *base = strrchr(cmd, '/') ? strrchr(cmd, '/') + 1 : cmd;
-    found = strcmp(base, "heapprof") == 0 && argv2 < cmd + n &&
-            (strcmp(argv1, "attach") == 0 || strcmp(argv1, "detach") == 0) &&
-            strcmp(argv2, want) == 0;
-  }
-  closedir(d);
-  return found;
+  return att_find_process(cli_of, want) != 0;
 }
 
 /* ---- the target and its record ---- */

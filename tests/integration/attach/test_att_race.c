@@ -60,18 +60,10 @@ typedef struct running {
   int out, err;
 } running_t;
 
-static int tmp_fd(const char *tag) {
-  char path[PATH_MAX];
-  snprintf(path, sizeof path, "%s/%s.XXXXXX", tl_tmpdir(), tag);
-  int fd = mkstemp(path);
-  CHECK(fd >= 0, "mkstemp");
-  unlink(path);
-  return fd;
-}
 
 /* `heapprof attach PID --rate 1 --out ...` in the background. */
 static running_t attach_start(pid_t pid, const char *path) {
-  running_t r = {0, tmp_fd("cli.out"), tmp_fd("cli.err")};
+  running_t r = {0, att_tmp_fd("cli.out"), att_tmp_fd("cli.err")};
   char pids[16], out[PATH_MAX];
   snprintf(pids, sizeof pids, "%d", (int)pid);
   snprintf(out, sizeof out, "%s/race.%%n.pb.gz", tl_tmpdir());
