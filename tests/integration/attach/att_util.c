@@ -22,6 +22,7 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 static const char *cli_path;
@@ -387,6 +388,19 @@ int att_gdb_for(pid_t pid) {
   char want[32];
   snprintf(want, sizeof want, "%d", (int)pid);
   return att_find_process(gdb_of, want);
+}
+
+void att_nice(pid_t pid) {
+  char dir[64];
+  snprintf(dir, sizeof dir, "/proc/%d/task", (int)pid);
+  DIR *d = opendir(dir);
+  CHECK(d != NULL, "opendir %s", dir);
+  struct dirent *t;
+  while ((t = readdir(d)) != NULL)
+    if (t->d_name[0] != '.')
+      CHECK(setpriority(PRIO_PROCESS, (id_t)atoi(t->d_name), 10) == 0, "setpriority %s",
+            t->d_name);
+  closedir(d);
 }
 
 int att_tmp_fd(const char *tag) {

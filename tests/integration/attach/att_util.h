@@ -94,6 +94,11 @@ int att_gdb_for(pid_t pid);
  * arguments, NUL-terminated) `match` accepts: its pid, or 0. */
 int att_find_process(int (*match)(const char *cmd, size_t n, void *ctx), void *ctx);
 
+/* Every thread of the process at nice 10 (threads it starts later, the
+ * library's among them, inherit it): targets whose threads never rest
+ * would otherwise starve gdb on the suite's two shared cores. */
+void att_nice(pid_t pid);
+
 /* A file of `tag` in the test's directory, open for reading and writing
  * and already unlinked (captured output). */
 int att_tmp_fd(const char *tag);

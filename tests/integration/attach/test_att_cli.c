@@ -74,7 +74,6 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/prctl.h>
-#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -699,27 +698,13 @@ static void period_is(const char *path, long want, const char *what) {
   tl_free_profile(&prof);
 }
 
-/* Threads of the process: nice 10 (att_mt's four never rest; see
- * test_att_mt.c). */
-static void nice_all(pid_t pid) {
-  char dir[64];
-  snprintf(dir, sizeof dir, "/proc/%d/task", (int)pid);
-  DIR *d = opendir(dir);
-  struct dirent *t;
-  while (d != NULL && (t = readdir(d)) != NULL)
-    if (t->d_name[0] != '.')
-      setpriority(PRIO_PROCESS, (id_t)atoi(t->d_name), 10);
-  if (d != NULL)
-    closedir(d);
-}
-
 static void test_reattach(void) {
   att_proc_t p;
   char *argv[] = {mt, "cycles", NULL};
   att_start(&p, argv, plain_env);
   const char *l = att_line(&p);
   CHECK(l != NULL && strcmp(l, "ready") == 0, "att_mt said %s", l ? l : "EOF");
-  nice_all(p.pid);
+  att_nice(p.pid);
   int socks0 = sockets(p.pid);
   int port1 = free_port(), port2 = free_port();
   CHECK(port1 != port2, "two free ports");

@@ -42,13 +42,11 @@
  * Hang detectors only (att_util.h): no assertion on time.
  */
 #define _GNU_SOURCE
-#include <dirent.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -195,26 +193,11 @@ static long threads_settle(pid_t pid, long want) {
   return n;
 }
 
-/* Every thread of the process at nice 10 (threads it starts later, the
- * library's among them, inherit it). */
-static void nice_threads(pid_t pid) {
-  char dir[64];
-  snprintf(dir, sizeof dir, "/proc/%d/task", (int)pid);
-  DIR *d = opendir(dir);
-  CHECK(d != NULL, "opendir %s", dir);
-  struct dirent *t;
-  while ((t = readdir(d)) != NULL)
-    if (t->d_name[0] != '.')
-      CHECK(setpriority(PRIO_PROCESS, (id_t)atoi(t->d_name), 10) == 0, "setpriority %s",
-            t->d_name);
-  closedir(d);
-}
-
 static void test_cycles(int cycles) {
   CHECK(cycles > 0, "cycles %d", cycles);
   att_proc_t p;
   start_prog(&p, "cycles");
-  nice_threads(p.pid);
+  att_nice(p.pid);
   long threads0 = att_threads(p.pid);
   char *fds0 = att_fds(p.pid);
   uint64_t sig0 = att_sigcgt(p.pid);
