@@ -247,6 +247,27 @@ def how_entered(transcript):
     return m.group(1).strip() if m else "?"
 
 
+def attach_detach(pid, tmp):
+    """After 2.5 s of the target's own pace: heapprof attach, a second,
+    heapprof detach, half a second. For each command: (start ns, end ns,
+    its time in s, its -v transcript)."""
+    took = []
+    for pause, args in ((2.5, ["attach", str(pid), "-v", "--signal", "none"]),
+                        (1.0, ["detach", str(pid), "-v"])):
+        time.sleep(pause)
+        t0 = time.monotonic_ns()
+        seconds, said = run_cmd([HEAPPROF] + args, tool_env(tmp), tmp)
+        took.append((t0, time.monotonic_ns(), seconds, said))
+    time.sleep(0.5)
+    return took
+
+
+def remove_profiles(tmp):
+    for f in os.listdir(tmp):
+        if f.startswith("heapprof."):
+            os.unlink(os.path.join(tmp, f))
+
+
 def time_target(kind, threads, rounds, tmp):
     """Attach and detach of fresh attach_target processes, one per round."""
     rows = []
@@ -257,17 +278,7 @@ def time_target(kind, threads, rounds, tmp):
         try:
             if proc.stdout.readline().strip() != "ready":
                 raise RuntimeError("attach_target did not say ready")
-            time.sleep(2.5)
-            a0 = time.monotonic_ns()
-            took_a, said_a = run_cmd([HEAPPROF, "attach", str(proc.pid), "-v", "--signal",
-                                      "none"], tool_env(tmp), tmp)
-            a1 = time.monotonic_ns()
-            time.sleep(1.0)
-            d0 = time.monotonic_ns()
-            took_d, said_d = run_cmd([HEAPPROF, "detach", str(proc.pid), "-v"],
-                                     tool_env(tmp), tmp)
-            d1 = time.monotonic_ns()
-            time.sleep(0.5)
+            (a0, a1, took_a, said_a), (d0, d1, took_d, said_d) = attach_detach(proc.pid, tmp)
             proc.send_signal(signal.SIGTERM)
             text = proc.stdout.read()
             if proc.wait() != 0:
@@ -285,9 +296,7 @@ def time_target(kind, threads, rounds, tmp):
             "control": window_figures(gaps, held, a0 - span, a0, kind == "busy"),
             "entered": how_entered(said_a), "entered_detach": how_entered(said_d),
         })
-        for f in os.listdir(tmp):
-            if f.startswith("heapprof."):
-                os.unlink(os.path.join(tmp, f))
+        remove_profiles(tmp)
     return rows
 
 
@@ -339,17 +348,7 @@ def time_redis(rounds, tmp):
                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             pinger = Pinger(port)
             pinger.start()
-            time.sleep(2.5)
-            a0 = time.monotonic_ns()
-            took_a, said_a = run_cmd([HEAPPROF, "attach", str(server.pid), "-v",
-                                      "--signal", "none"], tool_env(tmp), tmp)
-            a1 = time.monotonic_ns()
-            time.sleep(1.0)
-            d0 = time.monotonic_ns()
-            took_d, said_d = run_cmd([HEAPPROF, "detach", str(server.pid), "-v"],
-                                     tool_env(tmp), tmp)
-            d1 = time.monotonic_ns()
-            time.sleep(0.5)
+            (a0, a1, took_a, said_a), (d0, d1, took_d, said_d) = attach_detach(server.pid, tmp)
             pinger.stop = True
             pinger.join(10)
             if load.poll() is not None:
@@ -371,9 +370,7 @@ def time_redis(rounds, tmp):
                      "attach": (worst(a0, a1), None), "detach": (worst(d0, d1), None),
                      "control": (worst(a0 - span, a0), None),
                      "entered": how_entered(said_a), "entered_detach": how_entered(said_d)})
-        for f in os.listdir(tmp):
-            if f.startswith("heapprof."):
-                os.unlink(os.path.join(tmp, f))
+        remove_profiles(tmp)
     return rows
 
 
