@@ -168,28 +168,26 @@ static int start_locked(const char *text) {
     errno = EINVAL;
     return -1;
   }
-  if (alloc_attach_resolve() != 0 || build_hooks() != 0) {
-    nhooks = 0;
-    return -1;
-  }
+  if (alloc_attach_resolve() != 0 || build_hooks() != 0)
+    goto failed;
   /* Records an earlier attach left (put by a thread that was sampling as
    * it detached, or a realloc's put back), whose blocks the program has
    * freed since through the allocator: counted freed now, not in use for
    * ever. */
   alloc_attach_forget();
-  if (control_attach(&cfg) != 0) {
-    nhooks = 0;
-    return -1;
-  }
+  if (control_attach(&cfg) != 0)
+    goto failed;
   if (got_patch(hooks, nhooks, (const void *)&start_locked, NULL) < 0) {
     int err = errno;
     got_restore();
     control_detach();
-    nhooks = 0;
     errno = err;
-    return -1;
+    goto failed;
   }
   return 0;
+failed:
+  nhooks = 0; /* not attached (the test at the top) */
+  return -1;
 }
 
 /* What the last start or stop said (config_capture): the attaching
